@@ -1,0 +1,39 @@
+# `make demo` and `make test` each create .venv on first use and install the project into it.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_LOGGING_LEVEL ?= WARNING
+DEMO_WAREHOUSE ?= .globmed/demo.duckdb
+
+.PHONY: demo test test-slow lint install bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -f $(DEMO_WAREHOUSE) $(DEMO_WAREHOUSE).wal
+	$(VENV)/bin/globmed run --config configs/demo.yaml --warehouse $(DEMO_WAREHOUSE)
+	$(VENV)/bin/globmed status --warehouse $(DEMO_WAREHOUSE)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/collect_bench.py --config configs/shared-real.yaml
+
+clean:
+	rm -rf .globmed .pytest_cache .ruff_cache

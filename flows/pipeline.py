@@ -1,0 +1,106 @@
+"""The pipeline flow: every stage in order, one named task per unit of work.
+
+Stages so far: collect (one task per source, run concurrently). Language ID, translation,
+dedup, quality and export join here as they land.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from globmed_data.collect import collect_source
+from globmed_data.config import LoadedConfig, load_config
+from globmed_data.summary import entry_count_table, run_table
+from globmed_data.warehouse import Warehouse, resolve_warehouse_path
+
+
+# No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
+@task(name="collect-source", task_run_name="collect {source_name}", cache_policy=NO_CACHE)
+def collect_task(wh: Warehouse, loaded: LoadedConfig, source_name: str, run_id: str) -> dict[str, Any]:
+    logger = get_run_logger()
+    report = collect_source(wh, loaded, loaded.config.source(source_name), run_id, log=logger.info)
+    line = (
+        f"{source_name}: {report.status}; {report.records} records, +{report.added} new, "
+        f"{report.updated} updated, {report.quarantined} quarantined, {report.vanished} vanished "
+        f"in {report.seconds:.1f}s"
+    )
+    (logger.error if report.status == "failed" else logger.info)(
+        line + (f": {report.error}" if report.error else "")
+    )
+    return report.as_dict()
+
+
+def _run_status(reports: list[dict[str, Any]]) -> str:
+    failed = sum(r["status"] == "failed" for r in reports)
+    if failed == 0:
+        return "succeeded"
+    return "failed" if failed == len(reports) else "partial"
+
+
+@flow(name="globmed-pipeline", log_prints=True)
+def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, Any]:
+    """Run the pipeline for one config; returns the run summary (also stored in the warehouse)."""
+    loaded = load_config(config_path)
+    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    wh_path = resolve_warehouse_path(warehouse, configured)
+    run_id = uuid.uuid4().hex
+    flow_run_id = flow_run.get_id()
+    sources = [s for s in loaded.config.sources if s.enabled]
+    with Warehouse(wh_path) as wh:
+        wh.start_run(
+            run_id,
+            config_hash=loaded.config.config_hash(),
+            config_path=str(loaded.path),
+            flow_run_id=str(flow_run_id) if flow_run_id else None,
+        )
+        try:
+            runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
+            with runner:
+                futures = [
+                    runner.submit(
+                        collect_task.with_options(tags=["stage:collect", f"source:{s.name}"]),
+                        {"wh": wh, "loaded": loaded, "source_name": s.name, "run_id": run_id},
+                    )
+                    for s in sources
+                ]
+                reports = [f.result() for f in futures]
+        except BaseException as exc:
+            wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
+            raise
+        status = _run_status(reports)
+        counts = {
+            "collect": {
+                r["source"]: {
+                    k: r[k]
+                    for k in ("status", "records", "added", "updated", "unchanged", "quarantined", "vanished")
+                }
+                for r in reports
+            }
+        }
+        wh.finish_run(run_id, status, counts)
+        entry_rows = entry_count_table(wh)
+    table = run_table(reports)
+    create_table_artifact(
+        key="globmed-collect", table=table, description=f"Collect stage per source, run {run_id} ({status})"
+    )
+    if entry_rows:
+        create_table_artifact(
+            key="globmed-entry-counts",
+            table=entry_rows,
+            description="Active entries per source, language, task and stage",
+        )
+    return {
+        "run_id": run_id,
+        "flow_run_id": str(flow_run_id) if flow_run_id else None,
+        "status": status,
+        "warehouse": str(Path(wh_path).resolve()),
+        "sources": reports,
+    }

@@ -1,0 +1,206 @@
+"""The `globmed` command line. Prefect is imported only by `run`, so other commands start fast.
+
+Exit codes: 0 success; 1 unexpected error; 2 invalid configuration or usage (nothing was done);
+3 the run finished but some sources failed (partial); 4 every source failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from globmed_data.config import ConfigError, config_json_schema, load_config
+from globmed_data.warehouse import Warehouse, WarehouseError, resolve_warehouse_path
+
+app = typer.Typer(
+    help="globmed-data: build a versioned multilingual medical dataset.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and validate pipeline configurations.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console(stderr=True)
+# Piped output is not cut at 80 columns: tables stay readable in logs and CI.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+EXIT_CONFIG, EXIT_PARTIAL, EXIT_FAILED = 2, 3, 4
+WarehouseOpt = typer.Option(
+    None,
+    "--warehouse",
+    "-w",
+    help="DuckDB file (default: $GLOBMED_WAREHOUSE, "
+    "then the config's `warehouse`, then .globmed/warehouse.duckdb).",
+)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _open_read(warehouse: Path | None) -> Warehouse:
+    try:
+        return Warehouse(resolve_warehouse_path(warehouse), read_only=True)
+    except WarehouseError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
+@app.command()
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
+    warehouse: Path | None = WarehouseOpt,
+) -> None:
+    """Run the pipeline flow (Prefect; ephemeral unless PREFECT_API_URL points at a server)."""
+    try:
+        loaded = load_config(config)  # refuse an invalid config before Prefect even starts
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.pipeline import pipeline_flow
+
+    enabled = [s.name for s in loaded.config.sources if s.enabled]
+    console.print(f"running [bold]{loaded.config.name}[/] ({len(enabled)} sources) from {config}")
+    result = pipeline_flow(config_path=str(config), warehouse=str(warehouse) if warehouse else None)
+    _print_run(result)
+    code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[result["status"]]
+    raise typer.Exit(code)
+
+
+def _print_run(result: dict[str, Any]) -> None:
+    table = Table(title=f"run {result['run_id'][:12]} — {result['status']}", title_justify="left")
+    for col in (
+        "source",
+        "status",
+        "files",
+        "records",
+        "added",
+        "updated",
+        "unchanged",
+        "quarantined",
+        "vanished",
+        "seconds",
+    ):
+        table.add_column(col, justify="left" if col in ("source", "status") else "right")
+    for r in result["sources"]:
+        style = {"failed": "red", "skipped": "dim"}.get(r["status"], "")
+        table.add_row(
+            r["source"],
+            r["status"],
+            str(r["files"]),
+            str(r["records"]),
+            str(r["added"]),
+            str(r["updated"]),
+            str(r["unchanged"]),
+            str(r["quarantined"]),
+            str(r["vanished"]),
+            f"{r['seconds']:.2f}",
+            style=style,
+        )
+    out.print(table)
+    for r in result["sources"]:
+        if r["error"]:
+            console.print(f"[red]{r['source']}[/]: {r['error']}", highlight=False)
+    console.print(f"warehouse: {result['warehouse']}")
+
+
+@app.command()
+def status(
+    warehouse: Path | None = WarehouseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one stable JSON object (docs/cli.md)."),
+) -> None:
+    """Counts per source, language, task and stage, and quarantine counts by reason."""
+    from globmed_data.summary import status as status_of
+
+    with _open_read(warehouse) as wh:
+        data = status_of(wh)
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    out.print(
+        f"[bold]{data['entries']}[/] active entries in {data['warehouse']} "
+        f"({data['quarantined']} quarantined records, {data['vanished']} vanished entries)"
+    )
+    for title, key in (
+        ("language", "by_language"),
+        ("task", "by_task"),
+        ("source", "by_source"),
+        ("split", "by_split"),
+        ("quarantine reason", "quarantine_by_reason"),
+    ):
+        table = Table(title=f"by {title}", title_justify="left")
+        table.add_column(title)
+        table.add_column("count", justify="right")
+        for k, v in data[key].items():
+            table.add_row(k, str(v))
+        out.print(table)
+    if data["last_run"]:
+        lr = data["last_run"]
+        table = Table(title=f"last run {lr['run_id'][:12]} ({lr['status']})", title_justify="left")
+        for col in ("stage", "source", "status", "seconds", "records", "added", "quarantined"):
+            table.add_column(col)
+        for s in lr["stages"]:
+            c = s["counts"]
+            table.add_row(
+                s["stage"],
+                s["source"],
+                s["status"],
+                f"{s['seconds'] or 0:.2f}",
+                str(c.get("records", "")),
+                str(c.get("added", "")),
+                str(c.get("quarantined", "")),
+            )
+        out.print(table)
+
+
+@app.command()
+def quarantine(
+    warehouse: Path | None = WarehouseOpt,
+    source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
+    reason: str | None = typer.Option(None, "--reason", "-r", help="Only this reason code."),
+    limit: int = typer.Option(50, "--limit", "-n", help="At most this many rows (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of records."),
+) -> None:
+    """List quarantined records with their reason codes."""
+    from globmed_data.summary import quarantine_rows
+
+    with _open_read(warehouse) as wh:
+        rows = quarantine_rows(wh, source, reason, limit or None)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    table = Table(title=f"{len(rows)} quarantined record(s)", title_justify="left")
+    for col in ("source", "where", "reason", "detail", "payload"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        payload = (r["payload"] or "")[:80].replace("\n", " ")
+        table.add_row(r["source"], f"{r['file']}:{r['locator']}", r["reason"], r["detail"] or "", payload)
+    out.print(table)
+
+
+@config_app.command("validate")
+def config_validate(config: Path = typer.Argument(..., help="Pipeline config (YAML).")) -> None:
+    """Validate a config without running anything."""
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    names = ", ".join(s.name for s in loaded.config.sources)
+    out.print(f"{config}: valid ({len(loaded.config.sources)} sources: {names})")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the pipeline config (schemas/pipeline-config.schema.json)."""
+    sys.stdout.write(json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Source connectors: file readers, the Hub connector, field mapping and format presets."""

@@ -1,0 +1,134 @@
+"""Find the files a source reads: local globs, or a Hub dataset snapshot."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from globmed_data.config import FileSource, HubSource, LoadedConfig
+
+
+class SourceError(RuntimeError):
+    """The source cannot be read at all (missing files, unreachable Hub repo...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: Path  # absolute
+    rel: str  # stable name inside the source (used in keys, split/language patterns)
+    size: int
+
+    def sha256(self) -> str:
+        with self.path.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    files: list[SourceFile]
+    revision: str | None  # Hub commit sha; None for local files
+
+
+def _static_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard: file names are taken relative to it."""
+    parts = Path(pattern).parts
+    static = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        static.append(part)
+    root = Path(*static) if static else Path(".")
+    return root.parent if root.is_file() or len(static) == len(parts) else root
+
+
+def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
+    found: dict[str, SourceFile] = {}
+    excluded = [str(loaded.resolve(x)) for x in source.exclude]
+    for raw in source.paths:
+        pattern = str(loaded.resolve(raw))
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            if not matches:
+                raise SourceError(f"source '{source.name}': no files match {raw!r} (resolved to {pattern})")
+        else:
+            if not Path(pattern).exists():
+                raise SourceError(f"source '{source.name}': file not found: {raw!r} (resolved to {pattern})")
+            matches = [pattern]
+        root = _static_root(pattern)
+        for match in matches:
+            path = Path(match)
+            if path.is_dir() or any(fnmatch.fnmatch(match, x) for x in excluded):
+                continue
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if rel in found and found[rel].path != path.resolve():
+                raise SourceError(
+                    f"source '{source.name}': two files share the name {rel!r} "
+                    f"({found[rel].path} and {path}); split them into two sources"
+                )
+            found[rel] = SourceFile(path.resolve(), rel, path.stat().st_size)
+    if not found:
+        raise SourceError(f"source '{source.name}': every matching file was excluded")
+    return Located(sorted(found.values(), key=lambda f: f.rel), None)
+
+
+def _folder_files(root: Path, patterns: list[str]) -> list[SourceFile]:
+    files = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith(".") and any(fnmatch.fnmatch(rel, p) for p in patterns):
+            files.append(SourceFile(path.resolve(), rel, path.stat().st_size))
+    return files
+
+
+def hub_revision(source: HubSource) -> str:
+    """Resolve the configured revision (branch, tag or sha) to a commit sha."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=source.endpoint, token=os.environ.get(source.token_env) or False)
+    try:
+        info = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=source.revision)
+    except Exception as exc:  # network errors, 404, auth: all end the source with a clear message
+        where = source.endpoint or "the Hugging Face Hub"
+        raise SourceError(
+            f"source '{source.name}': cannot reach {source.repo_type} repo '{source.repo_id}' "
+            f"at revision '{source.revision}' on {where}: {type(exc).__name__}: {exc}"
+        ) from None
+    if not info.sha:
+        raise SourceError(f"source '{source.name}': the Hub gave no commit sha for '{source.revision}'")
+    return info.sha
+
+
+def locate_hub(source: HubSource, loaded: LoadedConfig, revision: str | None) -> Located:
+    """Files of a Hub dataset at `revision` (a sha from hub_revision), or of its local snapshot."""
+    if source.local_path:
+        root = loaded.resolve(source.local_path)
+        if not root.is_dir():
+            raise SourceError(f"source '{source.name}': local_path {root} is not a folder")
+        files = _folder_files(root, source.files)
+    else:
+        from huggingface_hub import snapshot_download
+
+        try:
+            root = Path(
+                snapshot_download(
+                    source.repo_id,
+                    repo_type=source.repo_type,
+                    revision=revision,
+                    allow_patterns=source.files,
+                    endpoint=source.endpoint,
+                    token=os.environ.get(source.token_env) or False,
+                )
+            )
+        except Exception as exc:
+            raise SourceError(
+                f"source '{source.name}': download of '{source.repo_id}'@{revision} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        files = _folder_files(root, source.files)
+    if not files:
+        raise SourceError(f"source '{source.name}': no files match {source.files} in the snapshot")
+    return Located(files, revision)

@@ -1,0 +1,401 @@
+"""Declarative field mapping: a raw record in, a canonical entry out (or a reason it can't be).
+
+Every failure is a MappingError with a reason code from QUARANTINE_REASONS, so the
+caller can quarantine the record and go on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from globmed_data.config import (
+    AnswerSpec,
+    FieldRef,
+    LabelSpec,
+    MappingSpec,
+    OptionsSpec,
+    SourceBase,
+    ValueSpec,
+)
+from globmed_data.ids import canonical_json, content_hash, entry_id, stable_hash
+from globmed_data.normalize import clean_text, split_labelled_options, strip_option_labels
+
+# Reason codes a record can be quarantined with (documented in docs/configuration.md).
+QUARANTINE_REASONS = {
+    "malformed_json": "the line is not valid JSON",
+    "malformed_row": "a CSV/TSV row whose cell count differs from the header",
+    "bad_encoding": "bytes that are not valid in the source's encoding",
+    "not_an_object": "a JSON value that is not an object",
+    "record_too_large": "larger than collect.max_record_bytes",
+    "missing_key": "a key field named in the mapping is absent",
+    "duplicate_key": "another record of the same source has the same key",
+    "duplicate_record": "an identical record already stands earlier in the same (keyless) source",
+    "missing_field": "a required field (question, premise, ...) is absent or empty",
+    "missing_options": "an MCQA record without options",
+    "too_few_options": "fewer than two non-empty options",
+    "missing_answer": "no answer / label given",
+    "invalid_answer": "the answer cannot be read in the declared style",
+    "answer_out_of_range": "the answer names an option that does not exist",
+    "invalid_label": "a label outside the task's label set",
+    "missing_language": "no language could be determined",
+    "invalid_language": "the language is not a language code",
+    "file_unreadable": "the whole file could not be read (not JSON, wrong record_path...)",
+}
+YES_NO_LABELS = ("yes", "no", "maybe")
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+_DEFAULT_LABELS = {
+    "yes_no": {
+        "yes": "yes",
+        "no": "no",
+        "maybe": "maybe",
+        "y": "yes",
+        "n": "no",
+        "true": "yes",
+        "false": "no",
+    },
+    "nli": {
+        "entailment": "entailment",
+        "neutral": "neutral",
+        "contradiction": "contradiction",
+        "e": "entailment",
+        "n": "neutral",
+        "c": "contradiction",
+    },
+}
+SPLITS = {
+    "train": "train",
+    "training": "train",
+    "dev": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+    "testing": "test",
+}
+_LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+_LETTER_TOKENS = re.compile(r"[\s,;/&+、，・]+")
+_NO_ANSWER = {"na", "n/a", "none", "null", "nan", "-", "?"}
+_MISSING = object()
+
+
+class MappingError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def get_field(record: dict[str, Any], ref: FieldRef | None, extra: dict[str, Any]) -> Any:
+    """Look a (dotted) field up; with a list of candidates the first present one wins."""
+    if ref is None:
+        return None
+    for candidate in [ref] if isinstance(ref, str) else ref:
+        value = _lookup(record, candidate, extra)
+        if value is not _MISSING:
+            return value
+    return None
+
+
+def _lookup(record: dict[str, Any], path: str, extra: dict[str, Any]) -> Any:
+    if path in extra:
+        return extra[path]
+    if path in record:
+        return record[path]
+    node: Any = record
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, bool | int | float):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return clean_text("\n".join(value))
+    raise MappingError("missing_field", f"expected text, got {type(value).__name__}")
+
+
+def _letter_indices(token: str, item: Any) -> list[int]:
+    """'C', '(c)', 'C.' -> [2]; a run of distinct letters '(ACE)' -> [0, 2, 4].
+
+    Alternatives ('a or d': either was accepted) and words are refused.
+    """
+    if token.lower() == "or":
+        raise MappingError("invalid_answer", f"{item!r} gives alternative answers, not one answer set")
+    letters = token.strip("()[]. ")
+    if letters.isascii() and letters.isalpha() and len(letters) <= 10 and len(set(letters)) == len(letters):
+        return [ord(c.upper()) - ord("A") for c in letters]
+    raise MappingError("invalid_answer", f"{item!r} is not a letter answer")
+
+
+def canonical_language(code: str) -> str:
+    parts = code.replace("_", "-").split("-")
+    out = [parts[0].lower()]
+    for p in parts[1:]:
+        out.append(p.upper() if len(p) == 2 else p.title() if len(p) == 4 else p.lower())
+    return "-".join(out)
+
+
+def canonical_split(name: str) -> str:
+    name = name.strip().lower()
+    return SPLITS.get(name, name)
+
+
+@dataclass(slots=True)
+class FileContext:
+    """What is known about a file before reading its records (path-derived values)."""
+
+    rel_path: str
+    language: str | None
+    split: str | None
+
+
+class RecordMapper:
+    def __init__(self, source: SourceBase) -> None:
+        self.source = source
+        self.spec: MappingSpec = source.resolved_mapping()
+        assert source.language is not None  # enforced by config validation
+        self.language_spec: ValueSpec = source.language
+        self.split_spec: ValueSpec = source.split
+
+    # -- per file -------------------------------------------------------------------
+    def file_context(self, rel_path: str) -> FileContext:
+        return FileContext(
+            rel_path=rel_path,
+            language=self._path_value(self.language_spec, rel_path),
+            split=self._path_value(self.split_spec, rel_path),
+        )
+
+    @staticmethod
+    def _path_value(spec: ValueSpec, rel_path: str) -> str | None:
+        if spec.value is not None:
+            return spec.map.get(spec.value, spec.value)
+        if spec.pattern is not None:
+            m = re.search(spec.pattern, rel_path)
+            if m:
+                return spec.map.get(m.group(1), m.group(1))
+            return spec.default
+        return None  # field-based: per record
+
+    def _record_value(self, spec: ValueSpec, pre: str | None, record: dict, extra: dict) -> str | None:
+        if pre is not None or spec.field is None:
+            return pre if pre is not None else spec.default
+        value = get_field(record, spec.field, extra)
+        if value is None or value == "":
+            return spec.default
+        value = str(value)
+        return spec.map.get(value, value)
+
+    # -- per record -----------------------------------------------------------------
+    def record_key(self, record: dict[str, Any], extra: dict[str, Any], raw_text: str | None) -> str:
+        if not self.spec.key:
+            body = raw_text if raw_text is not None else canonical_json(record)
+            return "h:" + stable_hash("raw", body)
+        parts = []
+        for name in self.spec.key:
+            value = get_field(record, name, extra)
+            if value is None or value == "":
+                raise MappingError("missing_key", f"key field '{name}' is absent")
+            parts.append(str(value))
+        return ":".join(parts)
+
+    def parent_key(self, record: dict[str, Any], extra: dict[str, Any]) -> str | None:
+        link = self.source.translation_of
+        if link is None:
+            return None
+        parts = [get_field(record, k, extra) for k in link.key]
+        if any(p is None or p == "" for p in parts):
+            return None
+        return entry_id(link.source, ":".join(str(p) for p in parts))
+
+    def map(
+        self, record: dict[str, Any], extra: dict[str, Any], ctx: FileContext, key: str
+    ) -> dict[str, Any]:
+        spec = self.spec
+        language = self._record_value(self.language_spec, ctx.language, record, extra)
+        if not language:
+            raise MappingError("missing_language", "no language from the source spec or record")
+        if not _LANG.match(language):
+            raise MappingError("invalid_language", f"'{language}' is not a language code")
+        split = self._record_value(self.split_spec, ctx.split, record, extra) or "train"
+        entry: dict[str, Any] = {
+            "entry_id": entry_id(self.source.name, key),
+            "source": self.source.name,
+            "record_key": key,
+            "task": spec.task,
+            "language": canonical_language(language),
+            "split": canonical_split(split),
+            "question": None,
+            "context": None,
+            "options": None,
+            "answer_indices": None,
+            "label": None,
+            "premise": None,
+            "hypothesis": None,
+            "answer": None,
+            "rationale": self._optional_text(record, spec.rationale, extra),
+            "origin": self.source.origin,
+            "parent_entry_id": self.parent_key(record, extra),
+            "license": self.source.license,
+            "metadata": self._metadata(record, extra),
+        }
+        if spec.task == "mcqa":
+            entry["question"] = self._required_text(record, spec.question, extra, "question")
+            entry["context"] = self._optional_text(record, spec.context, extra)
+            assert spec.options is not None and spec.answer is not None
+            options, ids = self._options(record, spec.options, extra)
+            entry["options"] = options
+            entry["answer_indices"] = self._answer(record, spec.answer, options, ids, extra)
+        elif spec.task == "yes_no":
+            entry["question"] = self._required_text(record, spec.question, extra, "question")
+            entry["context"] = self._optional_text(record, spec.context, extra)
+            assert spec.label is not None
+            entry["label"] = self._label(record, spec.label, extra, YES_NO_LABELS)
+        elif spec.task == "nli":
+            entry["premise"] = self._required_text(record, spec.premise, extra, "premise")
+            entry["hypothesis"] = self._required_text(record, spec.hypothesis, extra, "hypothesis")
+            assert spec.label is not None
+            entry["label"] = self._label(record, spec.label, extra, NLI_LABELS)
+        else:
+            entry["question"] = self._required_text(record, spec.question, extra, "question")
+            entry["answer"] = self._required_text(record, spec.answer_text, extra, "answer")
+        entry["content_hash"] = content_hash(entry)
+        return entry
+
+    # -- fields ---------------------------------------------------------------------
+    def _optional_text(self, record: dict, ref: FieldRef | None, extra: dict) -> str | None:
+        text = _text(get_field(record, ref, extra))
+        return text or None
+
+    def _required_text(self, record: dict, ref: FieldRef | None, extra: dict, name: str) -> str:
+        text = self._optional_text(record, ref, extra)
+        if not text:
+            raise MappingError("missing_field", f"'{name}' (from {ref}) is absent or empty")
+        return text
+
+    def _metadata(self, record: dict, extra: dict) -> str | None:
+        if not self.spec.metadata:
+            return None
+        meta = {k: get_field(record, ref, extra) for k, ref in self.spec.metadata.items()}
+        meta = {k: v for k, v in meta.items() if v not in (None, "", [], {})}
+        return canonical_json(meta) if meta else None
+
+    def _options(self, record: dict, spec: OptionsSpec, extra: dict) -> tuple[list[str], list[str]]:
+        """Returns the option texts and, per option, the id an answer may refer to."""
+        if spec.style == "columns":
+            assert spec.fields is not None
+            raw = [get_field(record, f, extra) for f in spec.fields]
+            pairs = [(chr(ord("A") + i), v) for i, v in enumerate(raw) if v not in (None, "")]
+        else:
+            value = get_field(record, spec.field, extra)
+            if value is None or value in ("", [], {}):
+                raise MappingError("missing_options", f"no options in '{spec.field}'")
+            pairs = self._option_pairs(value, spec)
+        texts = [(_text(v) or "") for _, v in pairs]
+        if spec.style in ("list", "columns"):
+            texts = strip_option_labels(texts)
+        if sum(1 for t in texts if t) < 2:
+            raise MappingError("too_few_options", f"{sum(1 for t in texts if t)} non-empty option(s)")
+        return texts, [str(i) for i, _ in pairs]
+
+    @staticmethod
+    def _option_pairs(value: Any, spec: OptionsSpec) -> list[tuple[str, Any]]:
+        if spec.style == "list":
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    raise MappingError("missing_options", "options string is not a JSON list") from None
+            if not isinstance(value, list):
+                raise MappingError("missing_options", f"expected a list, got {type(value).__name__}")
+            return [(chr(ord("A") + i), v) for i, v in enumerate(value)]
+        if spec.style == "letter_dict":
+            if not isinstance(value, dict):
+                raise MappingError(
+                    "missing_options", f"expected an object of letters, got {type(value).__name__}"
+                )
+            return [(k.upper(), value[k]) for k in sorted(value, key=lambda k: k.lower())]
+        if spec.style == "text":
+            if not isinstance(value, str):
+                raise MappingError("missing_options", "expected option text like '(A) ...'")
+            return split_labelled_options(value)
+        # objects
+        if not isinstance(value, list) or not all(isinstance(o, dict) for o in value):
+            raise MappingError("missing_options", "expected a list of option objects")
+        return [(str(o.get(spec.id_field)), o.get(spec.text_field)) for o in value]
+
+    def _answer(
+        self, record: dict, spec: AnswerSpec, options: list[str], ids: list[str], extra: dict
+    ) -> list[int]:
+        value = get_field(record, spec.field, extra)
+        items = [
+            v
+            for v in (value if isinstance(value, list) else [value])
+            if v is not None and str(v).strip(" ,;") != ""
+        ]
+        if not items or all(str(v).strip().lower() in _NO_ANSWER for v in items):
+            raise MappingError("missing_answer", f"no answer in '{spec.field}' (got {value!r})")
+        indices: set[int] = set()
+        for item in items:
+            indices.update(self._answer_item(item, spec, options, ids))
+        bad = sorted(i for i in indices if not 0 <= i < len(options))
+        if bad:
+            raise MappingError(
+                "answer_out_of_range", f"answer {value!r} names option(s) beyond the {len(options)} given"
+            )
+        return sorted(indices)
+
+    @staticmethod
+    def _answer_item(item: Any, spec: AnswerSpec, options: list[str], ids: list[str]) -> list[int]:
+        if spec.style == "letter":
+            tokens = [t for t in _LETTER_TOKENS.split(str(item).strip()) if t]
+            return [i for tok in tokens for i in _letter_indices(tok, item)]
+        if spec.style == "index":
+            try:
+                return [int(item) - spec.index_base]
+            except (TypeError, ValueError):
+                raise MappingError("invalid_answer", f"{item!r} is not an option index") from None
+        if spec.style == "id":
+            try:
+                return [ids.index(str(item))]
+            except ValueError:
+                raise MappingError("answer_out_of_range", f"no option has id {item!r}") from None
+        text = clean_text(str(item)).casefold()
+        for i, option in enumerate(options):
+            if option.casefold() == text:
+                return [i]
+        raise MappingError("answer_out_of_range", f"answer text {str(item)[:80]!r} is not among the options")
+
+    def _label(self, record: dict, spec: LabelSpec, extra: dict, allowed: tuple[str, ...]) -> str:
+        value = get_field(record, spec.field, extra)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if value is None or value == "":
+            raise MappingError("missing_answer", f"no label in '{spec.field}'")
+        raw = str(value)
+        if spec.choices_field:
+            choices = get_field(record, spec.choices_field, extra)
+            letter = raw.strip("() .").upper()
+            if not isinstance(choices, list) or len(letter) != 1 or not letter.isalpha():
+                raise MappingError("invalid_label", f"{raw!r} does not pick one of '{spec.choices_field}'")
+            idx = ord(letter) - ord("A")
+            if not 0 <= idx < len(choices):
+                raise MappingError("answer_out_of_range", f"{raw!r} is beyond {len(choices)} choices")
+            raw = str(choices[idx])
+        values = {k.casefold(): v for k, v in (spec.values or _DEFAULT_LABELS[self.spec.task]).items()}
+        label = values.get(clean_text(raw).casefold())
+        if label not in allowed:
+            raise MappingError("invalid_label", f"{raw!r} is not one of {', '.join(allowed)}")
+        return label

@@ -1,0 +1,239 @@
+"""Streaming readers: one file in, raw records (or per-record read errors) out.
+
+JSONL, CSV/TSV and Parquet stream, so a multi-GB file never has to fit in memory.
+A JSON document (array or nested object) is parsed whole: keep very large data in JSONL
+or Parquet. A record that cannot be read yields a RawItem with an error instead of a
+record, so the caller can quarantine it and go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BOM = b"\xef\xbb\xbf"
+FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
+_SUFFIXES = {
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
+csv.field_size_limit(sys.maxsize)
+
+
+@dataclass(slots=True)
+class RawItem:
+    """One record as read: `record` is set, or `reason`/`detail` say why it could not be read."""
+
+    locator: str  # "L12" (line), "#3" (array index), "exams/X/data#3", "R40" (row)
+    record: dict[str, Any] | None = None
+    raw_text: str | None = None  # the record's original text, when the format has one
+    size: int = 0
+    reason: str | None = None
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # synthetic fields: _path
+
+
+class FileReadError(Exception):
+    """The whole file could not be read (missing, not valid JSON, wrong format...)."""
+
+
+def detect_format(path: Path, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise FileReadError(
+            f"{path}: cannot tell the format from the suffix '{path.suffix}'; set `format` "
+            f"to one of {', '.join(FORMATS)}"
+        )
+    return fmt
+
+
+def read_file(
+    path: Path, fmt: str, *, encoding: str, record_path: str | None, max_record_bytes: int
+) -> Iterator[RawItem]:
+    if fmt == "jsonl":
+        yield from _read_jsonl(path, encoding, max_record_bytes)
+    elif fmt in ("csv", "tsv"):
+        yield from _read_csv(path, encoding, "\t" if fmt == "tsv" else ",", max_record_bytes)
+    elif fmt == "parquet":
+        yield from _read_parquet(path)
+    elif fmt == "json":
+        yield from _read_json(path, encoding, record_path)
+    else:  # pragma: no cover - config validation forbids it
+        raise FileReadError(f"unsupported format {fmt}")
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        encoding = "utf-8-sig" if data.startswith(BOM) else "utf-8"
+    return data.decode(encoding)
+
+
+def _excerpt(data: bytes, limit: int = 65536) -> str:
+    return data[:limit].decode("utf-8", errors="replace")
+
+
+def _read_jsonl(path: Path, encoding: str, max_bytes: int) -> Iterator[RawItem]:
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if lineno == 1 and line.startswith(BOM):
+                line = line[len(BOM) :]
+            if not line.strip():
+                continue
+            loc = f"L{lineno}"
+            size = len(line)
+            if size > max_bytes:
+                yield RawItem(
+                    loc,
+                    raw_text=_excerpt(line),
+                    size=size,
+                    reason="record_too_large",
+                    detail=f"{size} bytes > max_record_bytes {max_bytes}",
+                )
+                continue
+            try:
+                text = _decode(line, encoding)
+            except UnicodeDecodeError as exc:
+                yield RawItem(
+                    loc,
+                    raw_text=_excerpt(line),
+                    size=size,
+                    reason="bad_encoding",
+                    detail=f"not valid {encoding} at byte {exc.start}: {exc.reason}",
+                )
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield RawItem(
+                    loc,
+                    raw_text=text[:65536],
+                    size=size,
+                    reason="malformed_json",
+                    detail=f"{exc.msg} at column {exc.colno}",
+                )
+                continue
+            yield _object_item(loc, obj, text, size)
+
+
+def _object_item(loc: str, obj: Any, text: str | None, size: int, **extra: Any) -> RawItem:
+    if not isinstance(obj, dict):
+        return RawItem(
+            loc,
+            raw_text=(text or json.dumps(obj, ensure_ascii=False))[:65536],
+            size=size,
+            reason="not_an_object",
+            detail=f"expected a JSON object, got {type(obj).__name__}",
+        )
+    return RawItem(loc, record=obj, raw_text=text, size=size, extra=extra)
+
+
+def _read_csv(path: Path, encoding: str, delimiter: str, max_bytes: int) -> Iterator[RawItem]:
+    # surrogateescape keeps undecodable bytes visible per row instead of failing the file.
+    enc = "utf-8-sig" if encoding.replace("_", "-").lower() in ("utf-8", "utf8") else encoding
+    with path.open("r", encoding=enc, errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        for row in reader:
+            loc = f"L{reader.line_num}"
+            if not any(cell.strip() for cell in row):
+                continue
+            text = delimiter.join(row)
+            size = len(text.encode("utf-8", errors="surrogateescape"))
+            if size > max_bytes:
+                yield RawItem(
+                    loc,
+                    raw_text=_safe(text[:65536]),
+                    size=size,
+                    reason="record_too_large",
+                    detail=f"{size} bytes > max_record_bytes {max_bytes}",
+                )
+                continue
+            if _has_surrogates(text):
+                yield RawItem(
+                    loc,
+                    raw_text=_safe(text),
+                    size=size,
+                    reason="bad_encoding",
+                    detail=f"row is not valid {encoding}",
+                )
+                continue
+            if len(row) != len(header):
+                yield RawItem(
+                    loc,
+                    raw_text=text,
+                    size=size,
+                    reason="malformed_row",
+                    detail=f"{len(row)} cells, header has {len(header)}",
+                )
+                continue
+            yield RawItem(loc, record=dict(zip(header, row, strict=True)), raw_text=text, size=size)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _safe(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+
+
+def _read_parquet(path: Path) -> Iterator[RawItem]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        raise FileReadError(f"{path}: not a readable Parquet file: {exc}") from None
+    row = 0
+    for batch in pf.iter_batches(batch_size=4096):
+        for obj in batch.to_pylist():
+            yield RawItem(f"R{row}", record=obj)
+            row += 1
+
+
+def _read_json(path: Path, encoding: str, record_path: str | None) -> Iterator[RawItem]:
+    data = path.read_bytes()
+    try:
+        doc = json.loads(_decode(data, encoding))
+    except UnicodeDecodeError as exc:
+        raise FileReadError(f"{path}: not valid {encoding} at byte {exc.start}: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise FileReadError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    steps = record_path.split(".") if record_path else []
+    yield from _walk(doc, steps, [], [], path)
+
+
+def _walk(node: Any, steps: list[str], trail: list[str], wild: list[str], path: Path) -> Iterator[RawItem]:
+    if not steps:
+        prefix = "/".join(trail)
+        extra = {"_path": "/".join(wild)} if wild else {}
+        if isinstance(node, list):
+            for i, obj in enumerate(node):
+                yield _object_item(f"{prefix}#{i}", obj, None, 0, **extra)
+        else:
+            yield _object_item(f"{prefix}#0", node, None, 0, **extra)
+        return
+    step, rest = steps[0], steps[1:]
+    if not isinstance(node, dict):
+        raise FileReadError(f"{path}: record_path step '{step}' at '{'/'.join(trail)}' needs an object")
+    if step == "*":
+        for key, child in node.items():
+            yield from _walk(child, rest, [*trail, key], [*wild, key], path)
+    elif step in node:
+        yield from _walk(node[step], rest, [*trail, step], wild, path)
+    else:
+        raise FileReadError(f"{path}: record_path step '{step}' not found at '{'/'.join(trail) or '(root)'}'")

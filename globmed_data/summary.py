@@ -1,0 +1,133 @@
+"""Counts over the warehouse: `globmed status`, run summaries and the flow's artifacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from globmed_data.warehouse import Warehouse
+
+STATUS_JSON_VERSION = 1
+
+
+def _pairs(wh: Warehouse, sql: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in wh.query(sql)}
+
+
+def status(wh: Warehouse) -> dict[str, Any]:
+    """The stable `status --json` object (documented in docs/cli.md)."""
+    active = "FROM entries WHERE status = 'active'"
+    total = wh.query(f"SELECT count(*) {active}")[0][0]
+    last = wh.query_dicts(
+        "SELECT run_id, flow_run_id, status, started_at, finished_at FROM runs "
+        "ORDER BY started_at DESC LIMIT 1"
+    )
+    stages = wh.query_dicts(
+        "SELECT stage, source, status, seconds, counts FROM run_stages WHERE run_id = ? "
+        "ORDER BY stage, source",
+        [last[0]["run_id"]] if last else [""],
+    )
+    return {
+        "version": STATUS_JSON_VERSION,
+        "warehouse": str(wh.path),
+        "schema_version": wh.schema_version(),
+        "entries": int(total),
+        "by_language": _pairs(wh, f"SELECT language, count(*) {active} GROUP BY 1 ORDER BY 1"),
+        "by_task": _pairs(wh, f"SELECT task, count(*) {active} GROUP BY 1 ORDER BY 1"),
+        "by_source": _pairs(wh, f"SELECT source, count(*) {active} GROUP BY 1 ORDER BY 1"),
+        "by_split": _pairs(wh, f"SELECT split, count(*) {active} GROUP BY 1 ORDER BY 1"),
+        "by_origin": _pairs(wh, f"SELECT origin, count(*) {active} GROUP BY 1 ORDER BY 1"),
+        "by_source_language_task": [
+            {"source": s, "language": lang, "task": t, "entries": int(n)}
+            for s, lang, t, n in wh.query(
+                f"SELECT source, language, task, count(*) {active} GROUP BY ALL ORDER BY ALL"
+            )
+        ],
+        "vanished": int(wh.query("SELECT count(*) FROM entries WHERE status = 'vanished'")[0][0]),
+        "quarantined": int(wh.query("SELECT count(*) FROM quarantine")[0][0]),
+        "quarantine_by_reason": _pairs(wh, "SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"),
+        "quarantine_by_source": _pairs(wh, "SELECT source, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"),
+        "sources": [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+            for row in wh.query_dicts(
+                "SELECT source, kind, status, revision, files, active_entries, quarantined, error "
+                "FROM v_sources ORDER BY source"
+            )
+        ],
+        "last_run": (
+            {
+                **{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in last[0].items()},
+                "stages": [
+                    {**{k: v for k, v in s.items() if k != "counts"}, "counts": _stage_counts(s["counts"])}
+                    for s in stages
+                ],
+            }
+            if last
+            else None
+        ),
+    }
+
+
+_STAGE_KEYS = (
+    "files",
+    "files_unchanged",
+    "records",
+    "added",
+    "updated",
+    "unchanged",
+    "quarantined",
+    "vanished",
+)
+
+
+def _stage_counts(raw: str | None) -> dict[str, int]:
+    counts = json.loads(raw) if raw else {}
+    return {k: counts[k] for k in _STAGE_KEYS if k in counts}
+
+
+def quarantine_rows(
+    wh: Warehouse, source: str | None = None, reason: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes, run_id "
+        "FROM quarantine WHERE ($source IS NULL OR source = $source) "
+        "AND ($reason IS NULL OR reason = $reason) ORDER BY source, file, locator"
+    )
+    params: dict[str, Any] = {"source": source, "reason": reason}
+    if limit is not None:
+        sql += " LIMIT $limit"
+        params["limit"] = limit
+    with wh._lock:
+        cur = wh.con.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def run_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per source for this run's collect stage."""
+    return [
+        {
+            "source": r["source"],
+            "status": r["status"],
+            "files": r["files"],
+            "unchanged_files": r["files_unchanged"],
+            "records": r["records"],
+            "added": r["added"],
+            "updated": r["updated"],
+            "unchanged": r["unchanged"],
+            "quarantined": r["quarantined"],
+            "vanished": r["vanished"],
+            "seconds": r["seconds"],
+            "error": r["error"] or "",
+        }
+        for r in reports
+    ]
+
+
+def entry_count_table(wh: Warehouse) -> list[dict[str, Any]]:
+    """Active entries and quarantined records per source and language, after the run."""
+    rows = wh.query_dicts(
+        """SELECT source, language, task, 'collect' AS stage, count(*) AS entries
+           FROM entries WHERE status = 'active' GROUP BY ALL ORDER BY source, language, task"""
+    )
+    return [{k: (int(v) if k == "entries" else v) for k, v in r.items()} for r in rows]

@@ -1,0 +1,447 @@
+"""The DuckDB warehouse: the single source of truth and the hand-off between stages.
+
+Opening a warehouse applies any pending numbered migrations from warehouse/migrations.
+Every write a stage makes for one batch happens in one transaction, so a run killed at any
+point leaves a consistent warehouse that the next run completes. One process holds the file
+(DuckDB's own lock); threads in that process share one connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+ENV_VAR = "GLOBMED_WAREHOUSE"
+DEFAULT_PATH = Path(".globmed") / "warehouse.duckdb"
+_MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+def resolve_warehouse_path(flag: str | Path | None, configured: Path | None = None) -> Path:
+    """Precedence: --warehouse flag, then $GLOBMED_WAREHOUSE, then the config, then the default."""
+    if flag:
+        return Path(flag)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return configured or DEFAULT_PATH
+
+
+def migrations_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here.parent / "warehouse" / "migrations",
+        here / "_bundled" / "warehouse" / "migrations",
+    ):
+        if candidate.is_dir():
+            return candidate
+    raise WarehouseError("warehouse migrations not found (broken installation?)")
+
+
+def list_migrations() -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(migrations_dir().iterdir()):
+        m = _MIGRATION.match(path.name)
+        if m:
+            found.append((int(m.group(1)), m.group(2), path))
+    return found
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Arrow schemas of the batches a collect step writes (order = column order of the tables).
+RAW_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("record_key", pa.string()),
+        ("file", pa.string()),
+        ("locator", pa.string()),
+        ("raw_hash", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("locator", pa.string()),
+        ("record_key", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("payload", pa.string()),
+        ("payload_bytes", pa.int64()),
+    ]
+)
+ENTRY_COLUMNS = (
+    "entry_id",
+    "source",
+    "record_key",
+    "content_hash",
+    "task",
+    "language",
+    "split",
+    "question",
+    "context",
+    "options",
+    "answer_indices",
+    "label",
+    "premise",
+    "hypothesis",
+    "answer",
+    "rationale",
+    "origin",
+    "parent_entry_id",
+    "license",
+    "metadata",
+)
+
+
+@dataclass(slots=True)
+class FileDone:
+    """Marks a file as completely collected, in the same transaction as its last batch."""
+
+    file: str
+    size: int
+    sha256: str
+    spec_hash: str
+    records: int
+
+
+class Warehouse:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise WarehouseError(f"no warehouse at {self.path}: run `globmed run` first or pass --warehouse")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+        if not read_only:
+            self.migrate()
+        else:
+            self._check_version()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- migrations ---------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order, each in its own transaction."""
+        with self._lock:
+            self.con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+            )
+            done = {r[0] for r in self.con.execute("SELECT version FROM schema_migrations").fetchall()}
+            applied = []
+            for version, name, path in list_migrations():
+                if version in done:
+                    continue
+                with self.transaction():
+                    self.con.execute(path.read_text(encoding="utf-8"))
+                    self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now()])
+                applied.append(version)
+            return applied
+
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _check_version(self) -> None:
+        try:
+            current = self.schema_version()
+        except duckdb.CatalogException:
+            raise WarehouseError(f"{self.path} is not a globmed warehouse") from None
+        latest = max(v for v, _, _ in list_migrations())
+        if current < latest:
+            raise WarehouseError(
+                f"{self.path} is at schema version {current}, this globmed expects {latest}: "
+                "open it once for writing (any `globmed run`) to migrate it"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.con.execute(sql, params or []).fetchall()
+
+    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.con.execute(sql, params or [])
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    # -- runs ---------------------------------------------------------------------
+    def start_run(
+        self, run_id: str, *, config_hash: str, config_path: str | None, flow_run_id: str | None = None
+    ) -> None:
+        with self.transaction() as con:
+            # One process holds the file, so a run still marked running was killed.
+            con.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+            con.execute(
+                "INSERT INTO runs (run_id, flow_run_id, config_path, config_hash, status, started_at) "
+                "VALUES (?, ?, ?, ?, 'running', ?)",
+                [run_id, flow_run_id, config_path, config_hash, now()],
+            )
+
+    def finish_run(self, run_id: str, status: str, counts: dict[str, Any], error: str | None = None) -> None:
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, counts = ?, error = ? WHERE run_id = ?",
+                [status, now(), json.dumps(counts, sort_keys=True), error, run_id],
+            )
+
+    def record_stage(
+        self,
+        run_id: str,
+        stage: str,
+        source: str,
+        status: str,
+        started_at: datetime,
+        counts: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        finished = now()
+        with self.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    stage,
+                    source,
+                    status,
+                    started_at,
+                    finished,
+                    (finished - started_at).total_seconds(),
+                    json.dumps(counts, sort_keys=True),
+                    error,
+                ],
+            )
+
+    # -- sources ------------------------------------------------------------------
+    def source_state(self, source: str) -> dict[str, Any] | None:
+        rows = self.query_dicts("SELECT * FROM source_state WHERE source = ?", [source])
+        return rows[0] if rows else None
+
+    def known_files(self, source: str) -> dict[str, tuple[str, str]]:
+        """file -> (sha256, spec_hash) for files completely collected before."""
+        rows = self.query("SELECT file, sha256, spec_hash FROM source_files WHERE source = ?", [source])
+        return {f: (sha, spec) for f, sha, spec in rows}
+
+    def keys_of_files(self, source: str, files: Sequence[str]) -> list[tuple[str, str, str]]:
+        if not files:
+            return []
+        return self.query(
+            "SELECT record_key, file, locator FROM raw_records "
+            "WHERE source = ? AND file IN (SELECT unnest(?)) AND vanished_run_id IS NULL",
+            [source, list(files)],
+        )
+
+    def mark_files_unchanged(self, source: str, files: Sequence[str], run_id: str) -> None:
+        if not files:
+            return
+        with self.transaction() as con:
+            con.execute(
+                "UPDATE raw_records SET last_seen_run_id = ? WHERE source = ? AND file IN (SELECT unnest(?))",
+                [run_id, source, list(files)],
+            )
+
+    def write_batch(
+        self,
+        *,
+        source: str,
+        run_id: str,
+        raws: list[dict[str, Any]],
+        entries: list[dict[str, Any]],
+        quarantined: list[dict[str, Any]],
+        quarantined_keys: list[str],
+        done: FileDone | None,
+    ) -> dict[str, int]:
+        """Upsert one batch of raw records, entries and quarantine rows atomically.
+
+        Returns counts: added, updated, unchanged (entries), quarantined.
+        """
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "quarantined": len(quarantined)}
+        raw_tbl = pa.Table.from_pylist(raws, schema=RAW_SCHEMA)
+        q_tbl = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
+        ent_tbl = pa.table({c: [e[c] for e in entries] for c in ENTRY_COLUMNS}) if entries else None
+        with self.transaction() as con:
+            ts = now()
+            if raws:
+                con.register("b_raw", raw_tbl)
+                con.execute(
+                    """INSERT INTO raw_records
+                       SELECT source, record_key, file, locator, raw_hash, payload, $run, $run, $run, NULL
+                       FROM b_raw
+                       ON CONFLICT (source, record_key) DO UPDATE SET
+                         file = excluded.file, locator = excluded.locator,
+                         updated_run_id = CASE WHEN raw_hash <> excluded.raw_hash
+                                          THEN excluded.updated_run_id ELSE updated_run_id END,
+                         raw_hash = excluded.raw_hash, payload = excluded.payload,
+                         last_seen_run_id = excluded.last_seen_run_id, vanished_run_id = NULL""",
+                    {"run": run_id},
+                )
+                con.unregister("b_raw")
+            if ent_tbl is not None:
+                con.register("b_ent", ent_tbl)
+                existing = dict(
+                    con.execute(
+                        "SELECT e.entry_id, e.content_hash || '|' || e.status FROM entries e "
+                        "JOIN b_ent b ON e.entry_id = b.entry_id"
+                    ).fetchall()
+                )
+                for e in entries:
+                    before = existing.get(e["entry_id"])
+                    if before is None:
+                        counts["added"] += 1
+                    elif before == f"{e['content_hash']}|active":
+                        counts["unchanged"] += 1
+                    else:
+                        counts["updated"] += 1
+                cols = ", ".join(ENTRY_COLUMNS)
+                updates = ", ".join(f"{c} = excluded.{c}" for c in ENTRY_COLUMNS[1:])
+                con.execute(
+                    f"""INSERT INTO entries ({cols}, status, created_run_id, updated_run_id)
+                        SELECT {cols}, 'active', $run, $run FROM b_ent
+                        ON CONFLICT (entry_id) DO UPDATE SET
+                          updated_run_id = CASE WHEN content_hash <> excluded.content_hash
+                                                  OR status <> 'active'
+                                           THEN excluded.updated_run_id ELSE updated_run_id END,
+                          {updates}, status = 'active'""",
+                    {"run": run_id},
+                )
+                con.unregister("b_ent")
+            if quarantined:
+                con.register("b_q", q_tbl)
+                con.execute(
+                    """INSERT INTO quarantine
+                       SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes,
+                              $run, $ts FROM b_q
+                       ON CONFLICT (source, file, locator) DO UPDATE SET
+                         record_key = excluded.record_key, reason = excluded.reason,
+                         detail = excluded.detail, payload = excluded.payload,
+                         payload_bytes = excluded.payload_bytes, run_id = excluded.run_id,
+                         created_at = excluded.created_at""",
+                    {"run": run_id, "ts": ts},
+                )
+                con.unregister("b_q")
+            if quarantined_keys:
+                con.execute(
+                    "UPDATE entries SET status = 'quarantined', updated_run_id = ? "
+                    "WHERE source = ? AND record_key IN (SELECT unnest(?)) AND status <> 'quarantined'",
+                    [run_id, source, quarantined_keys],
+                )
+            if done is not None:
+                con.execute(
+                    "INSERT OR REPLACE INTO source_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [source, done.file, done.size, done.sha256, done.spec_hash, run_id, done.records],
+                )
+                # Quarantine rows from an earlier version of this file that no longer apply.
+                con.execute(
+                    "DELETE FROM quarantine WHERE source = ? AND file = ? AND run_id <> ?",
+                    [source, done.file, run_id],
+                )
+        return counts
+
+    def finish_source(
+        self,
+        *,
+        source: str,
+        kind: str,
+        run_id: str,
+        spec_hash: str,
+        fingerprint: str,
+        revision: str | None,
+        files: Sequence[str],
+    ) -> int:
+        """After a complete read: forget removed files, mark unseen records vanished.
+
+        Returns the number of entries newly marked vanished.
+        """
+        with self.transaction() as con:
+            con.execute(
+                "DELETE FROM quarantine WHERE source = ? AND file NOT IN (SELECT unnest(?))",
+                [source, list(files)],
+            )
+            con.execute(
+                "DELETE FROM source_files WHERE source = ? AND file NOT IN (SELECT unnest(?))",
+                [source, list(files)],
+            )
+            con.execute(
+                "UPDATE raw_records SET vanished_run_id = ? "
+                "WHERE source = ? AND last_seen_run_id <> ? AND vanished_run_id IS NULL",
+                [run_id, source, run_id],
+            )
+            row = con.execute(
+                """UPDATE entries SET status = 'vanished', updated_run_id = $run
+                   WHERE source = $src AND status <> 'vanished' AND record_key IN (
+                     SELECT record_key FROM raw_records
+                     WHERE source = $src AND vanished_run_id IS NOT NULL)""",
+                {"run": run_id, "src": source},
+            ).fetchone()
+            vanished = int(row[0]) if row else 0
+            self._put_source_state(
+                con, source, kind, spec_hash, fingerprint, revision, "complete", run_id, None
+            )
+        return vanished
+
+    def fail_source(self, *, source: str, kind: str, run_id: str, spec_hash: str, error: str) -> None:
+        with self.transaction() as con:
+            prior = con.execute(
+                "SELECT fingerprint, revision FROM source_state WHERE source = ?", [source]
+            ).fetchone()
+            # An empty fingerprint can never match, so the next run retries the source.
+            self._put_source_state(
+                con, source, kind, spec_hash, "", prior[1] if prior else None, "failed", run_id, error
+            )
+
+    @staticmethod
+    def _put_source_state(
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        kind: str,
+        spec_hash: str,
+        fingerprint: str,
+        revision: str | None,
+        status: str,
+        run_id: str,
+        error: str | None,
+    ) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO source_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [source, kind, spec_hash, fingerprint, revision, status, run_id, now(), error],
+        )
