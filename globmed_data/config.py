@@ -124,7 +124,7 @@ class MappingSpec(Strict):
     rationale: FieldRef | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("key", mode="before")
+    @field_validator("key", mode="before", json_schema_input_type=str | list[str] | None)
     @classmethod
     def _key_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -151,7 +151,7 @@ class TranslationOf(Strict):
     source: str
     key: list[str]
 
-    @field_validator("key", mode="before")
+    @field_validator("key", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _key_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -172,7 +172,7 @@ class SourceBase(Strict):
     translation_of: TranslationOf | None = None
     tags: list[str] = Field(default_factory=list)
 
-    @field_validator("language", "split", mode="before")
+    @field_validator("language", "split", mode="before", json_schema_input_type=str | ValueSpec | None)
     @classmethod
     def _value(cls, v: Any) -> Any:
         return _as_value_spec(v)
@@ -233,7 +233,7 @@ class FileSource(SourceBase):
     paths: list[str]
     exclude: list[str] = Field(default_factory=list)
 
-    @field_validator("paths", "exclude", mode="before")
+    @field_validator("paths", "exclude", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v

@@ -22,6 +22,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from globmed_data.schema import ENTRY_COLUMNS, entries_table
+
 ENV_VAR = "GLOBMED_WAREHOUSE"
 DEFAULT_PATH = Path(".globmed") / "warehouse.duckdb"
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -86,28 +88,6 @@ QUARANTINE_SCHEMA = pa.schema(
         ("payload", pa.string()),
         ("payload_bytes", pa.int64()),
     ]
-)
-ENTRY_COLUMNS = (
-    "entry_id",
-    "source",
-    "record_key",
-    "content_hash",
-    "task",
-    "language",
-    "split",
-    "question",
-    "context",
-    "options",
-    "answer_indices",
-    "label",
-    "premise",
-    "hypothesis",
-    "answer",
-    "rationale",
-    "origin",
-    "parent_entry_id",
-    "license",
-    "metadata",
 )
 
 
@@ -298,7 +278,7 @@ class Warehouse:
         counts = {"added": 0, "updated": 0, "unchanged": 0, "quarantined": len(quarantined)}
         raw_tbl = pa.Table.from_pylist(raws, schema=RAW_SCHEMA)
         q_tbl = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
-        ent_tbl = pa.table({c: [e[c] for e in entries] for c in ENTRY_COLUMNS}) if entries else None
+        ent_tbl = entries_table(entries) if entries else None
         with self.transaction() as con:
             ts = now()
             if raws:

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("HF_HUB_OFFLINE", "0")
+
+from globmed_data.collect import SourceReport, collect_source
+from globmed_data.config import LoadedConfig, load_config
+from globmed_data.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GLOBMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"shared datasets not found at {SHARED_DATA} (set GLOBMED_SHARED_DATA)"
+)
+
+
+def write_config(folder: Path, sources: list[dict[str, Any]], **top: Any) -> Path:
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "sources": sources, **top}, allow_unicode=True))
+    return path
+
+
+def collect_all(wh: Warehouse, loaded: LoadedConfig, run_id: str | None = None) -> dict[str, SourceReport]:
+    run_id = run_id or uuid.uuid4().hex
+    wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
+    return {s.name: collect_source(wh, loaded, s, run_id) for s in loaded.config.sources if s.enabled}
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        yield wh
+
+
+@pytest.fixture
+def demo() -> LoadedConfig:
+    return load_config(DEMO_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One Prefect test server for the whole session (it costs ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

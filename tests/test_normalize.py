@@ -1,0 +1,47 @@
+import pytest
+
+from globmed_data.normalize import clean_text, split_labelled_options, strip_option_labels
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Fi\u00c3\u00a8vre \u00c3\u00a9lev\u00c3\u00a9e", "Fièvre élevée"),  # UTF-8 read as Latin-1
+        ("â€œquotedâ€\x9d", "“quoted”"),  # via cp1252
+        ("fièvre élevée", "fièvre élevée"),  # correct accents are left alone
+        ("Cafe\u0301", "Café"),  # NFD -> NFC
+        ("  a\t\tb \u00a0 c  ", "a b c"),
+        ("line\r\nbreak\rhere", "line\nbreak\nhere"),
+        ("bell\x07 and zero\u200bwidth\ufeff", "bell and zerowidth"),
+        ("a\n\n\n\n\nb", "a\n\nb"),
+        ("患儿，1岁半。\u3000发热", "患儿，1岁半。\u3000发热"),  # full-width forms are kept
+        ("", ""),
+    ],
+)
+def test_clean_text(raw: str, expected: str) -> None:
+    assert clean_text(raw) == expected
+    assert clean_text(clean_text(raw)) == expected  # idempotent
+
+
+def test_zero_width_joiners_kept() -> None:
+    text = "क्\u200dष"  # ZWJ carries meaning in Devanagari
+    assert "\u200d" in clean_text(text)
+
+
+def test_strip_option_labels_only_full_sequence() -> None:
+    assert strip_option_labels(["(A) Liver", "(B) Spleen"]) == ["Liver", "Spleen"]
+    assert strip_option_labels(["A. one", "B. two", "C. three"]) == ["one", "two", "three"]
+    assert strip_option_labels(["1) one", "2) two"]) == ["one", "two"]
+    # Out of sequence or partial: text that merely starts like a label is left alone.
+    assert strip_option_labels(["A. fumigatus", "C. albicans"]) == ["A. fumigatus", "C. albicans"]
+    assert strip_option_labels(["A. fumigatus", "Candida"]) == ["A. fumigatus", "Candida"]
+    assert strip_option_labels(["Vitamin A", "Vitamin B"]) == ["Vitamin A", "Vitamin B"]
+
+
+def test_split_labelled_options() -> None:
+    text = "(A) Poly lactic acid.\n(B) PTFE.\n(C) Collagen (type I)."
+    assert split_labelled_options(text) == [
+        ("A", "Poly lactic acid."),
+        ("B", "PTFE."),
+        ("C", "Collagen (type I)."),
+    ]
