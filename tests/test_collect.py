@@ -103,7 +103,7 @@ def test_changes_are_applied_incrementally(tmp_path: Path, warehouse) -> None:
     assert warehouse.query("SELECT question FROM entries WHERE record_key = '3'") == [("Edited question?",)]
 
     # The vanished record comes back: active again, nothing duplicated.
-    jsonl(data / "a.jsonl", rows(10) + [{"id": 50, "q": "New?", "o": ["x", "y"], "a": "b"}])
+    jsonl(data / "a.jsonl", [*rows(10), {"id": 50, "q": "New?", "o": ["x", "y"], "a": "b"}])
     third = collect_all(warehouse, loaded)["s"]
     assert third.updated == 2 and counts(warehouse) == {"active": 16}
 

@@ -30,7 +30,8 @@ def test_shipped_configs_are_valid() -> None:
 def test_json_schema_file_is_current_and_accepts_configs() -> None:
     committed = json.loads((ROOT / "schemas" / "pipeline-config.schema.json").read_text())
     assert committed == json.loads(json.dumps(config_json_schema())), (
-        "schemas/pipeline-config.schema.json is stale: run `globmed config schema > schemas/pipeline-config.schema.json`"
+        "schemas/pipeline-config.schema.json is stale: regenerate it with "
+        "`globmed config schema > schemas/pipeline-config.schema.json`"
     )
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         jsonschema.validate(yaml.safe_load(path.read_text()), committed)
