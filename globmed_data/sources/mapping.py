@@ -217,7 +217,9 @@ class RecordMapper:
             return None
         parts = [get_field(record, k, extra) for k in link.key]
         if any(p is None or p == "" for p in parts):
-            return None
+            raise MappingError(
+                "missing_key", f"parent key field(s) {link.key} absent: cannot link the translation"
+            )
         return entry_id(link.source, ":".join(str(p) for p in parts))
 
     def map(

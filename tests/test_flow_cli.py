@@ -1,0 +1,125 @@
+"""The Prefect flow and the CLI, against one Prefect test server shared by the session."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from globmed_data.cli import app
+from globmed_data.warehouse import Warehouse
+from tests.conftest import DEMO_CONFIG, ROOT
+
+runner = CliRunner()
+
+
+def demo_copy(tmp_path: Path) -> Path:
+    """The demo config and data in a private folder, so tests can break a source."""
+    shutil.copytree(ROOT / "data" / "demo", tmp_path / "data" / "demo")
+    (tmp_path / "configs").mkdir()
+    shutil.copy(DEMO_CONFIG, tmp_path / "configs" / "demo.yaml")
+    return tmp_path / "configs" / "demo.yaml"
+
+
+@pytest.fixture
+def flow_result(prefect_api, tmp_path: Path):
+    from flows.pipeline import pipeline_flow
+
+    wh = tmp_path / "wh.duckdb"
+    return pipeline_flow(config_path=str(DEMO_CONFIG), warehouse=str(wh)), wh
+
+
+def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
+    result, wh_path = flow_result
+    assert result["status"] == "succeeded"
+    assert sorted(r["source"] for r in result["sources"]) == [
+        "demo_bmi",
+        "demo_dosing",
+        "demo_dosing_mirror",
+        "demo_facts",
+        "demo_fever",
+        "demo_heart_rate",
+    ]
+    with Warehouse(wh_path, read_only=True) as wh:
+        run = wh.query_dicts("SELECT * FROM v_runs")[0]
+        assert run["status"] == "succeeded" and run["flow_run_id"] == result["flow_run_id"]
+        assert json.loads(run["counts"])["collect"]["demo_dosing"]["added"] == 198
+        stages = wh.query("SELECT stage, count(*) FROM run_stages GROUP BY 1")
+        assert stages == [("collect", 6)]
+
+
+def test_flow_leaves_count_artifacts(flow_result) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["globmed-collect", "globmed-entry-counts"])
+                )
+            )
+
+    import asyncio
+
+    artifacts = asyncio.run(read())
+    by_key = {a.key: a for a in artifacts}
+    assert {"globmed-collect", "globmed-entry-counts"} <= set(by_key)
+    table = by_key["globmed-entry-counts"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert {"source", "language", "task", "stage", "entries"} <= set(rows[0])
+    assert sum(r["entries"] for r in rows) == 310
+
+
+def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
+    wh = str(tmp_path / "cli.duckdb")
+    result = runner.invoke(app, ["run", "--config", str(DEMO_CONFIG), "--warehouse", wh])
+    assert result.exit_code == 0, result.output
+    assert "demo_dosing" in result.output
+
+    status = runner.invoke(app, ["status", "--warehouse", wh, "--json"])
+    data = json.loads(status.stdout)
+    assert data["entries"] == 310
+    assert data["by_task"] == {"mcqa": 244, "nli": 20, "open_qa": 16, "yes_no": 30}
+    assert data["by_language"]["sw"] == 39 and data["by_source"]["demo_fever"] == 20
+    assert data["quarantined"] == 12 and data["quarantine_by_reason"]["invalid_label"] == 2
+    assert data["last_run"]["status"] == "succeeded"
+    assert {s["source"] for s in data["last_run"]["stages"]} >= {"demo_dosing"}
+
+    q = runner.invoke(app, ["quarantine", "--warehouse", wh, "--reason", "invalid_label", "--json"])
+    rows = json.loads(q.stdout)
+    assert {r["source"] for r in rows} == {"demo_heart_rate", "demo_fever"}
+    assert all(r["reason"] == "invalid_label" and r["detail"] for r in rows)
+    table = runner.invoke(app, ["quarantine", "--warehouse", wh, "--source", "demo_dosing"])
+    assert "malformed_json" in table.stdout and "bad_encoding" in table.stdout
+
+    # A second run over unchanged data does no collect work.
+    again = runner.invoke(app, ["run", "--config", str(DEMO_CONFIG), "--warehouse", wh])
+    assert again.exit_code == 0 and again.output.count("skipped") == 6
+
+
+def test_cli_partial_failure_exit_code(prefect_api, tmp_path: Path) -> None:
+    config = demo_copy(tmp_path)
+    (tmp_path / "data" / "demo" / "fever_nli.parquet").unlink()
+    result = runner.invoke(app, ["run", "--config", str(config), "--warehouse", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 3
+    assert "file not found" in result.output and "demo_fever" in result.output
+
+
+def test_cli_refuses_invalid_config_before_any_work(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"sources": [{"name": "x", "paths": "a.jsonl", "preset": "nope"}]}))
+    wh = tmp_path / "never.duckdb"
+    result = runner.invoke(app, ["run", "--config", str(bad), "--warehouse", str(wh)])
+    assert result.exit_code == 2
+    assert "invalid configuration" in result.output and "unknown preset 'nope'" in result.output
+    assert not wh.exists()
+    check = runner.invoke(app, ["config", "validate", str(DEMO_CONFIG)])
+    assert check.exit_code == 0 and "valid" in check.stdout
+
+
+def test_status_without_warehouse_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2 and "no warehouse" in result.output

@@ -1,0 +1,99 @@
+"""The real datasets in ../shared/data, collected through configs/shared-real.yaml alone."""
+
+from pathlib import Path
+
+import pytest
+
+from globmed_data.config import load_config
+from globmed_data.warehouse import Warehouse
+from tests.conftest import ROOT, collect_all, needs_shared
+
+pytestmark = [needs_shared, pytest.mark.shared_data]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> Warehouse:
+    loaded = load_config(ROOT / "configs" / "shared-real.yaml")
+    wh = Warehouse(Path(tmp_path_factory.mktemp("shared")) / "wh.duckdb")
+    wh.reports = collect_all(wh, loaded)  # type: ignore[attr-defined]
+    wh.loaded = loaded  # type: ignore[attr-defined]
+    yield wh
+    wh.close()
+
+
+def test_every_source_collects(shared) -> None:
+    added = {name: r.added for name, r in shared.reports.items()}
+    assert all(r.status == "collected" for r in shared.reports.values())
+    assert added == {
+        "frenchmedmcqa": 3104,
+        "head_qa_es": 6765,
+        "head_qa_en": 6765,
+        "igakuqa": 1986,
+        "igakuqa_en": 1987,
+        "medllm_en": 7818,
+        "pubmedqa_en": 500,
+        "medllm_ja": 2685,
+        "jjsimqa_ja": 460,
+        "medllm_zh": 13662,
+        "apollo_xmedbench": 14404,
+        "rumed_danet": 1564,
+        "rumed_nli": 2817,
+    }
+    by_task = dict(shared.query("SELECT task, count(*) FROM entries GROUP BY 1"))
+    assert by_task == {"mcqa": 59636, "yes_no": 2064, "nli": 2817}
+
+
+def test_quarantine_reasons_are_specific(shared) -> None:
+    reasons = dict(shared.query("SELECT reason, count(*) FROM quarantine GROUP BY 1"))
+    assert reasons == {
+        "duplicate_record": 709,
+        "duplicate_key": 1,
+        "missing_options": 42,
+        "too_few_options": 2,
+        "invalid_answer": 3,
+        "missing_answer": 15,
+        "answer_out_of_range": 1,
+    }
+    # IgakuQA's free-numeric questions have no choices; DenQA marks unknown answers "NA".
+    assert shared.query(
+        "SELECT count(*) FROM quarantine WHERE source = 'igakuqa' AND reason = 'missing_options'"
+    ) == [(12,)]
+    assert shared.query(
+        "SELECT count(*) FROM quarantine WHERE reason = 'missing_answer' AND payload LIKE "
+        '\'%"answer": "NA"%\''
+    ) == [(15,)]
+
+
+def test_misspelt_answer_key_is_read(shared) -> None:
+    # 116-A_translate.jsonl spells `answer` as `asnwer`: the preset lists both.
+    rows = shared.query(
+        "SELECT count(*) FROM entries WHERE source = 'igakuqa_en' AND record_key LIKE '116A%'"
+    )
+    assert rows[0][0] >= 74
+
+
+def test_translations_link_to_existing_parents(shared) -> None:
+    orphans = shared.query(
+        "SELECT c.source, count(*) FROM entries c LEFT JOIN entries p ON c.parent_entry_id = p.entry_id "
+        "WHERE c.origin = 'translated' AND p.entry_id IS NULL GROUP BY 1"
+    )
+    # One English IgakuQA item whose Japanese parent record was quarantined.
+    assert dict(orphans) == {"igakuqa_en": 1}
+    linked = shared.query(
+        "SELECT p.language, count(*) FROM entries c JOIN entries p ON c.parent_entry_id = p.entry_id GROUP BY 1"
+    )
+    assert dict(linked) == {"es": 6765, "ja": 1986}
+
+
+def test_multi_answer_and_languages(shared) -> None:
+    multi = shared.query(
+        "SELECT count(*) FROM entries WHERE len(answer_indices) > 1 AND source = 'frenchmedmcqa'"
+    )
+    assert multi[0][0] > 1000  # FrenchMedMCQA is mostly multi-answer
+    langs = {lang for (lang,) in shared.query("SELECT DISTINCT language FROM entries")}
+    assert langs == {"ar", "en", "es", "fr", "hi", "ja", "ru", "zh"}
+
+
+def test_no_change_rerun_skips_everything(shared) -> None:
+    again = collect_all(shared, shared.loaded)
+    assert {r.status for r in again.values()} == {"skipped"}
