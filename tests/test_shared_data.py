@@ -80,7 +80,8 @@ def test_translations_link_to_existing_parents(shared) -> None:
     # One English IgakuQA item whose Japanese parent record was quarantined.
     assert dict(orphans) == {"igakuqa_en": 1}
     linked = shared.query(
-        "SELECT p.language, count(*) FROM entries c JOIN entries p ON c.parent_entry_id = p.entry_id GROUP BY 1"
+        "SELECT p.language, count(*) FROM entries c "
+        "JOIN entries p ON c.parent_entry_id = p.entry_id GROUP BY 1"
     )
     assert dict(linked) == {"es": 6765, "ja": 1986}
 
