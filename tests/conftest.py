@@ -20,6 +20,14 @@ from globmed_data.warehouse import Warehouse
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GLOBMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+DEMO_SOURCES = (
+    "demo_bmi",
+    "demo_dosing",
+    "demo_dosing_mirror",
+    "demo_facts",
+    "demo_fever",
+    "demo_heart_rate",
+)
 
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"shared datasets not found at {SHARED_DATA} (set GLOBMED_SHARED_DATA)"

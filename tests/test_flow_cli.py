@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from globmed_data.cli import app
 from globmed_data.warehouse import Warehouse
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, DEMO_SOURCES, ROOT
 
 runner = CliRunner()
 
@@ -34,14 +34,7 @@ def flow_result(prefect_api, tmp_path: Path):
 def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
     result, wh_path = flow_result
     assert result["status"] == "succeeded"
-    assert sorted(r["source"] for r in result["sources"]) == [
-        "demo_bmi",
-        "demo_dosing",
-        "demo_dosing_mirror",
-        "demo_facts",
-        "demo_fever",
-        "demo_heart_rate",
-    ]
+    assert sorted(r["source"] for r in result["sources"]) == list(DEMO_SOURCES)
     with Warehouse(wh_path, read_only=True) as wh:
         run = wh.query_dicts("SELECT * FROM v_runs")[0]
         assert run["status"] == "succeeded" and run["flow_run_id"] == result["flow_run_id"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.conftest import DEMO_CONFIG, DEMO_SOURCES, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -72,17 +72,7 @@ def test_run_against_a_real_server(tmp_path: Path) -> None:
         flow_runs = _post(f"{api}/flow_runs/filter")
         assert [r["state_type"] for r in flow_runs] == ["COMPLETED"]
         tasks = sorted(r["name"] for r in _post(f"{api}/task_runs/filter"))
-        assert tasks == sorted(
-            f"collect {s}"
-            for s in (
-                "demo_bmi",
-                "demo_dosing",
-                "demo_dosing_mirror",
-                "demo_facts",
-                "demo_fever",
-                "demo_heart_rate",
-            )
-        )
+        assert tasks == [f"collect {s}" for s in DEMO_SOURCES]
         keys = {a["key"] for a in _post(f"{api}/artifacts/filter")}
         assert {"globmed-collect", "globmed-entry-counts"} <= keys
     finally:
