@@ -96,7 +96,9 @@ def main() -> None:
         again, second_s = collect(wh, loaded)
         skipped = sum(r.status == "skipped" for r in again.values())
         print(f"second run, nothing changed: {second_s:.2f}s ({skipped}/{len(again)} sources skipped)")
-        print(f"warehouse size: {(Path(tmp) / 'bench.duckdb').stat().st_size / 2**20:,.1f} MiB")
+        files = [Path(tmp) / "bench.duckdb", Path(tmp) / "bench.duckdb.wal"]
+        size = sum(f.stat().st_size for f in files if f.exists())
+        print(f"warehouse size (file + WAL): {size / 2**20:,.1f} MiB")
         print("\nentries by language and task:")
         for lang, task, n in wh.query(
             "SELECT language, task, count(*) FROM entries GROUP BY ALL ORDER BY ALL"

@@ -116,6 +116,8 @@ class Warehouse:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self._lock = threading.RLock()
         if not read_only:
+            # Fewer, larger checkpoints: many small batch commits otherwise checkpoint often.
+            self.con.execute("SET checkpoint_threshold = '256MB'")
             self.migrate()
         else:
             self._check_version()
