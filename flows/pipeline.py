@@ -45,7 +45,15 @@ def _run_status(reports: list[dict[str, Any]]) -> str:
     return "failed" if failed == len(reports) else "partial"
 
 
-@flow(name="globmed-pipeline", log_prints=True)
+def _run_name() -> str:
+    """'shared-real 2026-11-25 02:00' in the UI instead of a random name."""
+    from datetime import UTC, datetime
+
+    stem = Path(str(flow_run.parameters.get("config_path", "pipeline"))).stem
+    return f"{stem} {datetime.now(UTC):%Y-%m-%d %H:%M}"
+
+
+@flow(name="globmed-pipeline", flow_run_name=_run_name, log_prints=True)
 def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, Any]:
     """Run the pipeline for one config; returns the run summary (also stored in the warehouse)."""
     loaded = load_config(config_path)

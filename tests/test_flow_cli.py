@@ -1,5 +1,6 @@
 """The Prefect flow and the CLI, against one Prefect test server shared by the session."""
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -31,10 +32,21 @@ def flow_result(prefect_api, tmp_path: Path):
     return pipeline_flow(config_path=str(DEMO_CONFIG), warehouse=str(wh)), wh
 
 
+def _flow_run_name(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    async def read() -> str:
+        async with get_client() as client:
+            return (await client.read_flow_run(flow_run_id)).name
+
+    return asyncio.run(read())
+
+
 def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
     result, wh_path = flow_result
     assert result["status"] == "succeeded"
     assert sorted(r["source"] for r in result["sources"]) == list(DEMO_SOURCES)
+    assert _flow_run_name(result["flow_run_id"]).startswith("demo ")  # named after the config
     with Warehouse(wh_path, read_only=True) as wh:
         run = wh.query_dicts("SELECT * FROM v_runs")[0]
         assert run["status"] == "succeeded" and run["flow_run_id"] == result["flow_run_id"]
@@ -54,8 +66,6 @@ def test_flow_leaves_count_artifacts(flow_result) -> None:
                     key=ArtifactFilterKey(any_=["globmed-collect", "globmed-entry-counts"])
                 )
             )
-
-    import asyncio
 
     artifacts = asyncio.run(read())
     by_key = {a.key: a for a in artifacts}
