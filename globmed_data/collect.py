@@ -172,7 +172,8 @@ class SourceCollector:
         for key, file, locator in self.wh.keys_of_files(self.source.name, unchanged):
             self.seen[key] = f"{file}:{locator}"
         self.report.files_unchanged = len(unchanged)
-        todo = [f for f in located.files if f.rel not in set(unchanged)]
+        skip = set(unchanged)
+        todo = [f for f in located.files if f.rel not in skip]
         for i, f in enumerate(todo, start=1):
             self._collect_file(f, checksums[f.rel])
             self.log(

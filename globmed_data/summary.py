@@ -97,10 +97,7 @@ def quarantine_rows(
     if limit is not None:
         sql += " LIMIT $limit"
         params["limit"] = limit
-    with wh._lock:
-        cur = wh.con.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return wh.query_dicts(sql, params)
 
 
 def run_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:

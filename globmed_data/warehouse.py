@@ -177,11 +177,13 @@ class Warehouse:
                 raise
             self.con.execute("COMMIT")
 
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.con.execute(sql, params or []).fetchall()
 
-    def query_dicts(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    def query_dicts(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         with self._lock:
             cur = self.con.execute(sql, params or [])
             names = [d[0] for d in cur.description]
