@@ -104,6 +104,11 @@ class ValueSpec(Strict):
         return self
 
 
+def _as_list(value: Any) -> Any:
+    """A lone string where a list of names is expected means a one-item list."""
+    return [value] if isinstance(value, str) else value
+
+
 def _as_value_spec(value: Any) -> Any:
     return {"value": value} if isinstance(value, str) else value
 
@@ -124,10 +129,7 @@ class MappingSpec(Strict):
     rationale: FieldRef | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("key", mode="before", json_schema_input_type=str | list[str] | None)
-    @classmethod
-    def _key_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+    _key_list = field_validator("key", mode="before", json_schema_input_type=str | list[str] | None)(_as_list)
 
     @model_validator(mode="after")
     def _task_fields(self) -> MappingSpec:
@@ -151,10 +153,7 @@ class TranslationOf(Strict):
     source: str
     key: list[str]
 
-    @field_validator("key", mode="before", json_schema_input_type=str | list[str])
-    @classmethod
-    def _key_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+    _key_list = field_validator("key", mode="before", json_schema_input_type=str | list[str])(_as_list)
 
 
 class SourceBase(Strict):
@@ -233,10 +232,9 @@ class FileSource(SourceBase):
     paths: list[str]
     exclude: list[str] = Field(default_factory=list)
 
-    @field_validator("paths", "exclude", mode="before", json_schema_input_type=str | list[str])
-    @classmethod
-    def _list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
+    _lists = field_validator("paths", "exclude", mode="before", json_schema_input_type=str | list[str])(
+        _as_list
+    )
 
 
 class HubSource(SourceBase):

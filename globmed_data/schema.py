@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from globmed_data.resources import resource_dir
 
 ENTRY_ARROW_SCHEMA = pa.schema(
     [
@@ -39,17 +40,9 @@ ENTRY_ARROW_SCHEMA = pa.schema(
 ENTRY_COLUMNS = tuple(ENTRY_ARROW_SCHEMA.names)
 
 
-def schemas_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "schemas", here / "_bundled" / "schemas"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("schemas/ not found (broken installation?)")
-
-
 @cache
 def entry_json_schema() -> dict[str, Any]:
-    return json.loads((schemas_dir() / "entry.schema.json").read_text(encoding="utf-8"))
+    return json.loads((resource_dir("schemas") / "entry.schema.json").read_text(encoding="utf-8"))
 
 
 def entries_table(entries: list[dict[str, Any]]) -> pa.Table:

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from globmed_data.resources import resource_dir
 from globmed_data.schema import ENTRY_COLUMNS, entries_table
 
 ENV_VAR = "GLOBMED_WAREHOUSE"
@@ -43,14 +44,10 @@ def resolve_warehouse_path(flag: str | Path | None, configured: Path | None = No
 
 
 def migrations_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (
-        here.parent / "warehouse" / "migrations",
-        here / "_bundled" / "warehouse" / "migrations",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise WarehouseError("warehouse migrations not found (broken installation?)")
+    try:
+        return resource_dir("warehouse", "migrations")
+    except FileNotFoundError as exc:
+        raise WarehouseError(str(exc)) from None
 
 
 def list_migrations() -> list[tuple[int, str, Path]]:
