@@ -34,6 +34,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/collect_bench.py --config configs/shared-real.yaml
+	$(PY) benchmarks/curate_bench.py
+	$(PY) benchmarks/langid_eval.py --per-language 400
+	$(PY) benchmarks/quality_eval.py
 
 clean:
 	rm -rf .globmed .pytest_cache .ruff_cache

@@ -1,7 +1,8 @@
 """The pipeline flow: every stage in order, one named task per unit of work.
 
-Stages so far: collect (one task per source, run concurrently). Language ID, translation,
-dedup, quality and export join here as they land.
+Stages so far: collect (one task per source, run concurrently), then language ID and quality
+over every entry whose content or settings changed. Translation, dedup and export join here as
+they land.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
+from globmed_data.langid_stage import run_langid
+from globmed_data.quality_report import quality_report, render_markdown
+from globmed_data.quality_stage import run_quality
 from globmed_data.summary import entry_count_table, run_table
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
@@ -36,6 +40,32 @@ def collect_task(wh: Warehouse, loaded: LoadedConfig, source_name: str, run_id: 
         line + (f": {report.error}" if report.error else "")
     )
     return report.as_dict()
+
+
+def _stage(wh: Warehouse, run_id: str, name: str, work: Any) -> dict[str, Any]:
+    """Run one whole-warehouse stage, recording it in run_stages (source '*')."""
+    from globmed_data.warehouse import now
+
+    logger = get_run_logger()
+    started = now()
+    try:
+        counts = work(log=logger.info)
+    except Exception as exc:
+        wh.record_stage(run_id, name, "*", "failed", started, {}, error=f"{type(exc).__name__}: {exc}")
+        raise
+    wh.record_stage(run_id, name, "*", "succeeded", started, counts)
+    logger.info(f"{name}: {counts}")
+    return counts
+
+
+@task(name="langid", cache_policy=NO_CACHE, tags=["stage:langid"])
+def langid_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
+    return _stage(wh, run_id, "langid", lambda log: run_langid(wh, loaded, run_id, log=log))
+
+
+@task(name="quality", cache_policy=NO_CACHE, tags=["stage:quality"])
+def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
+    return _stage(wh, run_id, "quality", lambda log: run_quality(wh, loaded, run_id, log=log))
 
 
 def _run_status(reports: list[dict[str, Any]]) -> str:
@@ -80,6 +110,11 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
                     for s in sources
                 ]
                 reports = [f.result() for f in futures]
+            stages: dict[str, Any] = {}
+            if loaded.config.langid.enabled:
+                stages["langid"] = langid_task(wh, loaded, run_id)
+            if loaded.config.quality.enabled:
+                stages["quality"] = quality_task(wh, loaded, run_id)
         except BaseException as exc:
             wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
             raise
@@ -91,10 +126,12 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
                     for k in ("status", "records", "added", "updated", "unchanged", "quarantined", "vanished")
                 }
                 for r in reports
-            }
+            },
+            **stages,
         }
         wh.finish_run(run_id, status, counts)
         entry_rows = entry_count_table(wh)
+        report = quality_report(wh) if loaded.config.quality.enabled else None
     table = run_table(reports)
     create_table_artifact(
         key="globmed-collect", table=table, description=f"Collect stage per source, run {run_id} ({status})"
@@ -105,10 +142,17 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
             table=entry_rows,
             description="Active entries per source, language, task and stage",
         )
+    if report is not None:
+        create_markdown_artifact(
+            key="globmed-quality",
+            markdown=render_markdown(report),
+            description="Quality pass rates per source, language, task and rule",
+        )
     return {
         "run_id": run_id,
         "flow_run_id": str(flow_run_id) if flow_run_id else None,
         "status": status,
         "warehouse": str(Path(wh_path).resolve()),
         "sources": reports,
+        "stages": stages,
     }

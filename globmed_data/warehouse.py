@@ -186,6 +186,29 @@ class Warehouse:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
+        with self._lock:
+            return self.con.execute(sql, params or []).to_arrow_table()
+
+    def arrow_for_ids(self, ids: Sequence[str], sql: str) -> pa.Table:
+        """Run `sql`, which reads the given entry ids from a table named `b_ids` (entry_id)."""
+        with self._lock:
+            self.con.register("b_ids", pa.table({"entry_id": pa.array(ids, pa.string())}))
+            try:
+                return self.con.sql(sql).to_arrow_table()
+            finally:
+                self.con.unregister("b_ids")
+
+    def upsert(self, table: str, rows: pa.Table) -> None:
+        """Insert or replace rows (matched on the table's primary key) in one transaction."""
+        with self.transaction() as con:
+            con.register("b_rows", rows)
+            try:
+                names = ", ".join(rows.column_names)
+                con.execute(f"INSERT OR REPLACE INTO {table} ({names}) SELECT {names} FROM b_rows")
+            finally:
+                con.unregister("b_rows")
+
     # -- runs ---------------------------------------------------------------------
     def start_run(
         self, run_id: str, *, config_hash: str, config_path: str | None, flow_run_id: str | None = None

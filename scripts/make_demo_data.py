@@ -243,6 +243,45 @@ def write_dosing(items: list[dict]) -> None:
             }
         ),
     )
+    # Well-formed records that the quality stage rejects, one per rule it should visibly apply.
+    for item in (
+        {
+            "id": "dose-en-dup-options",
+            "lang": "en",
+            "question": "A child weighing 16 kg is prescribed amoxicillin at 25 mg/kg. What single dose?",
+            "choices": ["400 mg", "400 mg", "200 mg", "800 mg"],
+            "answer": "A",
+        },
+        {
+            "id": "dose-en-figure",
+            "lang": "en",
+            "question": "As shown in the figure, which syringe holds the correct paracetamol dose for 14 kg?",
+            "choices": ["Syringe A", "Syringe B", "Syringe C", "Syringe D"],
+            "answer": "B",
+        },
+        {
+            "id": "dose-en-markup",
+            "lang": "en",
+            "question": "<p>A child weighing 18 kg is prescribed ibuprofen at 10&nbsp;mg/kg. What single dose?</p>",
+            "choices": ["180 mg", "360 mg", "90 mg", "280 mg"],
+            "answer": "A",
+        },
+        {
+            "id": "dose-de-replacement-chars",
+            "lang": "de",
+            "question": "Ein Kind mit 22 kg erh\ufffdlt Paracetamol mit 15 mg/kg. Welche Einzeldosis ist richtig?",
+            "choices": ["330 mg", "660 mg", "165 mg", "430 mg"],
+            "answer": "A",
+        },
+        {
+            "id": "dose-sw-untranslated",
+            "lang": "sw",
+            "question": DOSE_TEMPLATES["sw"].format(w=24, d=10, drug="ibuprofen"),
+            "choices": ["240 mg", "I'm sorry, but there is no text to translate.", "120 mg", "340 mg"],
+            "answer": "A",
+        },
+    ):
+        lines.append(json.dumps(item, ensure_ascii=False))
     body = ("\n".join(lines) + "\n").encode("utf-8")
     # A line in Latin-1 (not UTF-8): quarantined as bad_encoding.
     body += json.dumps(

@@ -31,7 +31,7 @@ def test_demo_collect_counts_and_reasons(warehouse, demo) -> None:
     reports = collect_all(warehouse, demo)
     assert all(r.status == "collected" for r in reports.values())
     assert {k: r.added for k, r in reports.items()} == {
-        "demo_dosing": 198,
+        "demo_dosing": 203,
         "demo_dosing_mirror": 22,
         "demo_facts": 24,
         "demo_heart_rate": 30,

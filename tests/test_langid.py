@@ -1,0 +1,161 @@
+"""Language identification: text preparation, detection, the policy verdict, and the stage."""
+
+from __future__ import annotations
+
+import uuid
+
+import duckdb
+import pytest
+
+from globmed_data.config import ConfigError, parse_config
+from globmed_data.langid import Detection, LangIdError, LanguageIdentifier, entry_text, judge, prepare
+from globmed_data.langid_stage import run_langid
+from tests.conftest import collect_all
+
+
+@pytest.fixture(scope="module")
+def ident() -> LanguageIdentifier:
+    return LanguageIdentifier()
+
+
+def test_prepare_drops_digits_punctuation_and_latin_words_in_cjk_text() -> None:
+    assert prepare("Quel est le  traitement? 5 mg, voir https://x.org/a", 120) == (
+        "Quel est le traitement mg voir",
+        "Latin",
+        25,
+    )
+    clean, script, letters = prepare("高血压的首选治疗药物是什么？ ACE inhibitors 10 mg", 120)
+    assert (clean, script, letters) == ("高血压的首选治疗药物是什么", "Han", 13)
+    # Kana makes Kanji text Japanese; a few Kana among many Kanji still do (5% rule).
+    assert prepare("患者の血圧は 180/100 mmHg であり", 120)[1] == "Kana"
+    assert prepare("", 120) == ("", None, 0)
+    # Devanagari vowel signs are combining marks: they must stay inside their words.
+    assert prepare("रोगी को बुखार है", 120)[0] == "रोगी को बुखार है"
+
+
+@pytest.mark.parametrize(
+    ("text", "declared", "expected"),
+    [
+        ("Quel est le traitement de première intention de l'hypertension artérielle ?", "fr", "fr"),
+        ("¿Cuál es el tratamiento de primera elección de la hipertensión arterial?", "es", "es"),
+        ("Какой препарат является препаратом выбора при артериальной гипертензии?", "ru", "ru"),
+        ("उच्च रक्तचाप के लिए पहली पसंद की दवा कौन सी है?", "hi", "hi"),
+        ("ما هو العلاج الأول لارتفاع ضغط الدم الشرياني؟", "ar", "ar"),
+        ("高血压的首选治疗药物是什么？", "zh", "zh"),
+        ("高血圧の第一選択薬はどれか。1つ選べ。", "ja", "ja"),
+        ("Mgonjwa ana homa kali na maumivu makali ya kichwa tangu jana usiku", "sw", "sw"),
+        # lid.176 has no Zulu: the coverage detector (py3langid) answers for it.
+        ("cishe seziqhubeke isikhathi eside kanganani lezi zimpawu?", "zu", "zu"),
+    ],
+)
+def test_detects_the_language_of_real_medical_text(ident, text, declared, expected) -> None:
+    assert ident.detect(text, declared).language == expected
+
+
+def test_short_text_is_decided_by_script_or_not_at_all(ident) -> None:
+    assert ident.detect("はい", "ja") == Detection("ja", 1.0, "script", None, 0.0, "Kana", 2)
+    too_short = ident.detect("Oui", "fr")
+    assert too_short.language is None and too_short.detector == "none"
+    assert judge("fr", too_short, supported=True, min_confidence=0.5, policy="reject").decision == "too_short"
+
+
+def test_verdicts_follow_the_policy(ident) -> None:
+    english = ident.detect("Which of the following drugs is first-line therapy for hypertension in adults?")
+    assert english.language == "en" and english.confidence > 0.9
+    for policy, language_out in (("flag", "fr"), ("reject", "fr"), ("relabel", "en")):
+        verdict = judge("fr", english, supported=True, min_confidence=0.5, policy=policy)
+        assert (verdict.agrees, verdict.decision, verdict.language_out) == (False, policy, language_out)
+    assert judge("en", english, supported=True, min_confidence=0.5, policy="reject").decision == "agree"
+    # A weak disagreement is only "unsure", whatever the policy.
+    weak = english._replace(confidence=0.3)
+    assert judge("fr", weak, supported=True, min_confidence=0.5, policy="reject").decision == "unsure"
+
+
+def test_unsupported_language_is_left_alone_unless_clearly_another(ident) -> None:
+    other = Detection("id", 0.7, "x", None, 0.0, "Latin", 40)
+    assert judge("xx", other, supported=False, min_confidence=0.5, policy="reject").decision == "unsupported"
+    english = Detection("en", 0.97, "x", None, 0.0, "Latin", 40)
+    assert judge("xx", english, supported=False, min_confidence=0.5, policy="reject").decision == "reject"
+    # Kanji-only text may be Japanese: never a mismatch for ja.
+    han = Detection("zh", 1.0, "script", None, 0.0, "Han", 6)
+    assert judge("ja", han, supported=True, min_confidence=0.5, policy="reject").decision == "unsure"
+
+
+def test_entry_text_joins_question_options_and_borrows_short_context() -> None:
+    assert entry_text({"task": "mcqa", "question": "Q?", "options": ["a", "b"]}) == "Q? a b"
+    assert entry_text({"task": "nli", "premise": "P.", "hypothesis": "H."}) == "P. H."
+    assert entry_text({"task": "yes_no", "question": "Q?", "context": "C" * 700}) == "Q? " + "C" * 600
+
+
+def test_missing_model_and_bad_settings_fail_clearly(tmp_path) -> None:
+    with pytest.raises(LangIdError, match="model not found"):
+        LanguageIdentifier(tmp_path / "nope.bin")
+    with pytest.raises(LangIdError, match="unknown language detector"):
+        LanguageIdentifier(second_opinion=("cld9",))
+    base = {"sources": [{"name": "a", "paths": ["x.jsonl"], "preset": "problem_choices", "language": "en"}]}
+    with pytest.raises(ConfigError, match=r"langid\.per_source names source"):
+        parse_config({**base, "langid": {"per_source": {"b": "reject"}}})
+    with pytest.raises(ConfigError, match=r"langid\.on_mismatch"):
+        parse_config({**base, "langid": {"on_mismatch": "delete"}})
+
+
+def _langid_rows(wh) -> dict[str, tuple]:
+    return {
+        r[0]: r[1:]
+        for r in wh.query(
+            "SELECT entry_id, decision, language, detected_language, run_id FROM langid_results"
+        )
+    }
+
+
+def test_stage_decides_each_entry_once_and_again_only_when_needed(warehouse, demo) -> None:
+    collect_all(warehouse, demo)
+    first = run_langid(warehouse, demo, "r1")
+    assert first["checked"] == 315
+    assert first["totals"] == {"agree": 314, "flag": 1}
+    flagged = warehouse.query_dicts("SELECT * FROM v_langid WHERE decision = 'flag'")
+    assert [(r["source"], r["declared_language"], r["detected_language"]) for r in flagged] == [
+        ("demo_dosing", "yo", "sw")  # the planted Swahili text labelled Yoruba
+    ]
+    assert run_langid(warehouse, demo, "r2")["checked"] == 0
+
+    # An edited entry is decided again, alone.
+    warehouse.con.execute(
+        "UPDATE entries SET content_hash = 'edited' WHERE entry_id = (SELECT min(entry_id) FROM entries)"
+    )
+    assert run_langid(warehouse, demo, "r3")["checked"] == 1
+
+    # A new policy re-decides everything; relabel moves the entry to the detected language.
+    relabel = with_langid(demo, per_source={"demo_dosing": "relabel"})
+    assert run_langid(warehouse, relabel, "r4")["checked"] == 315
+    row = warehouse.query_dicts("SELECT decision, language FROM v_langid WHERE declared_language <> language")
+    assert row == [{"decision": "relabel", "language": "sw"}]
+
+
+def with_langid(loaded, **changes):
+    langid = loaded.config.langid.model_copy(update=changes)
+    return loaded.model_copy(update={"config": loaded.config.model_copy(update={"langid": langid})})
+
+
+def test_worker_processes_give_the_same_decisions(warehouse, demo, monkeypatch) -> None:
+    import globmed_data.langid_stage as stage
+
+    collect_all(warehouse, demo)
+    run_langid(warehouse, demo, "single")
+    single = {k: v[:3] for k, v in _langid_rows(warehouse).items()}
+    warehouse.con.execute("DELETE FROM langid_results")
+    monkeypatch.setattr(stage, "PARALLEL_MIN", 10)
+    run_langid(warehouse, with_langid(demo, workers=2), "parallel")
+    assert {k: v[:3] for k, v in _langid_rows(warehouse).items()} == single
+
+
+def test_langid_results_survive_reopening(tmp_path, demo) -> None:
+    from globmed_data.warehouse import Warehouse
+
+    path = tmp_path / "wh.duckdb"
+    with Warehouse(path) as wh:
+        collect_all(wh, demo, uuid.uuid4().hex)
+        run_langid(wh, demo, "r1")
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT count(*) FROM v_langid").fetchone() == (315,)
+    con.close()
