@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/curate_bench.py
 	$(PY) benchmarks/langid_eval.py --per-language 400
 	$(PY) benchmarks/quality_eval.py
+	$(PY) benchmarks/dedup_eval.py
+	$(PY) benchmarks/dedup_bench.py
 
 clean:
 	rm -rf .globmed .pytest_cache .ruff_cache

@@ -1,8 +1,8 @@
 """The pipeline flow: every stage in order, one named task per unit of work.
 
 Stages so far: collect (one task per source, run concurrently), then language ID and quality
-over every entry whose content or settings changed. Translation, dedup and export join here as
-they land.
+over every entry whose content or settings changed, then dedup and decontamination.
+Translation and export join here as they land.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
+from globmed_data.dedup_stage import run_dedup
 from globmed_data.langid_stage import run_langid
 from globmed_data.quality_report import quality_report, render_markdown
 from globmed_data.quality_stage import run_quality
@@ -68,6 +69,11 @@ def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, 
     return _stage(wh, run_id, "quality", lambda log: run_quality(wh, loaded, run_id, log=log))
 
 
+@task(name="dedup", cache_policy=NO_CACHE, tags=["stage:dedup"])
+def dedup_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
+    return _stage(wh, run_id, "dedup", lambda log: run_dedup(wh, loaded, run_id, log=log))
+
+
 def _run_status(reports: list[dict[str, Any]]) -> str:
     failed = sum(r["status"] == "failed" for r in reports)
     if failed == 0:
@@ -115,6 +121,8 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
                 stages["langid"] = langid_task(wh, loaded, run_id)
             if loaded.config.quality.enabled:
                 stages["quality"] = quality_task(wh, loaded, run_id)
+            if loaded.config.dedup.enabled:
+                stages["dedup"] = dedup_task(wh, loaded, run_id)
         except BaseException as exc:
             wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
             raise
@@ -132,6 +140,9 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
         wh.finish_run(run_id, status, counts)
         entry_rows = entry_count_table(wh)
         report = quality_report(wh) if loaded.config.quality.enabled else None
+        duplicate_rows = wh.query_dicts(
+            "SELECT source, kept_source, language, method, duplicates FROM v_duplicate_pairs ORDER BY ALL"
+        )
     table = run_table(reports)
     create_table_artifact(
         key="globmed-collect", table=table, description=f"Collect stage per source, run {run_id} ({status})"
@@ -147,6 +158,12 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
             key="globmed-quality",
             markdown=render_markdown(report),
             description="Quality pass rates per source, language, task and rule",
+        )
+    if duplicate_rows:
+        create_table_artifact(
+            key="globmed-duplicates",
+            table=[{**r, "duplicates": int(r["duplicates"])} for r in duplicate_rows],
+            description="Duplicates excluded, per (source, source of the kept entry, language, method)",
         )
     return {
         "run_id": run_id,

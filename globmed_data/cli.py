@@ -124,6 +124,14 @@ def _print_run(result: dict[str, Any]) -> None:
             f"quality: {q['checked']} entries checked in {q['seconds']:.1f}s; all entries: "
             f"{t['passed']} passed, {t['rejected']} rejected (`globmed quality report` for details)"
         )
+    if "dedup" in stages:
+        d = stages["dedup"]
+        out.print(
+            f"dedup: {d['checked']} entries signed in {d['seconds']:.1f}s; {d['clusters']} clusters, "
+            f"{d['duplicates']} duplicates excluded ({d['exact_duplicates']} exact, "
+            f"{d['near_duplicates']} near), "
+            f"{d['contaminated']} train entries contaminated"
+        )
     console.print(f"warehouse: {result['warehouse']}")
 
 
@@ -158,6 +166,11 @@ def status(
         for k, v in data[key].items():
             table.add_row(k, str(v))
         out.print(table)
+    d = data["dedup"]
+    out.print(
+        f"dedup: {d['clusters']} clusters, {d['duplicates']} duplicates, {d['contaminated']} contaminated; "
+        f"{data['curated']} curated entries"
+    )
     q = data["quality"]
     if q["checked"]:
         out.print(f"quality: {q['passed']} passed, {q['rejected']} rejected of {q['checked']} checked")

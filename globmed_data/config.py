@@ -337,6 +337,44 @@ class QualitySettings(Strict):
         return v
 
 
+KeepRule = Literal["eval_split", "native", "source_priority", "complete", "entry_id"]
+
+
+class DedupSettings(Strict):
+    """Exact and near-duplicate removal and decontamination (docs/dedup.md)."""
+
+    enabled: bool = True
+    threshold: float = Field(0.7, gt=0, lt=1)  # estimated Jaccard similarity of shingle sets
+    num_perm: int = Field(128, ge=16, le=1024)
+    bands: int | None = Field(None, ge=1)  # with `rows`; default: derived from threshold
+    rows: int | None = Field(None, ge=1)
+    word_ngram: int = Field(3, ge=1, le=10)  # shingles where words are spaced
+    char_ngram: int = Field(3, ge=1, le=20)  # shingles for zh, ja, th, ...
+    keep: list[KeepRule] = Field(
+        default_factory=lambda: ["eval_split", "native", "source_priority", "complete", "entry_id"]
+    )
+    source_priority: list[str] = Field(default_factory=list)
+    eval_splits: list[str] = Field(default_factory=lambda: ["test"])
+    benchmarks: list[Source] = Field(default_factory=list)  # external test sets to keep out of training
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _default_kind(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"kind": "files", **s} if isinstance(s, dict) and "kind" not in s else s for s in v]
+        return v
+
+    @model_validator(mode="after")
+    def _bands_and_rows(self) -> DedupSettings:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both `bands` and `rows`, or neither (then they follow `threshold`)")
+        if self.bands and self.rows and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands × rows ({self.bands * self.rows}) exceeds num_perm ({self.num_perm})")
+        if "entry_id" not in self.keep:
+            raise ValueError("`keep` must end with `entry_id` so that the choice is deterministic")
+        return self
+
+
 class PipelineConfig(Strict):
     version: Literal[1] = 1
     name: str = "globmed"
@@ -345,6 +383,7 @@ class PipelineConfig(Strict):
     collect: CollectSettings = CollectSettings()
     langid: LangIdSettings = LangIdSettings()
     quality: QualitySettings = QualitySettings()
+    dedup: DedupSettings = DedupSettings()
     sources: list[Source] = Field(min_length=1)
 
     @field_validator("sources", mode="before")
@@ -370,6 +409,7 @@ class PipelineConfig(Strict):
         for where, listed in (
             ("langid.per_source", self.langid.per_source),
             ("quality.require_rationale", self.quality.require_rationale),
+            ("dedup.source_priority", self.dedup.source_priority),
         ):
             stray = sorted(set(listed) - set(names))
             if stray:

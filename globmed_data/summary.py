@@ -49,6 +49,8 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "quarantine_by_source": _pairs(wh, "SELECT source, count(*) FROM quarantine GROUP BY 1 ORDER BY 1"),
         "langid": _pairs(wh, "SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"),
         "quality": _quality_counts(wh),
+        "dedup": _dedup_counts(wh),
+        "curated": int(wh.query("SELECT count(*) FROM v_curated_entries")[0][0]),
         "sources": [
             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
             for row in wh.query_dicts(
@@ -70,6 +72,19 @@ def status(wh: Warehouse) -> dict[str, Any]:
     }
 
 
+def _dedup_counts(wh: Warehouse) -> dict[str, Any]:
+    decisions = _pairs(wh, "SELECT decision, count(*) FROM dedup_members GROUP BY 1")
+    return {
+        "clusters": int(wh.query("SELECT count(DISTINCT cluster_id) FROM dedup_members")[0][0]),
+        "duplicates": decisions.get("duplicate", 0),
+        "duplicates_by_method": _pairs(
+            wh,
+            "SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1 ORDER BY 1",
+        ),
+        "contaminated": decisions.get("contaminated", 0),
+    }
+
+
 def _quality_counts(wh: Warehouse) -> dict[str, Any]:
     checked, passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
     return {
@@ -87,6 +102,8 @@ def _quality_counts(wh: Warehouse) -> dict[str, Any]:
 
 _STAGE_KEYS = (
     "checked",
+    "duplicates",
+    "contaminated",
     "passed",
     "rejected",
     "files",

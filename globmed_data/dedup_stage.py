@@ -1,0 +1,384 @@
+"""The dedup stage: exact and near-duplicate clusters, one kept entry each, decontamination.
+
+Map steps (per batch, parallel-safe): normalise, shingle, sign (MinHash), band keys.
+Reduce steps (whole index): candidate links from shared keys, verification, connected
+components, keep policy, contamination. Signatures and verified links persist, so a run
+signs only new or edited entries and searches links only from them; clustering is redone from
+the stored links each run (cheap: a sparse graph).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from globmed_data.config import DedupSettings, LoadedConfig
+from globmed_data.ids import stable_hash
+from globmed_data.minhash import (
+    SIGNATURE_VERSION,
+    band_keys,
+    components,
+    dedup_texts,
+    optimal_bands,
+    shingles,
+    signatures,
+    similarity,
+)
+from globmed_data.warehouse import Warehouse
+
+CHUNK = 50_000
+_PARTICIPANTS = """
+    SELECT e.entry_id, e.content_hash, e.source, e.task, coalesce(l.language, e.language) AS language,
+           e.split, e.origin, e.question, e.premise, e.hypothesis, e.options, e.rationale, e.context
+    FROM entries e
+    LEFT JOIN langid_results l ON l.entry_id = e.entry_id AND l.content_hash = e.content_hash
+    LEFT JOIN quality_results q ON q.entry_id = e.entry_id AND q.content_hash = e.content_hash
+    WHERE e.status = 'active' AND coalesce(q.passed, TRUE) AND coalesce(l.decision, '') <> 'reject'
+"""
+
+
+def lsh_shape(s: DedupSettings) -> tuple[int, int]:
+    return (s.bands, s.rows) if s.bands and s.rows else optimal_bands(s.threshold, s.num_perm)
+
+
+def signature_hash(s: DedupSettings) -> str:
+    return stable_hash(
+        "dedup-signature", SIGNATURE_VERSION, str(s.num_perm), str(s.word_ngram), str(s.char_ngram)
+    )
+
+
+def sign(frame: pl.DataFrame, s: DedupSettings) -> tuple[pl.DataFrame, np.ndarray]:
+    """Map step: (entry_id, exact_key) and the signature matrix for a batch of entries."""
+    texts = dedup_texts(frame)
+    sig = signatures(shingles(texts, s.word_ngram, s.char_ngram), len(texts), s.num_perm)
+    return texts.select("entry_id", "exact_key"), sig
+
+
+def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, sig: np.ndarray, shash: str,
+                      run_id: str) -> None:  # fmt: skip
+    flat = pa.array(sig.reshape(-1), pa.uint32())
+    offsets = pa.array(np.arange(0, sig.size + 1, sig.shape[1], dtype=np.int32))
+    table = pa.table(
+        {
+            "entry_id": keys["entry_id"].to_arrow(),
+            "content_hash": frame["content_hash"].to_arrow(),
+            "settings_hash": pa.array([shash] * len(keys), pa.string()),
+            "exact_key": keys["exact_key"].to_arrow(),
+            "signature": pa.ListArray.from_arrays(offsets, flat),
+            "run_id": pa.array([run_id] * len(keys), pa.string()),
+        }
+    )
+    wh.upsert("dedup_signatures", table)
+
+
+def candidate_links(exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray) -> pl.DataFrame:
+    """Pairs (i, j) to verify: each new entry against the two smallest others sharing a key.
+
+    Linking to two partners per key (not to every member) keeps big clusters linear in size;
+    every member still links into its group, so the components are the same.
+    """
+    n = len(exact)
+    idx = np.arange(n, dtype=np.int64)
+    frames = [
+        pl.DataFrame({"i": idx, "band": np.full(n, -1, dtype=np.int64), "key": exact.astype(np.uint64)})
+    ]
+    for band in range(bands.shape[1]):
+        frames.append(
+            pl.DataFrame({"i": idx, "band": np.full(n, band, dtype=np.int64), "key": bands[:, band]})
+        )
+    keyed = pl.concat(frames)
+    firsts = (
+        keyed.group_by("band", "key")
+        .agg(pl.col("i").bottom_k(2).alias("two"), pl.len().alias("size"))
+        .filter(pl.col("size") > 1)
+        .select("band", "key", pl.col("two").list.get(0).alias("m0"), pl.col("two").list.get(1).alias("m1"))
+    )
+    new_rows = keyed.filter(pl.lit(pl.Series(is_new)).gather(pl.col("i")))
+    joined = new_rows.join(firsts, on=["band", "key"])
+    # Each new entry links to the two smallest other members of the group (when there are two):
+    # a second partner recovers links that the first one fails to verify.
+    pairs = pl.concat(
+        [
+            joined.select("i", pl.col(m).alias("j"), (pl.col("band") == -1).alias("exact"))
+            for m in ("m0", "m1")
+        ]
+    ).filter(pl.col("j").is_not_null() & (pl.col("i") != pl.col("j")))
+    return pairs.group_by("i", "j").agg(pl.col("exact").any())
+
+
+KEEP_ORDER = {
+    "eval_split": lambda s, split_col: pl.when(pl.col("split").is_in(s.eval_splits)).then(0).otherwise(1),
+    "native": lambda s, _: pl.when(pl.col("origin") == "native").then(0).otherwise(1),
+    "source_priority": lambda s, _: pl.col("source").replace_strict(
+        {name: i for i, name in enumerate(s.source_priority)},
+        default=len(s.source_priority),
+        return_dtype=pl.Int64,
+    ),
+    # More complete first: more options, a rationale, a context.
+    "complete": lambda s, _: (
+        -(
+            pl.col("options").list.len().fill_null(0)
+            + pl.col("rationale").is_not_null().cast(pl.Int64)
+            + pl.col("context").is_not_null().cast(pl.Int64)
+        )
+    ),
+    "entry_id": lambda s, _: pl.col("entry_id"),
+}
+
+
+def decide_clusters(
+    members: pl.DataFrame, s: DedupSettings, sig: np.ndarray, exact: np.ndarray, run_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep policy and contamination. `members`: one row per node in a cluster of 2+, with
+    `i` (index into sig), `cluster`, entry columns, and `bench` (an external test item)."""
+    order = [KEEP_ORDER[rule](s, "split").alias(f"_k{n}") for n, rule in enumerate(s.keep)]
+    ranked = members.with_columns(order).sort(["cluster", "bench", *[f"_k{n}" for n in range(len(s.keep))]])
+    real = ranked.filter(~pl.col("bench"))
+    kept = (
+        real.group_by("cluster", maintain_order=True)
+        .first()
+        .select("cluster", pl.col("i").alias("kept_i"), pl.col("entry_id").alias("kept_id"))
+    )
+    evals = (
+        ranked.filter(pl.col("bench") | pl.col("split").is_in(s.eval_splits))
+        .group_by("cluster", maintain_order=True)
+        .first()
+        .select("cluster", pl.col("i").alias("test_i"), pl.col("entry_id").alias("test_item"),
+                pl.col("source").alias("test_source"))
+    )  # fmt: skip
+    out = real.join(kept, on="cluster", how="left").join(evals, on="cluster", how="left")
+    contaminated = (pl.col("split") == "train") & pl.col("test_i").is_not_null()
+    out = out.with_columns(
+        decision=pl.when(contaminated)
+        .then(pl.lit("contaminated"))
+        .when(pl.col("i") == pl.col("kept_i"))
+        .then(pl.lit("kept"))
+        .otherwise(pl.lit("duplicate")),
+        size=pl.len().over("cluster"),
+        cluster_id=pl.col("entry_id").min().over("cluster"),
+    )
+    i = out["i"].to_numpy()
+    k = out["kept_i"].to_numpy()
+    t = out["test_i"].fill_null(-1).to_numpy()
+    sim_kept = similarity(sig, i, k)
+    sim_test = similarity(sig, i, np.where(t >= 0, t, i))
+    same_kept = exact[i] == exact[k]
+    same_test = exact[i] == exact[np.where(t >= 0, t, i)]
+    out = out.with_columns(
+        sim_kept=pl.Series(np.where(same_kept, 1.0, sim_kept)),
+        method_kept=pl.Series(np.where(same_kept, "exact", "near")),
+        sim_test=pl.Series(np.where(same_test, 1.0, sim_test)),
+        method_test=pl.Series(np.where(same_test, "exact", "near")),
+    )
+    rows = out.select(
+        "entry_id",
+        "cluster_id",
+        pl.col("size").cast(pl.Int32).alias("cluster_size"),
+        "decision",
+        pl.when(pl.col("decision") == "contaminated")
+        .then(pl.col("kept_id"))
+        .otherwise(pl.col("kept_id"))
+        .alias("kept_entry_id"),
+        pl.col("method_kept").alias("method"),
+        pl.col("sim_kept").alias("similarity"),
+        pl.lit(run_id).alias("run_id"),
+    )
+    contamination = out.filter(pl.col("decision") == "contaminated").select(
+        "entry_id",
+        "test_item",
+        "test_source",
+        pl.col("method_test").alias("method"),
+        pl.col("sim_test").alias("similarity"),
+        pl.lit(run_id).alias("run_id"),
+    )
+    return rows, contamination
+
+
+def benchmark_entries(loaded: LoadedConfig) -> pl.DataFrame:
+    """External test sets from `dedup.benchmarks`, read and mapped like sources (not stored).
+
+    Records that do not map are skipped: a benchmark list only has to give the item's text.
+    """
+    from globmed_data.sources.locate import locate_files
+    from globmed_data.sources.mapping import MappingError, RecordMapper
+    from globmed_data.sources.readers import detect_format, read_file
+
+    rows: list[dict[str, Any]] = []
+    for spec in loaded.config.dedup.benchmarks:
+        mapper = RecordMapper(spec)
+        for f in locate_files(spec, loaded).files:
+            ctx = mapper.file_context(f.rel)
+            items = read_file(f.path, detect_format(f.path, spec.format), encoding=spec.encoding,
+                              record_path=spec.resolved_record_path(), max_record_bytes=1 << 24)  # fmt: skip
+            for item in items:
+                if item.record is None:
+                    continue
+                extra = {"_file": f.rel, "_locator": item.locator, **item.extra}
+                try:
+                    key = mapper.record_key(item.record, extra, item.raw_text)
+                    entry = mapper.map(item.record, extra, ctx, key)
+                except MappingError:
+                    continue
+                rows.append({**entry, "entry_id": f"benchmark:{spec.name}:{key}", "split": "test",
+                             "source": f"benchmark:{spec.name}", "content_hash": ""})  # fmt: skip
+    columns = ["entry_id", "content_hash", "source", "task", "language", "split", "origin", "question",
+               "premise", "hypothesis", "options", "rationale", "context"]  # fmt: skip
+    schema = {c: pl.String for c in columns} | {"options": pl.List(pl.String)}
+    return pl.DataFrame([{c: r.get(c) for c in columns} for r in rows], schema=schema)
+
+
+def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """exact keys and signatures of these entries, in the given order."""
+    table = wh.arrow_for_ids(
+        ids,
+        "SELECT s.entry_id, s.exact_key, s.signature "
+        "FROM dedup_signatures s SEMI JOIN b_ids USING (entry_id)",
+    )
+    position = {e: i for i, e in enumerate(ids)}
+    order = np.argsort(
+        np.fromiter((position[e] for e in table.column("entry_id").to_pylist()), np.int64, len(ids))
+    )
+    keys = table.column("exact_key").to_numpy()[order]
+    flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return keys.astype(np.uint64), flat.astype(np.uint32).reshape(-1, num_perm)[order]
+
+
+def run_dedup(
+    wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    say = log or (lambda _: None)
+    s = loaded.config.dedup
+    bands, rows = lsh_shape(s)
+    shash = signature_hash(s)
+    index_hash = stable_hash(shash, str(bands), str(rows), str(s.threshold))
+    if dict(wh.query("SELECT key, value FROM dedup_state")).get("index") != index_hash:
+        # New LSH parameters: links made under the old ones no longer hold.
+        with wh.transaction() as con:
+            con.execute("DELETE FROM dedup_edges")
+            con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('index', ?)", [index_hash])
+        relink_all = True
+    else:
+        relink_all = False
+
+    part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY e.entry_id"))
+    assert isinstance(part, pl.DataFrame)
+    current = pl.from_arrow(wh.arrow("SELECT entry_id, content_hash, settings_hash FROM dedup_signatures"))
+    assert isinstance(current, pl.DataFrame)
+    fresh = part.join(current, on=["entry_id", "content_hash"], how="left").filter(
+        pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
+    )
+    # Map: sign new and edited entries; their old links go.
+    for start in range(0, len(fresh), CHUNK):
+        batch = fresh.slice(start, CHUNK)
+        keys, sig = sign(batch, s)
+        _store_signatures(wh, batch, keys, sig, shash, run_id)
+        say(f"dedup: signed {min(start + CHUNK, len(fresh))}/{len(fresh)} entries")
+    fresh_ids = fresh["entry_id"].to_list()
+    if fresh_ids:
+        with wh.transaction() as con:
+            con.register("b_fresh", pa.table({"entry_id": pa.array(fresh_ids, pa.string())}))
+            con.execute("DELETE FROM dedup_edges WHERE a IN (SELECT entry_id FROM b_fresh) "
+                        "OR b IN (SELECT entry_id FROM b_fresh)")  # fmt: skip
+            con.unregister("b_fresh")
+
+    # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
+    ids = part["entry_id"].to_list()
+    exact, sig = (
+        _read_signatures(wh, ids, s.num_perm)
+        if ids
+        else (np.zeros(0, np.uint64), np.zeros((0, s.num_perm), np.uint32))
+    )
+    bench = benchmark_entries(loaded) if s.benchmarks else part.clear()
+    if len(bench):
+        bkeys, bsig = sign(bench, s)
+        exact = np.concatenate([exact, bkeys["exact_key"].to_numpy().astype(np.uint64)])
+        sig = np.concatenate([sig, bsig])
+    nodes = pl.concat(
+        [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
+        how="vertical_relaxed",
+    )
+    node_ids = nodes["entry_id"].to_list()
+    is_new = np.zeros(len(nodes), dtype=bool)
+    if relink_all:
+        is_new[:] = True
+    else:
+        fresh_set = set(fresh_ids)
+        is_new[[i for i, e in enumerate(node_ids) if e in fresh_set]] = True
+        is_new[len(part) :] = True  # benchmark items are linked every run
+    pairs = candidate_links(exact, band_keys(sig, bands, rows), is_new) if len(nodes) else pl.DataFrame()
+    links = pl.DataFrame({"i": [], "j": [], "method": [], "similarity": []},
+                         schema={"i": pl.Int64, "j": pl.Int64, "method": pl.String,
+                                 "similarity": pl.Float64})  # fmt: skip
+    if len(pairs):
+        i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+        same = exact[i] == exact[j]
+        sim = np.where(same, 1.0, similarity(sig, i, j))
+        keep = same | (sim >= s.threshold)
+        links = pl.DataFrame({"i": i[keep], "j": j[keep], "method": np.where(same, "exact", "near")[keep],
+                              "similarity": sim[keep].astype(np.float64)})  # fmt: skip
+    id_series = pl.Series(node_ids, dtype=pl.String)
+    named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(
+        pl.when(pl.col("x") < pl.col("y")).then("x").otherwise("y").alias("a"),
+        pl.when(pl.col("x") < pl.col("y")).then("y").otherwise("x").alias("b"),
+        "method",
+        "similarity",
+    )
+    stored = named.filter(
+        ~pl.col("a").str.starts_with("benchmark:") & ~pl.col("b").str.starts_with("benchmark:")
+    )
+    if len(stored):
+        run_col = pl.lit(run_id).alias("run_id")
+        wh.upsert("dedup_edges", stored.select("a", "b", "method", "similarity", run_col)
+                  .unique(["a", "b"]).to_arrow())  # fmt: skip
+
+    # Components over all current links between participants, and this run's benchmark links.
+    position = {e: k for k, e in enumerate(node_ids)}
+    bench_links = named.filter(
+        pl.col("a").str.starts_with("benchmark:") | pl.col("b").str.starts_with("benchmark:")
+    )
+    edges = [
+        (position[a], position[b])
+        for a, b in [*wh.query("SELECT a, b FROM dedup_edges"), *bench_links.select("a", "b").iter_rows()]
+        if a in position and b in position
+    ]
+    left = np.array([e[0] for e in edges], dtype=np.int64)
+    right = np.array([e[1] for e in edges], dtype=np.int64)
+    labels = components(len(nodes), left, right)
+    sizes = np.bincount(labels)
+    in_cluster = sizes[labels] > 1
+    members = nodes.with_columns(i=pl.Series(np.arange(len(nodes))), cluster=pl.Series(labels)).filter(
+        pl.Series(in_cluster)
+    )
+    decided, contamination = decide_clusters(members, s, sig, exact, run_id)
+    with wh.transaction() as con:
+        con.execute("DELETE FROM dedup_members")
+        con.execute("DELETE FROM contamination")
+        for table, frame in (("dedup_members", decided), ("contamination", contamination)):
+            if len(frame):
+                con.register("b_rows", frame.to_arrow())
+                con.execute(f"INSERT INTO {table} SELECT * FROM b_rows")
+                con.unregister("b_rows")
+    counts = dict(wh.query("SELECT decision, count(*) FROM dedup_members GROUP BY 1"))
+    by_method = dict(
+        wh.query("SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1")
+    )
+    return {
+        "checked": len(fresh_ids),
+        "entries": len(part),
+        "benchmark_items": len(bench),
+        "bands": bands,
+        "rows": rows,
+        "clusters": decided["cluster_id"].n_unique() if len(decided) else 0,
+        "kept": int(counts.get("kept", 0)),
+        "duplicates": int(counts.get("duplicate", 0)),
+        "exact_duplicates": int(by_method.get("exact", 0)),
+        "near_duplicates": int(by_method.get("near", 0)),
+        "contaminated": int(counts.get("contaminated", 0)),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

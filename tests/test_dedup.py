@@ -1,0 +1,203 @@
+"""Dedup: normalisation, MinHash agreement with datasketch, clusters, keep policy,
+decontamination (within sources and against an external benchmark file), incremental runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import polars as pl
+import pytest
+
+from globmed_data.config import ConfigError, load_config, parse_config
+from globmed_data.dedup_stage import run_dedup
+from globmed_data.minhash import dedup_texts, optimal_bands, permutations, permute, shingles, signatures
+from globmed_data.warehouse import Warehouse
+from tests.conftest import collect_all, write_config
+
+Q = "A 4-year-old child weighing 16 kg needs amoxicillin at 25 mg/kg. Which single dose is correct?"
+OPTS = ["400 mg", "800 mg", "200 mg", "100 mg"]
+
+
+def frame(rows: list[dict]) -> pl.DataFrame:
+    base = {"entry_id": "x", "task": "mcqa", "language": "en", "question": "", "options": [], "premise": None,
+            "hypothesis": None}  # fmt: skip
+    schema = {"entry_id": pl.String, "task": pl.String, "language": pl.String, "question": pl.String,
+              "options": pl.List(pl.String), "premise": pl.String, "hypothesis": pl.String}  # fmt: skip
+    return pl.DataFrame([{**base, "entry_id": str(i), **r} for i, r in enumerate(rows)], schema=schema)
+
+
+def test_exact_key_ignores_case_spacing_punctuation_and_option_order() -> None:
+    keys = dedup_texts(
+        frame(
+            [
+                {"question": Q, "options": OPTS},
+                {"question": Q.upper().replace(" ", "  ").replace("?", " ?!"), "options": OPTS[::-1]},
+                {"question": Q.replace("16 kg", "18 kg"), "options": OPTS},
+            ]
+        )
+    )["exact_key"].to_list()
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_signatures_are_datasketch_minhash() -> None:
+    from datasketch import MinHash
+
+    shingle_values = [b"amoxicillin at 25", b"at 25 mg", b"25 mg kg"]
+    reference = MinHash(num_perm=128)
+    reference.update_batch(shingle_values)
+    hv = np.array([struct.unpack("<I", hashlib.sha1(v).digest()[:4])[0] for v in shingle_values], np.uint32)
+    a, b = permutations(128)
+    assert np.array_equal(permute(hv, a, b).min(axis=0), reference.hashvalues)
+
+
+def test_near_duplicates_score_high_and_look_alikes_low() -> None:
+    texts = dedup_texts(
+        frame(
+            [
+                {"question": Q, "options": OPTS},
+                {"question": Q.replace("amoxicillin", "amoxicilin"), "options": OPTS[::-1]},  # typo, reordered
+                {"question": Q.replace("amoxicillin at 25 mg/kg", "ibuprofen at 10 mg/kg"), "options": OPTS},
+                {
+                    "language": "zh",
+                    "question": "患儿4岁，体重16kg，阿莫西林每次25mg/kg，单次剂量是多少？",
+                    "options": OPTS,
+                },
+                {
+                    "language": "zh",
+                    "question": "患儿4岁，体重16kg，阿莫西林每次25mg/kg，单次剂量应为多少？",
+                    "options": OPTS,
+                },
+            ]
+        )
+    )
+    sig = signatures(shingles(texts, 3, 3), len(texts), 128)
+    sim = (sig[:, None, :] == sig[None, :, :]).mean(axis=2)
+    assert sim[0, 1] > 0.7 and sim[3, 4] > 0.7  # word and character shingles
+    assert sim[0, 2] < 0.7 and sim[0, 3] < 0.1  # below the default threshold
+
+
+def test_bands_follow_the_threshold() -> None:
+    assert optimal_bands(0.7, 128) == (14, 9)
+    base = {"sources": [{"name": "a", "paths": ["x.jsonl"], "preset": "problem_choices", "language": "en"}]}
+    with pytest.raises(ConfigError, match="set both `bands` and `rows`"):
+        parse_config({**base, "dedup": {"bands": 8}})
+    with pytest.raises(ConfigError, match="exceeds num_perm"):
+        parse_config({**base, "dedup": {"bands": 20, "rows": 8}})
+    with pytest.raises(ConfigError, match="must end with `entry_id`"):
+        parse_config({**base, "dedup": {"keep": ["native"]}})
+
+
+def _write(path, rows) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _item(key: str, question: str, split: str = "train", options: list[str] | None = None) -> dict:
+    return {"problem_id": key, "problem_text": question, "choices": options or OPTS, "answer": "A", "split": split}
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Two sources with planted duplicates, contamination and an external benchmark list."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    other = "Which vitamin deficiency causes scurvy in adults who eat no fresh fruit or vegetables?"
+    _write(tmp_path / "a" / "items.jsonl", [
+        _item("a1", Q, "test"),
+        _item("a2", Q.replace("Which single dose", "What single dose"), "train"),    # near dup of a1 (test)
+        _item("a3", other, "train"),
+        _item("a4", "Name the first-line drug for status epilepticus in an adult patient at home.", "train"),
+    ])  # fmt: skip
+    _write(tmp_path / "b" / "items.jsonl", [
+        _item("b1", Q.upper(), "train", OPTS[::-1]),                                    # exact dup of a1
+        _item("b2", other.replace("vegetables", "vegetable"), "train"),                 # near dup of a3
+        _item("b3", "Which nerve is injured in a fracture of the surgical neck of the humerus?", "train"),
+    ])  # fmt: skip
+    _write(tmp_path / "bench.jsonl", [
+        {"problem_id": "m1", "problem_text": "Name the first-line drug for status epilepticus in an adult patient at home!",
+         "choices": OPTS, "answer": "A"},
+    ])  # fmt: skip
+    spec = {"preset": "problem_choices", "language": "en", "split": {"field": "split"}}
+    config = write_config(
+        tmp_path,
+        [
+            {"name": "src_a", "paths": ["a/*.jsonl"], **spec},
+            {"name": "src_b", "paths": ["b/*.jsonl"], **spec},
+        ],
+        dedup={
+            "benchmarks": [
+                {"name": "medbench", "paths": ["bench.jsonl"], "preset": "problem_choices", "language": "en"}
+            ]
+        },  # fmt: skip
+        langid={"enabled": False},
+        quality={"enabled": False},
+    )
+    return load_config(config)
+
+
+def _members(wh: Warehouse) -> dict[str, tuple]:
+    rows = wh.query(
+        "SELECT e.record_key, m.decision, k.record_key, m.method FROM dedup_members m "
+        "JOIN entries e USING (entry_id) LEFT JOIN entries k ON k.entry_id = m.kept_entry_id"
+    )
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_clusters_keep_policy_and_decontamination(warehouse, corpus) -> None:
+    collect_all(warehouse, corpus)
+    counts = run_dedup(warehouse, corpus, "r1")
+    assert counts["entries"] == 7 and counts["checked"] == 7 and counts["benchmark_items"] == 1
+    members = _members(warehouse)
+    # a1 (test) is kept over its train copies; both train copies are contaminated by it.
+    assert members["a1"] == ("kept", "a1", "exact")
+    assert members["b1"][0] == "contaminated" and members["b1"][2] == "exact"
+    assert members["a2"][:2] == ("contaminated", "a1") and members["a2"][2] == "near"
+    # Plain near duplicates: one kept (the stable-id order decides between equals).
+    assert {members["a3"][0], members["b2"][0]} == {"kept", "duplicate"}
+    # A train entry that matches an external benchmark item is excluded, with the item named.
+    assert members["a4"][0] == "contaminated"
+    links = dict(
+        warehouse.query(
+            "SELECT e.record_key, c.test_item FROM contamination c JOIN entries e USING (entry_id)"
+        )
+    )
+    assert links["a4"] == "benchmark:medbench:m1"
+    assert warehouse.query("SELECT record_key FROM entries WHERE entry_id = (SELECT test_item FROM contamination "
+                           "c JOIN entries e USING (entry_id) WHERE e.record_key = 'a2')") == [("a1",)]  # fmt: skip
+    curated = {r[0] for r in warehouse.query("SELECT record_key FROM v_curated_entries")}
+    assert curated == {"a1", "b3", min(("a3", "b2"), key=lambda k: _id(warehouse, k))}
+
+
+def _id(wh: Warehouse, key: str) -> str:
+    return wh.query("SELECT entry_id FROM entries WHERE record_key = ?", [key])[0][0]
+
+
+def test_incremental_run_signs_only_new_entries(warehouse, corpus, tmp_path) -> None:
+    collect_all(warehouse, corpus)
+    run_dedup(warehouse, corpus, "r1")
+    before = warehouse.query("SELECT a, b, run_id FROM dedup_edges ORDER BY ALL")
+    assert run_dedup(warehouse, corpus, "r2")["checked"] == 0
+    with (tmp_path / "b" / "items.jsonl").open("a") as fh:
+        fh.write(json.dumps(_item("b4", Q.replace("Which single dose", "Which one dose"), "train")) + "\n")
+    collect_all(warehouse, corpus)
+    third = run_dedup(warehouse, corpus, "r3")
+    assert third["checked"] == 1
+    after = warehouse.query("SELECT a, b, run_id FROM dedup_edges ORDER BY ALL")
+    assert set(before) <= set(after) and {r[2] for r in set(after) - set(before)} == {"r3"}
+    assert _members(warehouse)["b4"][:2] == ("contaminated", "a1")
+    sigs = dict(warehouse.query("SELECT run_id, count(*) FROM dedup_signatures GROUP BY 1"))
+    assert sigs == {"r1": 7, "r3": 1}
+
+
+def test_nli_pairs_on_one_premise_are_not_duplicates() -> None:
+    premise = "A 60-year-old man has had crushing chest pain for two hours with ST elevation in V1-V4."
+    texts = dedup_texts(frame([
+        {"task": "nli", "premise": premise, "hypothesis": "The patient has an anterior myocardial infarction."},
+        {"task": "nli", "premise": premise, "hypothesis": "The patient is pain free."},
+        {"task": "nli", "premise": premise, "hypothesis": "The patient has an anterior myocardial infarction!"},
+    ]))  # fmt: skip
+    sig = signatures(shingles(texts, 3, 3), 3, 128)
+    keys = texts["exact_key"].to_list()
+    assert keys[0] == keys[2] and (sig[0] == sig[1]).mean() < 0.5
