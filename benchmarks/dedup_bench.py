@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/dedup_bench.py [--entries 500000] [--baseline 50000] [--warehouse PATH]
 
-Corpus: every MCQA/yes-no/NLI entry of ../shared/data plus perturbed copies of them (typos,
-reordered options, spacing) up to --entries, so a known share are duplicates.
-globmed: the dedup method in memory (normalise, shingle, MinHash 128, bands, candidates,
-verification, connected components) on the whole corpus.
+Corpus: every MCQA entry of ../shared/data plus perturbed copies of them (typos, reordered
+options, spacing, a cut tail) up to --entries, so a known share are duplicates. It is built in a
+child process and handed over as a Parquet file, so this process's peak memory is the method's.
+globmed: the dedup method in memory, in 50,000-entry map batches (normalise, shingle, MinHash
+128, band keys), then candidates, verification and connected components over all entries.
 datasketch: MinHash(num_perm=128).update_batch over the same shingles + MinHashLSH insert and
-query + union-find, on the first --baseline entries (its rate is per entry and flat in n).
+query + union-find, on the first --baseline entries (its cost per entry is flat in n), with the
+texts already normalised (normalisation is not counted for it).
 Peak RSS of the globmed part is read before the baseline starts.
 """
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,17 +32,9 @@ from globmed_data.dedup_stage import lsh_shape
 from globmed_data.minhash import LshParams, cluster_labels, dedup_texts
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--entries", type=int, default=500_000)
-    ap.add_argument("--baseline", type=int, default=50_000)
-    ap.add_argument("--warehouse", type=Path)
-    args = ap.parse_args()
-    s = load_config(ROOT / "configs" / "shared-real.yaml").config.dedup
-    bands, rows = lsh_shape(s)
-    params = LshParams(s.num_perm, bands, rows, s.threshold)
+def build(out: Path, entries_wanted: int, warehouse: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        wh = collected(args.warehouse or Path(tmp) / "wh.duckdb")
+        wh = collected(warehouse or Path(tmp) / "wh.duckdb")
         entries = wh.query_dicts(
             "SELECT entry_id, task, language, question, options, premise, hypothesis FROM entries "
             "WHERE status = 'active' AND task = 'mcqa' AND question IS NOT NULL"
@@ -46,28 +42,52 @@ def main() -> None:
         wh.close()
     rng = random.Random(3)
     corpus = list(entries)
-    while len(corpus) < args.entries:
-        e = rng.choice(entries)
-        copy = perturb(e, rng)
+    while len(corpus) < entries_wanted:
+        copy = perturb(rng.choice(entries), rng)
         corpus.append({**copy, "entry_id": f"{copy['entry_id']}#{len(corpus)}"})
-    frame = pl.DataFrame(corpus[: args.entries])
-    print(
-        f"corpus: {len(frame):,} entries ({len(entries):,} real, {len(frame) - len(entries):,} perturbed copies)"
-    )
+    pl.DataFrame(corpus[:entries_wanted]).with_columns(
+        real=pl.int_range(pl.len()) < len(entries)
+    ).write_parquet(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entries", type=int, default=500_000)
+    ap.add_argument("--baseline", type=int, default=50_000)
+    ap.add_argument("--warehouse", type=Path)
+    ap.add_argument("--build", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.build:
+        build(args.build, args.entries, args.warehouse)
+        return
+    s = load_config(ROOT / "configs" / "shared-real.yaml").config.dedup
+    bands, rows = lsh_shape(s)
+    params = LshParams(s.num_perm, bands, rows, s.threshold, s.verify_margin)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.parquet"
+        cmd = [sys.executable, __file__, "--build", str(corpus), "--entries", str(args.entries)]
+        subprocess.run(cmd + (["--warehouse", str(args.warehouse)] if args.warehouse else []), check=True)
+        frame = pl.read_parquet(corpus)
+    real = int(frame["real"].sum())
+    print(f"corpus: {len(frame):,} entries ({real:,} real, {len(frame) - real:,} perturbed copies)")
+    print(f"rss after loading the corpus: {peak_rss_mib():,.0f} MiB")
     t0 = time.perf_counter()
-    texts = dedup_texts(frame)
-    labels = cluster_labels(texts, params, s.word_ngram, s.char_ngram)
+    labels = cluster_labels(frame, params, s.word_ngram, s.char_ngram)
     ours = time.perf_counter() - t0
-    clusters = len(set(labels.tolist()))
+    grouped = len(frame) - len(set(labels.tolist()))
     ours_rss = peak_rss_mib()
-    print(f"globmed:    {len(frame):,} entries in {ours:.1f}s = {len(frame) / ours:,.0f} entries/s; "
-          f"{len(frame) - clusters:,} entries fall in another's cluster; peak RSS {ours_rss:,.0f} MiB")  # fmt: skip
-    sub = texts.head(args.baseline)
+    print(
+        f"globmed:    {len(frame):,} entries in {ours:.1f}s = {len(frame) / ours:,.0f} entries/s; "
+        f"{grouped:,} entries fall in another's cluster; peak RSS {ours_rss:,.0f} MiB"
+    )
+    sub = dedup_texts(frame.head(args.baseline))
     t0 = time.perf_counter()
     datasketch_labels(sub, params, s.word_ngram, s.char_ngram)
     base = time.perf_counter() - t0
-    print(f"datasketch: {len(sub):,} entries in {base:.1f}s = {len(sub) / base:,.0f} entries/s; "
-          f"peak RSS now {peak_rss_mib():,.0f} MiB")  # fmt: skip
+    print(
+        f"datasketch: {len(sub):,} entries in {base:.1f}s = {len(sub) / base:,.0f} entries/s; "
+        f"peak RSS now {peak_rss_mib():,.0f} MiB"
+    )
     print(f"ratio: {(len(frame) / ours) / (len(sub) / base):.1f}x datasketch's throughput")
 
 

@@ -12,7 +12,9 @@ Labelled pairs, all from ../shared/data (configs/shared-real.yaml):
   lookalike two different questions of one source and language that share their first four
             words (same topic, different question): must not be called duplicates.
 Both methods see the same entries, shingles, num_perm, threshold and band shape; a pair counts
-as "duplicate" when both entries end in one cluster (union-find over LSH candidates).
+as "duplicate" when both entries end in one cluster (union-find over links). datasketch links
+every LSH candidate; globmed links a candidate whose estimated similarity reaches
+threshold − verify_margin (or whose exact keys match).
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ from globmed_data.dedup_stage import lsh_shape
 from globmed_data.minhash import LshParams, cluster_labels, dedup_texts
 from globmed_data.scripts import UNSPACED_LANGUAGES
 
-OVERLAPS = [("apollo_xmedbench", "head_qa_es"), ("apollo_xmedbench", "frenchmedmcqa"),
-            ("apollo_xmedbench", "medllm_zh"), ("medllm_ja", "igakuqa"), ("medllm_en", "medllm_en"),
-            ("medllm_zh", "medllm_zh")]  # fmt: skip
+OVERLAPS = [
+    ("apollo_xmedbench", "head_qa_es"),
+    ("apollo_xmedbench", "frenchmedmcqa"),
+    ("apollo_xmedbench", "medllm_zh"),
+    ("medllm_ja", "igakuqa"),
+    ("medllm_en", "medllm_en"),
+    ("medllm_zh", "medllm_zh"),
+]
 
 
 def typo(text: str, rng: random.Random) -> str:
@@ -107,7 +114,7 @@ def main() -> None:
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
     s = loaded.config.dedup
     bands, rows = lsh_shape(s)
-    params = LshParams(s.num_perm, bands, rows, s.threshold)
+    params = LshParams(s.num_perm, bands, rows, s.threshold, s.verify_margin)
     with tempfile.TemporaryDirectory() as tmp:
         wh = collected(args.warehouse or Path(tmp) / "wh.duckdb")
         entries = wh.query_dicts(
@@ -164,11 +171,14 @@ def main() -> None:
         pairs.append((index[a], index[b], kind != "lookalike", kind))
         kinds[kind] += 1
     print(f"{len(texts):,} entries; labelled pairs: " + ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
-    print(f"parameters: num_perm {params.num_perm}, threshold {params.threshold}, bands {bands} x rows {rows}, "
-          f"word {s.word_ngram}-grams / char {s.char_ngram}-grams")  # fmt: skip
-    for name, fn in (("globmed", cluster_labels), ("datasketch", datasketch_labels)):
+    print(
+        f"parameters: num_perm {params.num_perm}, threshold {params.threshold} (verified at "
+        f"{params.threshold - params.verify_margin:.2f}), bands {bands} x rows {rows}, "
+        f"word {s.word_ngram}-grams / char {s.char_ngram}-grams"
+    )
+    for name, fn, data in (("globmed", cluster_labels, pool), ("datasketch", datasketch_labels, texts)):
         t0 = time.perf_counter()
-        labels = fn(texts, params, s.word_ngram, s.char_ngram)
+        labels = fn(data, params, s.word_ngram, s.char_ngram)
         seconds = time.perf_counter() - t0
         p, r, f1 = score(labels, [(a, b, d) for a, b, d, _ in pairs])
         per_kind = []

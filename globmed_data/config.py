@@ -348,8 +348,11 @@ class DedupSettings(Strict):
     num_perm: int = Field(128, ge=16, le=1024)
     bands: int | None = Field(None, ge=1)  # with `rows`; default: derived from threshold
     rows: int | None = Field(None, ge=1)
-    word_ngram: int = Field(3, ge=1, le=10)  # shingles where words are spaced
-    char_ngram: int = Field(3, ge=1, le=20)  # shingles for zh, ja, th, ...
+    # A candidate link stands at threshold − verify_margin: one standard error of the MinHash
+    # estimate (sqrt(J(1−J)/num_perm) ≈ 0.04 at J = 0.7, 128 permutations) below the threshold.
+    verify_margin: float = Field(0.05, ge=0, lt=1)
+    word_ngram: int = Field(2, ge=1, le=10)  # shingles where words are spaced
+    char_ngram: int = Field(2, ge=1, le=20)  # shingles for zh, ja, th, ...
     keep: list[KeepRule] = Field(
         default_factory=lambda: ["eval_split", "native", "source_priority", "complete", "entry_id"]
     )

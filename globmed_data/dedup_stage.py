@@ -23,10 +23,8 @@ from globmed_data.minhash import (
     SIGNATURE_VERSION,
     band_keys,
     components,
-    dedup_texts,
     optimal_bands,
-    shingles,
-    signatures,
+    sign_entries,
     similarity,
 )
 from globmed_data.warehouse import Warehouse
@@ -54,8 +52,7 @@ def signature_hash(s: DedupSettings) -> str:
 
 def sign(frame: pl.DataFrame, s: DedupSettings) -> tuple[pl.DataFrame, np.ndarray]:
     """Map step: (entry_id, exact_key) and the signature matrix for a batch of entries."""
-    texts = dedup_texts(frame)
-    sig = signatures(shingles(texts, s.word_ngram, s.char_ngram), len(texts), s.num_perm)
+    texts, sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
     return texts.select("entry_id", "exact_key"), sig
 
 
@@ -79,35 +76,33 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, si
 def candidate_links(exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray) -> pl.DataFrame:
     """Pairs (i, j) to verify: each new entry against the two smallest others sharing a key.
 
-    Linking to two partners per key (not to every member) keeps big clusters linear in size;
-    every member still links into its group, so the components are the same.
+    Linking to two partners per key (not to every member, as an LSH query would) keeps big
+    clusters linear in size; every member still links into its group, so the components are
+    the same. (Linking every pair of groups up to 8 members was measured: no change in F1.)
+    Per key column (the exact key, then each band): one stable sort, then the group's first two.
     """
     n = len(exact)
-    idx = np.arange(n, dtype=np.int64)
-    frames = [
-        pl.DataFrame({"i": idx, "band": np.full(n, -1, dtype=np.int64), "key": exact.astype(np.uint64)})
-    ]
-    for band in range(bands.shape[1]):
-        frames.append(
-            pl.DataFrame({"i": idx, "band": np.full(n, band, dtype=np.int64), "key": bands[:, band]})
-        )
-    keyed = pl.concat(frames)
-    firsts = (
-        keyed.group_by("band", "key")
-        .agg(pl.col("i").bottom_k(2).alias("two"), pl.len().alias("size"))
-        .filter(pl.col("size") > 1)
-        .select("band", "key", pl.col("two").list.get(0).alias("m0"), pl.col("two").list.get(1).alias("m1"))
-    )
-    new_rows = keyed.filter(pl.lit(pl.Series(is_new)).gather(pl.col("i")))
-    joined = new_rows.join(firsts, on=["band", "key"])
-    # Each new entry links to the two smallest other members of the group (when there are two):
-    # a second partner recovers links that the first one fails to verify.
-    pairs = pl.concat(
-        [
-            joined.select("i", pl.col(m).alias("j"), (pl.col("band") == -1).alias("exact"))
-            for m in ("m0", "m1")
-        ]
-    ).filter(pl.col("j").is_not_null() & (pl.col("i") != pl.col("j")))
+    found_i, found_j, found_exact = [], [], []
+    for col, keys in enumerate([exact.astype(np.uint64), *bands.T]):
+        order = np.argsort(keys, kind="stable")  # by key, then by index
+        sk = keys[order]
+        start = np.r_[True, sk[1:] != sk[:-1]]
+        group = np.cumsum(start) - 1
+        first = np.flatnonzero(start)
+        size = np.diff(np.r_[first, n])[group]  # per sorted position
+        shared = (size > 1) & is_new[order]
+        pos = np.flatnonzero(shared)
+        members, gfirst = order[pos], first[group[pos]]
+        for d in (0, 1):  # every shared group has a second member
+            partner = order[gfirst + d]
+            ok = partner != members
+            found_i.append(members[ok])
+            found_j.append(partner[ok])
+            found_exact.append(np.full(int(ok.sum()), col == 0))
+    i = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
+    j = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
+    exact_flags = np.concatenate(found_exact) if found_exact else np.zeros(0, bool)
+    pairs = pl.DataFrame({"i": i.astype(np.int64), "j": j.astype(np.int64), "exact": exact_flags})
     return pairs.group_by("i", "j").agg(pl.col("exact").any())
 
 
@@ -256,7 +251,7 @@ def run_dedup(
     s = loaded.config.dedup
     bands, rows = lsh_shape(s)
     shash = signature_hash(s)
-    index_hash = stable_hash(shash, str(bands), str(rows), str(s.threshold))
+    index_hash = stable_hash(shash, str(bands), str(rows), str(s.threshold), str(s.verify_margin))
     if dict(wh.query("SELECT key, value FROM dedup_state")).get("index") != index_hash:
         # New LSH parameters: links made under the old ones no longer hold.
         with wh.transaction() as con:
@@ -319,7 +314,7 @@ def run_dedup(
         i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
         same = exact[i] == exact[j]
         sim = np.where(same, 1.0, similarity(sig, i, j))
-        keep = same | (sim >= s.threshold)
+        keep = same | (sim >= s.threshold - s.verify_margin)
         links = pl.DataFrame({"i": i[keep], "j": j[keep], "method": np.where(same, "exact", "near")[keep],
                               "similarity": sim[keep].astype(np.float64)})  # fmt: skip
     id_series = pl.Series(node_ids, dtype=pl.String)

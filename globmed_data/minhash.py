@@ -9,6 +9,10 @@ and a change of version recomputes the persisted signatures.
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
@@ -43,7 +47,15 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
     premise_token = normalised(pl.col("premise")).hash(seed=3).cast(pl.String)
     nli = pl.concat_str([premise_token, normalised(pl.col("hypothesis"))], separator=" ")
     main = pl.when(pl.col("task") == "nli").then(nli).otherwise(normalised(pl.col("question")))
-    options = pl.col("options").list.eval(normalised(pl.element())).list.sort().list.join(_SEP).fill_null("")
+    # Normalise all options in one string (the separator survives normalisation), then sort.
+    options = (
+        normalised(pl.col("options").list.join(_SEP))
+        .str.replace_all(f" ?{_SEP} ?", _SEP)
+        .str.split(_SEP)
+        .list.sort()
+        .list.join(_SEP)
+        .fill_null("")
+    )
     out = df.select(
         "entry_id",
         "language",
@@ -61,43 +73,73 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def shingles(texts: pl.DataFrame, word_ngram: int, char_ngram: int) -> pl.DataFrame:
-    """(row, hv) pairs: distinct 32-bit shingle hashes per text row.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
-    Word n-grams where words are spaced; character n-grams for zh, ja, th and the like. A text
-    shorter than one n-gram is one shingle, so identical short texts still collide.
+
+def shingles(
+    texts: pl.DataFrame, word_ngram: int, char_ngram: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(rows, hv) groups of 32-bit shingle hashes, each grouped by row in ascending order.
+
+    Word n-grams where words are spaced; character n-grams for zh, ja, th and the like. Tokens
+    are hashed once (polars); an n-gram's hash combines its tokens' hashes in NumPy, so no
+    n-gram string is ever built. A text shorter than one n-gram is one shingle (its own hash),
+    so identical short texts still collide. Repeated shingles are left in: they cannot change
+    a minimum.
     """
     df = texts.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
         pl.col("language").is_in(list(UNSPACED_LANGUAGES)).alias("unspaced"),
         "near_text",
     )
-    parts = []
-    for unspaced, n, sep in ((False, word_ngram, " "), (True, char_ngram, "")):
+    for unspaced, n in ((False, word_ngram), (True, char_ngram)):
         sub = df.filter(pl.col("unspaced") == unspaced)
         if sub.is_empty():
             continue
-        tokens = (
-            pl.col("near_text").str.replace_all(" ", "").str.split("")
-            if unspaced
-            else pl.col("near_text").str.split(" ")
-        )
-        exploded = sub.select("row", tokens.alias("tok")).explode("tok").filter(pl.col("tok") != "")
-        grams = exploded.with_columns(
-            pl.concat_str(
-                [pl.col("tok").shift(-k).over("row") for k in range(n)], separator=sep, ignore_nulls=False
-            ).alias("gram")
-        )
-        has_full = grams.group_by("row").agg(pl.col("gram").is_not_null().any().alias("full"))
-        short = sub.join(has_full.filter(~pl.col("full")), on="row", how="semi").select(
-            "row", pl.col("near_text").alias("gram")
-        )
-        parts.append(grams.filter(pl.col("gram").is_not_null()).select("row", "gram"))
-        parts.append(short)
-    if not parts:
-        return pl.DataFrame({"row": [], "hv": []}, schema={"row": pl.UInt32, "hv": pl.UInt64})
-    allg = pl.concat(parts)
-    return allg.select("row", (pl.col("gram").hash(seed=11) & 0xFFFFFFFF).alias("hv")).unique().sort("row")
+        row, tok = _char_tokens(sub) if unspaced else _word_tokens(sub)
+        grams_row, grams = _ngram_hashes(row, tok, n)
+        # Rows with tokens but no full n-gram: the whole text is their one shingle.
+        counts = np.bincount(row, minlength=len(df)) if len(row) else np.zeros(len(df), np.int64)
+        short = np.flatnonzero((counts > 0) & (counts < n))
+        yield grams_row, _fold32(grams)
+        if len(short):
+            whole = texts.select(pl.col("near_text").hash(seed=11)).to_series().to_numpy()[short]
+            yield short, _fold32(whole)
+
+
+def _fold32(h: np.ndarray) -> np.ndarray:
+    return ((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
+def _word_tokens(sub: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    exploded = sub.select("row", pl.col("near_text").str.split(" ").alias("tok")).explode("tok")
+    exploded = exploded.filter(pl.col("tok") != "")
+    return exploded["row"].to_numpy(), exploded.select(pl.col("tok").hash(seed=11)).to_series().to_numpy()
+
+
+def _char_tokens(sub: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Characters as tokens: the code points themselves, read in one pass through UTF-32."""
+    texts = sub.select(pl.col("near_text").str.replace_all(" ", "")).to_series()
+    lengths = texts.str.len_chars().to_numpy()
+    points = np.frombuffer("".join(texts.to_list()).encode("utf-32-le"), dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        tok = (points.astype(np.uint64) + np.uint64(0x51ED27)) * _MIX  # spread small code points
+    return np.repeat(sub["row"].to_numpy(), lengths), tok
+
+
+def _ngram_hashes(row: np.ndarray, tok: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every n consecutive tokens that lie in one row (order-sensitive)."""
+    m = len(tok) - n + 1
+    if m <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    with np.errstate(over="ignore"):
+        acc = tok[:m] * _MIX  # one new array; the rest is in place
+        for k in range(1, n):
+            np.add(acc, tok[k : k + m], out=acc)
+            if k < n - 1:
+                np.multiply(acc, _MIX, out=acc)
+    valid = row[:m] == row[n - 1 :]
+    return row[:m][valid], acc[valid]
 
 
 @cache
@@ -121,32 +163,74 @@ def fmix32(hv: np.ndarray) -> np.ndarray:
 
 
 def permute(hv: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a·fmix32(hv) + b modulo 2^32, for every shingle (rows) and permutation (columns)."""
+    """a·fmix32(hv) + b modulo 2^32, for every shingle (rows) and permutation (columns).
+
+    The reference form of what `signatures` computes in cache-sized, transposed parts.
+    """
     with np.errstate(over="ignore"):
         return fmix32(hv)[:, None] * a[None, :] + b[None, :]
 
 
-def signatures(grams: pl.DataFrame, rows: int, num_perm: int, chunk: int = 1 << 15) -> np.ndarray:
-    """MinHash signatures (rows × num_perm, uint32) from (row, hv) pairs sorted by row.
+def signatures(
+    texts: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int, threads: int = 1
+) -> np.ndarray:
+    """MinHash signatures (rows × num_perm, uint32) of dedup texts.
 
-    A row with no shingle (empty text) gets the all-max signature, like datasketch's empty MinHash.
+    A text with no shingle (empty) keeps the all-max signature, like datasketch's empty MinHash.
     """
+    sig = np.full((len(texts), num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+    jobs = []
+    for rows, hv in shingles(texts, word_ngram, char_ngram):
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, np.int64)
+        # Parts of about _CHUNK shingles that end on row boundaries; threads share the work
+        # (NumPy's ufuncs release the GIL).
+        at = np.searchsorted(starts, np.arange(_CHUNK, len(rows), _CHUNK))
+        cuts = starts[at[at < len(starts)]]  # a row longer than a chunk stays whole
+        bounds = np.unique(np.r_[0, cuts, len(rows)])
+        jobs += [(rows[x:y], hv[x:y]) for x, y in itertools.pairwise(bounds) if y > x]
     a, b = permutations(num_perm)
-    sig = np.full((rows, num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
-    row = grams.get_column("row").to_numpy()
-    hv = grams.get_column("hv").to_numpy().astype(np.uint32)
-    # Process whole rows per chunk, so each row's minimum comes from one reduceat.
-    bounds = np.searchsorted(row, np.arange(0, rows + 1, dtype=row.dtype), side="left")
-    start = 0
-    while start < len(hv):
-        stop_row = int(row[min(start + chunk, len(hv)) - 1]) + 1
-        stop = int(bounds[stop_row]) if stop_row <= rows else len(hv)
-        part_rows, part = row[start:stop], hv[start:stop]
-        ph = permute(part, a, b)
-        first = np.flatnonzero(np.r_[True, part_rows[1:] != part_rows[:-1]])
-        sig[part_rows[first]] = np.minimum.reduceat(ph, first, axis=0)
-        start = stop
+
+    def run(job: tuple[np.ndarray, np.ndarray]) -> None:
+        # Permutations × shingles, so each row's minimum is a contiguous run per permutation:
+        # reduceat along the last axis is several times faster than down the columns.
+        rows, hv = job
+        buf = np.multiply(a[:, None], fmix32(hv)[None, :])
+        np.add(buf, b[:, None], out=buf)
+        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        sig[rows[first]] = np.minimum.reduceat(buf, first, axis=1).T
+
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, jobs))
+    else:
+        for job in jobs:
+            run(job)
     return sig
+
+
+def sign_entries(
+    frame: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The map step on all cores: dedup texts and signatures of a batch of entries.
+
+    The batch is cut into one slice per core, each normalised, shingled and signed in its own
+    thread: polars and NumPy release the GIL, so the slices run side by side.
+    """
+    parts = max(1, min(os.cpu_count() or 1, 8, len(frame) // 2000))
+    size = -(-len(frame) // parts) if len(frame) else 0
+
+    def one(k: int) -> tuple[pl.DataFrame, np.ndarray]:
+        texts = dedup_texts(frame.slice(k * size, size))
+        return texts, signatures(texts, word_ngram, char_ngram, num_perm)
+
+    if parts == 1:
+        return one(0)
+    with ThreadPoolExecutor(parts) as pool:
+        done = list(pool.map(one, range(parts)))
+    return pl.concat([t for t, _ in done]), np.concatenate([g for _, g in done])
+
+
+_CHUNK = 1 << 12  # shingles per job: its 128 × 4096 buffer stays in cache
 
 
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
@@ -196,6 +280,7 @@ class LshParams:
     bands: int
     rows: int
     threshold: float
+    verify_margin: float = 0.0
 
 
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -207,17 +292,23 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def cluster_labels(texts: pl.DataFrame, params: LshParams, word_ngram: int, char_ngram: int) -> np.ndarray:
-    """The whole method in memory (what the stage does, minus storage): cluster label per text.
+def cluster_labels(
+    frame: pl.DataFrame, params: LshParams, word_ngram: int, char_ngram: int, batch: int = 50_000
+) -> np.ndarray:
+    """The whole method in memory (what the stage does, minus storage): cluster label per entry.
 
-    Map: shingles, signatures, band keys. Reduce: one candidate per shared key, verification
-    against the threshold (exact keys always link), connected components.
+    Map: normalise, shingle, sign, band keys. Reduce: two candidates per shared key,
+    verification against the threshold (exact keys always link), connected components.
     """
     from globmed_data.dedup_stage import candidate_links
 
-    sig = signatures(shingles(texts, word_ngram, char_ngram), len(texts), params.num_perm)
-    exact = texts["exact_key"].to_numpy().astype(np.uint64)
+    # The map runs batch by batch, as the stage's does, so memory stays bounded by a batch.
+    parts = [sign_entries(frame.slice(k, batch), word_ngram, char_ngram, params.num_perm)
+             for k in range(0, len(frame), batch)]  # fmt: skip
+    exact = np.concatenate([t["exact_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
+    sig = np.concatenate([g for _, g in parts])
+    texts = frame
     pairs = candidate_links(exact, band_keys(sig, params.bands, params.rows), np.ones(len(texts), dtype=bool))
     i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    keep = (exact[i] == exact[j]) | (similarity(sig, i, j) >= params.threshold)
+    keep = (exact[i] == exact[j]) | (similarity(sig, i, j) >= params.threshold - params.verify_margin)
     return components(len(texts), i[keep], j[keep])

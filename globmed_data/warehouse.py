@@ -188,7 +188,7 @@ class Warehouse:
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
         with self._lock:
-            return self.con.execute(sql, params or []).to_arrow_table()
+            return self.con.sql(sql, params=params or None).to_arrow_table()
 
     def arrow_for_ids(self, ids: Sequence[str], sql: str) -> pa.Table:
         """Run `sql`, which reads the given entry ids from a table named `b_ids` (entry_id)."""

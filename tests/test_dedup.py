@@ -13,19 +13,34 @@ import pytest
 
 from globmed_data.config import ConfigError, load_config, parse_config
 from globmed_data.dedup_stage import run_dedup
-from globmed_data.minhash import dedup_texts, optimal_bands, permutations, permute, shingles, signatures
+from globmed_data.minhash import dedup_texts, optimal_bands, permutations, permute, signatures
 from globmed_data.warehouse import Warehouse
 from tests.conftest import collect_all, write_config
 
 Q = "A 4-year-old child weighing 16 kg needs amoxicillin at 25 mg/kg. Which single dose is correct?"
 OPTS = ["400 mg", "800 mg", "200 mg", "100 mg"]
+EPILEPSY = "Name the first-line drug for status epilepticus in an adult patient at home"
 
 
 def frame(rows: list[dict]) -> pl.DataFrame:
-    base = {"entry_id": "x", "task": "mcqa", "language": "en", "question": "", "options": [], "premise": None,
-            "hypothesis": None}  # fmt: skip
-    schema = {"entry_id": pl.String, "task": pl.String, "language": pl.String, "question": pl.String,
-              "options": pl.List(pl.String), "premise": pl.String, "hypothesis": pl.String}  # fmt: skip
+    base = {
+        "entry_id": "x",
+        "task": "mcqa",
+        "language": "en",
+        "question": "",
+        "options": [],
+        "premise": None,
+        "hypothesis": None,
+    }
+    schema = {
+        "entry_id": pl.String,
+        "task": pl.String,
+        "language": pl.String,
+        "question": pl.String,
+        "options": pl.List(pl.String),
+        "premise": pl.String,
+        "hypothesis": pl.String,
+    }
     return pl.DataFrame([{**base, "entry_id": str(i), **r} for i, r in enumerate(rows)], schema=schema)
 
 
@@ -58,7 +73,10 @@ def test_near_duplicates_score_high_and_look_alikes_low() -> None:
         frame(
             [
                 {"question": Q, "options": OPTS},
-                {"question": Q.replace("amoxicillin", "amoxicilin"), "options": OPTS[::-1]},  # typo, reordered
+                {
+                    "question": Q.replace("amoxicillin", "amoxicilin"),
+                    "options": OPTS[::-1],
+                },  # typo, reordered
                 {"question": Q.replace("amoxicillin at 25 mg/kg", "ibuprofen at 10 mg/kg"), "options": OPTS},
                 {
                     "language": "zh",
@@ -73,10 +91,20 @@ def test_near_duplicates_score_high_and_look_alikes_low() -> None:
             ]
         )
     )
-    sig = signatures(shingles(texts, 3, 3), len(texts), 128)
+    sig = signatures(texts, 3, 3, 128)
     sim = (sig[:, None, :] == sig[None, :, :]).mean(axis=2)
     assert sim[0, 1] > 0.7 and sim[3, 4] > 0.7  # word and character shingles
     assert sim[0, 2] < 0.7 and sim[0, 3] < 0.1  # below the default threshold
+
+
+def test_a_text_longer_than_a_signing_chunk_is_signed_whole() -> None:
+    long_text = " ".join(f"word{k}" for k in range(10_000))  # more shingles than one chunk
+    texts = dedup_texts(frame([{"question": "short question here"}, {"question": long_text}]))
+    sig = signatures(texts, 2, 2, 128)
+    from datasketch import MinHash
+
+    assert (sig[1] < 0xFFFFFFFF).all() and not np.array_equal(sig[0], sig[1])
+    assert MinHash(num_perm=128).hashvalues.dtype == sig.dtype
 
 
 def test_bands_follow_the_threshold() -> None:
@@ -95,7 +123,13 @@ def _write(path, rows) -> None:
 
 
 def _item(key: str, question: str, split: str = "train", options: list[str] | None = None) -> dict:
-    return {"problem_id": key, "problem_text": question, "choices": options or OPTS, "answer": "A", "split": split}
+    return {
+        "problem_id": key,
+        "problem_text": question,
+        "choices": options or OPTS,
+        "answer": "A",
+        "split": split,
+    }
 
 
 @pytest.fixture
@@ -104,21 +138,29 @@ def corpus(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     other = "Which vitamin deficiency causes scurvy in adults who eat no fresh fruit or vegetables?"
-    _write(tmp_path / "a" / "items.jsonl", [
-        _item("a1", Q, "test"),
-        _item("a2", Q.replace("Which single dose", "What single dose"), "train"),    # near dup of a1 (test)
-        _item("a3", other, "train"),
-        _item("a4", "Name the first-line drug for status epilepticus in an adult patient at home.", "train"),
-    ])  # fmt: skip
-    _write(tmp_path / "b" / "items.jsonl", [
-        _item("b1", Q.upper(), "train", OPTS[::-1]),                                    # exact dup of a1
-        _item("b2", other.replace("vegetables", "vegetable"), "train"),                 # near dup of a3
-        _item("b3", "Which nerve is injured in a fracture of the surgical neck of the humerus?", "train"),
-    ])  # fmt: skip
-    _write(tmp_path / "bench.jsonl", [
-        {"problem_id": "m1", "problem_text": "Name the first-line drug for status epilepticus in an adult patient at home!",
-         "choices": OPTS, "answer": "A"},
-    ])  # fmt: skip
+    _write(
+        tmp_path / "a" / "items.jsonl",
+        [
+            _item("a1", Q, "test"),
+            _item("a2", Q.replace("Which single dose", "What single dose"), "train"),  # near dup of a1 (test)
+            _item("a3", other, "train"),
+            _item("a4", EPILEPSY + ".", "train"),
+        ],
+    )
+    _write(
+        tmp_path / "b" / "items.jsonl",
+        [
+            _item("b1", Q.upper(), "train", OPTS[::-1]),  # exact dup of a1
+            _item("b2", other.replace("vegetables", "vegetable"), "train"),  # near dup of a3
+            _item("b3", "Which nerve is injured in a fracture of the surgical neck of the humerus?", "train"),
+        ],
+    )
+    _write(
+        tmp_path / "bench.jsonl",
+        [
+            {"problem_id": "m1", "problem_text": EPILEPSY + "!", "choices": OPTS, "answer": "A"},
+        ],
+    )
     spec = {"preset": "problem_choices", "language": "en", "split": {"field": "split"}}
     config = write_config(
         tmp_path,
@@ -130,7 +172,7 @@ def corpus(tmp_path):
             "benchmarks": [
                 {"name": "medbench", "paths": ["bench.jsonl"], "preset": "problem_choices", "language": "en"}
             ]
-        },  # fmt: skip
+        },
         langid={"enabled": False},
         quality={"enabled": False},
     )
@@ -164,8 +206,11 @@ def test_clusters_keep_policy_and_decontamination(warehouse, corpus) -> None:
         )
     )
     assert links["a4"] == "benchmark:medbench:m1"
-    assert warehouse.query("SELECT record_key FROM entries WHERE entry_id = (SELECT test_item FROM contamination "
-                           "c JOIN entries e USING (entry_id) WHERE e.record_key = 'a2')") == [("a1",)]  # fmt: skip
+    linked = warehouse.query(
+        "SELECT k.record_key FROM contamination c JOIN entries e USING (entry_id) "
+        "JOIN entries k ON k.entry_id = c.test_item WHERE e.record_key = 'a2'"
+    )
+    assert linked == [("a1",)]
     curated = {r[0] for r in warehouse.query("SELECT record_key FROM v_curated_entries")}
     assert curated == {"a1", "b3", min(("a3", "b2"), key=lambda k: _id(warehouse, k))}
 
@@ -193,11 +238,16 @@ def test_incremental_run_signs_only_new_entries(warehouse, corpus, tmp_path) -> 
 
 def test_nli_pairs_on_one_premise_are_not_duplicates() -> None:
     premise = "A 60-year-old man has had crushing chest pain for two hours with ST elevation in V1-V4."
-    texts = dedup_texts(frame([
-        {"task": "nli", "premise": premise, "hypothesis": "The patient has an anterior myocardial infarction."},
-        {"task": "nli", "premise": premise, "hypothesis": "The patient is pain free."},
-        {"task": "nli", "premise": premise, "hypothesis": "The patient has an anterior myocardial infarction!"},
-    ]))  # fmt: skip
-    sig = signatures(shingles(texts, 3, 3), 3, 128)
+    mi = "The patient has an anterior myocardial infarction"
+    texts = dedup_texts(
+        frame(
+            [
+                {"task": "nli", "premise": premise, "hypothesis": mi + "."},
+                {"task": "nli", "premise": premise, "hypothesis": "The patient is pain free."},
+                {"task": "nli", "premise": premise, "hypothesis": mi + "!"},
+            ]
+        )
+    )
+    sig = signatures(texts, 3, 3, 128)
     keys = texts["exact_key"].to_list()
     assert keys[0] == keys[2] and (sig[0] == sig[1]).mean() < 0.5
