@@ -10,7 +10,10 @@ Labelled pairs, all from ../shared/data (configs/shared-real.yaml):
   perturbed a real entry and a copy with typos, reordered options, spacing/punctuation changes,
             or the last tenth of the question cut;
   lookalike two different questions of one source and language that share their first four
-            words (same topic, different question): must not be called duplicates.
+            words (same topic, different question): must not be called duplicates;
+  numeric   a real entry and a copy with one number of the question changed (another dose,
+            another heart rate): a different item, must not be called a duplicate.
+F1 is printed over all pairs and without the numeric pairs.
 Both methods see the same entries, shingles, num_perm, threshold and band shape; a pair counts
 as "duplicate" when both entries end in one cluster (union-find over links). datasketch links
 every LSH candidate; globmed links a candidate whose estimated similarity reaches
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -145,6 +149,12 @@ def main() -> None:
     sample = rng.sample(entries, args.perturbed)
     copies = [perturb(e, rng) for e in sample]
     labelled += [(e["entry_id"], c["entry_id"], "perturbed") for e, c in zip(sample, copies, strict=True)]
+    numeric = []
+    for e in rng.sample([e for e in entries if re.search(r"\d", e["question"] or "")], args.perturbed // 2):
+        changed = re.sub(r"\d+", lambda m: str(int(m.group()) + 7), e["question"], count=1)
+        numeric.append({**e, "entry_id": e["entry_id"] + "~numeric", "question": changed})
+    labelled += [(c["entry_id"].removesuffix("~numeric"), c["entry_id"], "numeric") for c in numeric]
+    copies += numeric
     by_start = frame.with_columns(start=pl.col("question").str.split(" ").list.head(4).list.join(" ")).filter(
         pl.col("question").str.split(" ").list.len() > 8
     )
@@ -165,10 +175,10 @@ def main() -> None:
     )
     texts = dedup_texts(pool)
     index = {e: k for k, e in enumerate(texts["entry_id"].to_list())}
-    kinds = {"known": 0, "perturbed": 0, "lookalike": 0}
+    kinds = {"known": 0, "perturbed": 0, "lookalike": 0, "numeric": 0}
     pairs = []
     for a, b, kind in labelled:
-        pairs.append((index[a], index[b], kind != "lookalike", kind))
+        pairs.append((index[a], index[b], kind in ("known", "perturbed"), kind))
         kinds[kind] += 1
     print(f"{len(texts):,} entries; labelled pairs: " + ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
     print(
@@ -181,14 +191,15 @@ def main() -> None:
         labels = fn(data, params, s.word_ngram, s.char_ngram)
         seconds = time.perf_counter() - t0
         p, r, f1 = score(labels, [(a, b, d) for a, b, d, _ in pairs])
+        _, _, f1_plain = score(labels, [(a, b, d) for a, b, d, k in pairs if k != "numeric"])
         per_kind = []
         for kind in kinds:
             sub = [(a, b, d) for a, b, d, k in pairs if k == kind]
             hits = sum(labels[a] == labels[b] for a, b, _ in sub)
             per_kind.append(f"{kind} {hits / len(sub):.1%} same-cluster")
         print(
-            f"{name:10} precision {p:.4f} recall {r:.4f} F1 {f1:.4f}  ({seconds:.1f}s)  "
-            + "; ".join(per_kind)
+            f"{name:10} precision {p:.4f} recall {r:.4f} F1 {f1:.4f} (without numeric pairs "
+            f"{f1_plain:.4f}) ({seconds:.1f}s)  " + "; ".join(per_kind)
         )
 
 

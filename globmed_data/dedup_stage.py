@@ -26,13 +26,15 @@ from globmed_data.minhash import (
     optimal_bands,
     sign_entries,
     similarity,
+    verified,
 )
 from globmed_data.warehouse import Warehouse
 
 CHUNK = 50_000
 _PARTICIPANTS = """
     SELECT e.entry_id, e.content_hash, e.source, e.task, coalesce(l.language, e.language) AS language,
-           e.split, e.origin, e.question, e.premise, e.hypothesis, e.options, e.rationale, e.context
+           e.split, e.origin, e.question, e.premise, e.hypothesis, e.options, e.answer_indices, e.label,
+           e.rationale, e.context
     FROM entries e
     LEFT JOIN langid_results l ON l.entry_id = e.entry_id AND l.content_hash = e.content_hash
     LEFT JOIN quality_results q ON q.entry_id = e.entry_id AND q.content_hash = e.content_hash
@@ -53,7 +55,7 @@ def signature_hash(s: DedupSettings) -> str:
 def sign(frame: pl.DataFrame, s: DedupSettings) -> tuple[pl.DataFrame, np.ndarray]:
     """Map step: (entry_id, exact_key) and the signature matrix for a batch of entries."""
     texts, sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
-    return texts.select("entry_id", "exact_key"), sig
+    return texts.select("entry_id", "exact_key", "item_key", "numbers"), sig
 
 
 def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, sig: np.ndarray, shash: str,
@@ -66,6 +68,8 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, si
             "content_hash": frame["content_hash"].to_arrow(),
             "settings_hash": pa.array([shash] * len(keys), pa.string()),
             "exact_key": keys["exact_key"].to_arrow(),
+            "item_key": keys["item_key"].to_arrow(),
+            "numbers": keys["numbers"].to_arrow(),
             "signature": pa.ListArray.from_arrays(offsets, flat),
             "run_id": pa.array([run_id] * len(keys), pa.string()),
         }
@@ -221,26 +225,50 @@ def benchmark_entries(loaded: LoadedConfig) -> pl.DataFrame:
                     continue
                 rows.append({**entry, "entry_id": f"benchmark:{spec.name}:{key}", "split": "test",
                              "source": f"benchmark:{spec.name}", "content_hash": ""})  # fmt: skip
-    columns = ["entry_id", "content_hash", "source", "task", "language", "split", "origin", "question",
-               "premise", "hypothesis", "options", "rationale", "context"]  # fmt: skip
-    schema = {c: pl.String for c in columns} | {"options": pl.List(pl.String)}
+    columns = [
+        "entry_id",
+        "content_hash",
+        "source",
+        "task",
+        "language",
+        "split",
+        "origin",
+        "question",
+        "premise",
+        "hypothesis",
+        "options",
+        "answer_indices",
+        "label",
+        "rationale",
+        "context",
+    ]
+    schema = {c: pl.String for c in columns} | {
+        "options": pl.List(pl.String),
+        "answer_indices": pl.List(pl.Int32),
+    }
     return pl.DataFrame([{c: r.get(c) for c in columns} for r in rows], schema=schema)
 
 
-def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> tuple[np.ndarray, np.ndarray]:
-    """exact keys and signatures of these entries, in the given order."""
+def _read_signatures(
+    wh: Warehouse, ids: list[str], num_perm: int
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """exact keys, item keys, numbers and signatures of these entries, in the given order."""
     table = wh.arrow_for_ids(
         ids,
-        "SELECT s.entry_id, s.exact_key, s.signature "
+        "SELECT s.entry_id, s.exact_key, s.item_key, s.numbers, s.signature "
         "FROM dedup_signatures s SEMI JOIN b_ids USING (entry_id)",
     )
     position = {e: i for i, e in enumerate(ids)}
-    order = np.argsort(
-        np.fromiter((position[e] for e in table.column("entry_id").to_pylist()), np.int64, len(ids))
-    )
-    keys = table.column("exact_key").to_numpy()[order]
+    found = np.fromiter((position[e] for e in table.column("entry_id").to_pylist()), np.int64, len(ids))
+    order = np.argsort(found)
     flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return keys.astype(np.uint64), flat.astype(np.uint32).reshape(-1, num_perm)[order]
+    numbers = table.column("numbers").to_pylist()
+    return (
+        table.column("exact_key").to_numpy().astype(np.uint64)[order],
+        table.column("item_key").to_numpy().astype(np.uint64)[order],
+        [numbers[k] for k in order],
+        flat.astype(np.uint32).reshape(-1, num_perm)[order],
+    )
 
 
 def run_dedup(
@@ -284,15 +312,15 @@ def run_dedup(
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
     ids = part["entry_id"].to_list()
-    exact, sig = (
-        _read_signatures(wh, ids, s.num_perm)
-        if ids
-        else (np.zeros(0, np.uint64), np.zeros((0, s.num_perm), np.uint32))
-    )
+    empty = np.zeros(0, np.uint64)
+    no_sig = np.zeros((0, s.num_perm), np.uint32)
+    exact, item, numbers, sig = _read_signatures(wh, ids, s.num_perm) if ids else (empty, empty, [], no_sig)
     bench = benchmark_entries(loaded) if s.benchmarks else part.clear()
     if len(bench):
         bkeys, bsig = sign(bench, s)
         exact = np.concatenate([exact, bkeys["exact_key"].to_numpy().astype(np.uint64)])
+        item = np.concatenate([item, bkeys["item_key"].to_numpy().astype(np.uint64)])
+        numbers = numbers + bkeys["numbers"].to_list()
         sig = np.concatenate([sig, bsig])
     nodes = pl.concat(
         [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
@@ -314,7 +342,7 @@ def run_dedup(
         i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
         same = exact[i] == exact[j]
         sim = np.where(same, 1.0, similarity(sig, i, j))
-        keep = same | (sim >= s.threshold - s.verify_margin)
+        keep = verified(exact, item, numbers, sig, i, j, s.threshold - s.verify_margin)
         links = pl.DataFrame({"i": i[keep], "j": j[keep], "method": np.where(same, "exact", "near")[keep],
                               "similarity": sim[keep].astype(np.float64)})  # fmt: skip
     id_series = pl.Series(node_ids, dtype=pl.String)

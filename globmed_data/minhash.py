@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,10 +39,17 @@ def normalised(expr: pl.Expr) -> pl.Expr:
 
 
 def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
-    """exact_key (hash of task, main text and the option *set*) and near_text, per entry.
+    """exact_key, item_key and near_text, per entry.
 
-    Options are compared as a set: reordered or relabelled options give the same key.
+    exact_key hashes the task, the normalised main text and the option *set*: reordered or
+    relabelled options give the same key. Two similar texts are still two items when their
+    answers differ (item_key: the correct options' texts, or the label) or when their numbers
+    differ (numbers: a dose for 16 kg is not a dose for 18 kg, a heart rate of 40 is not one of
+    88). A near link needs equal item keys and one question's numbers inside the other's.
     """
+    df = df.with_columns(
+        [pl.lit(None, dtype=t).alias(c) for c, t in _OPTIONAL.items() if c not in df.columns]
+    )
     # An NLI item is its pair: one premise carries many hypotheses, each a different item. The
     # premise enters as one token (its hash), so only pairs on the same premise can match.
     premise_token = normalised(pl.col("premise")).hash(seed=3).cast(pl.String)
@@ -56,23 +64,42 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
         .list.join(_SEP)
         .fill_null("")
     )
+    raw = pl.concat_str(
+        [pl.col("question"), pl.col("premise"), pl.col("hypothesis")], separator=" ", ignore_nulls=True
+    )
+    numbers = raw.str.extract_all(r"\d+").list.sort().list.join(" ")  # digit runs: "11,500" = "11 500"
+    answer = (
+        pl.when(pl.col("task") == "mcqa")
+        .then(
+            normalised(
+                pl.col("options").list.gather(pl.col("answer_indices"), null_on_oob=True).list.join(_SEP)
+            )
+        )
+        .otherwise(pl.col("label"))
+    )
     out = df.select(
         "entry_id",
         "language",
         main.alias("_main"),
         options.alias("_options"),
         pl.col("task"),
+        answer.fill_null("").hash(seed=5).alias("item_key"),
+        numbers.fill_null("").alias("numbers"),
     )
     return out.select(
         "entry_id",
         "language",
         pl.concat_str(["task", "_main", "_options"], separator=_SEP).hash(seed=7).alias("exact_key"),
+        "item_key",
+        "numbers",
         pl.concat_str([pl.col("_main"), pl.col("_options").str.replace_all(_SEP, " ")], separator=" ")
         .str.strip_chars()
         .alias("near_text"),
     )
 
 
+_OPTIONAL = {"answer_indices": pl.List(pl.Int32), "label": pl.String, "premise": pl.String,
+             "hypothesis": pl.String}  # fmt: skip
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -283,6 +310,32 @@ class LshParams:
     verify_margin: float = 0.0
 
 
+def verified(
+    exact: np.ndarray,
+    item: np.ndarray,
+    numbers: list[str],
+    sig: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    at: float,
+) -> np.ndarray:
+    """Links that stand: equal exact keys; or estimated similarity >= `at`, equal answers, and
+    one question's numbers all found in the other's (a cut or edited question keeps a subset)."""
+    near = ~(exact[i] == exact[j]) & (item[i] == item[j]) & (similarity(sig, i, j) >= at)
+    for k in np.flatnonzero(near):
+        a, b = numbers[i[k]], numbers[j[k]]
+        if a != b and not _within(a.split(), b.split()):
+            near[k] = False
+    return (exact[i] == exact[j]) | near
+
+
+def _within(a: list[str], b: list[str]) -> bool:
+    """One multiset of numbers contained in the other."""
+    small, big = (a, b) if len(a) <= len(b) else (b, a)
+    pool = Counter(big)
+    return all(pool[x] >= c for x, c in Counter(small).items())
+
+
 def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Union-find over edges, vectorised: the component label of each of n nodes."""
     from scipy.sparse import coo_matrix
@@ -306,9 +359,11 @@ def cluster_labels(
     parts = [sign_entries(frame.slice(k, batch), word_ngram, char_ngram, params.num_perm)
              for k in range(0, len(frame), batch)]  # fmt: skip
     exact = np.concatenate([t["exact_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
+    item = np.concatenate([t["item_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
+    numbers = [n for t, _ in parts for n in t["numbers"].to_list()]
     sig = np.concatenate([g for _, g in parts])
     texts = frame
     pairs = candidate_links(exact, band_keys(sig, params.bands, params.rows), np.ones(len(texts), dtype=bool))
     i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
-    keep = (exact[i] == exact[j]) | (similarity(sig, i, j) >= params.threshold - params.verify_margin)
+    keep = verified(exact, item, numbers, sig, i, j, params.threshold - params.verify_margin)
     return components(len(texts), i[keep], j[keep])

@@ -107,6 +107,38 @@ def test_a_text_longer_than_a_signing_chunk_is_signed_whole() -> None:
     assert MinHash(num_perm=128).hashvalues.dtype == sig.dtype
 
 
+def test_items_differing_in_numbers_or_answer_stay_apart() -> None:
+    from globmed_data.minhash import LshParams, cluster_labels
+
+    rate = "Is a resting heart rate of {} beats per minute normal for a healthy adult at rest?"
+    rows = [
+        {"question": Q, "options": OPTS, "answer_indices": [0]},
+        {"question": Q.replace("16 kg", "18 kg"), "options": OPTS, "answer_indices": [0]},  # another dose
+        {
+            "question": Q.replace("Which single", "Which one"),
+            "options": OPTS,
+            "answer_indices": [0],
+        },  # same item
+        {
+            "question": Q.replace("Which single", "What single"),
+            "options": OPTS,
+            "answer_indices": [1],
+        },  # other answer
+        {"task": "yes_no", "question": rate.format(40), "label": "no"},
+        {"task": "yes_no", "question": rate.format(88), "label": "yes"},
+        {"task": "yes_no", "question": rate.format(75), "label": "yes"},
+        {"task": "yes_no", "question": rate.format(75) + " ", "label": "yes"},  # same item
+    ]
+    schema_rows = [{"label": None, "answer_indices": None, **r} for r in rows]
+    f = frame(schema_rows).with_columns(
+        pl.Series("answer_indices", [r["answer_indices"] for r in schema_rows], dtype=pl.List(pl.Int32)),
+        pl.Series("label", [r["label"] for r in schema_rows], dtype=pl.String),
+    )
+    labels = cluster_labels(f, LshParams(128, 14, 9, 0.7, 0.05), 2, 2)
+    assert labels[0] == labels[2] and labels[6] == labels[7]
+    assert len({labels[0], labels[1], labels[3]}) == 3 and len({labels[4], labels[5], labels[6]}) == 3
+
+
 def test_bands_follow_the_threshold() -> None:
     assert optimal_bands(0.7, 128) == (14, 9)
     base = {"sources": [{"name": "a", "paths": ["x.jsonl"], "preset": "problem_choices", "language": "en"}]}

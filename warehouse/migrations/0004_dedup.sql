@@ -6,6 +6,8 @@ CREATE TABLE dedup_signatures (
     content_hash   VARCHAR NOT NULL,
     settings_hash  VARCHAR NOT NULL,   -- signature version, num_perm, shingle sizes
     exact_key      UBIGINT NOT NULL,   -- hash of task + normalised text + option set
+    item_key       UBIGINT NOT NULL,   -- hash of the answer (option texts or label): near links need it equal
+    numbers        VARCHAR NOT NULL,   -- the question's numbers, sorted: near links need one inside the other
     signature      UINTEGER[] NOT NULL,
     run_id         VARCHAR NOT NULL
 );
