@@ -318,3 +318,30 @@ def test_shared_translations_link_to_parents(tmp_path: Path, warehouse) -> None:
     assert warehouse.query(
         "SELECT c.origin, p.language FROM entries c JOIN entries p ON c.parent_entry_id = p.entry_id"
     ) == [("translated", "ja")]
+
+
+def test_exclude_patterns_hold_for_absolute_paths_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    """A source path from ${VAR} (absolute) excludes the same files as a relative one."""
+    from globmed_data.config import load_config
+    from globmed_data.sources.locate import locate_files
+
+    data = tmp_path / "elsewhere" / "set"
+    data.mkdir(parents=True)
+    for name in ("a.jsonl", "a_translate.jsonl", "sub/b.jsonl"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        (data / name).write_text("{}\n")
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    source = {
+        "name": "s",
+        "paths": ["${DATA_ROOT:-../elsewhere/set}/**/*.jsonl"],
+        "exclude": ["*_translate.jsonl"],
+        "preset": "problem_choices",
+        "language": "en",
+    }
+    config = write_config(cfg_dir, [source])
+    relative = [f.rel for f in locate_files(load_config(config).config.sources[0], load_config(config)).files]
+    monkeypatch.setenv("DATA_ROOT", str(data))
+    loaded = load_config(config)
+    absolute = [f.rel for f in locate_files(loaded.config.sources[0], loaded).files]
+    assert relative == absolute == ["a.jsonl", "sub/b.jsonl"]

@@ -47,7 +47,6 @@ def _static_root(pattern: str) -> Path:
 
 def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
     found: dict[str, SourceFile] = {}
-    excluded = [str(loaded.resolve(x)) for x in source.exclude]
     for raw in source.paths:
         pattern = str(loaded.resolve(raw))
         if glob.has_magic(pattern):
@@ -61,9 +60,11 @@ def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
         root = _static_root(pattern)
         for match in matches:
             path = Path(match)
-            if path.is_dir() or any(fnmatch.fnmatch(match, x) for x in excluded):
+            if path.is_dir():
                 continue
             rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if _excluded(rel, source.exclude):
+                continue
             if rel in found and found[rel].path != path.resolve():
                 raise SourceError(
                     f"source '{source.name}': two files share the name {rel!r} "
@@ -73,6 +74,16 @@ def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
     if not found:
         raise SourceError(f"source '{source.name}': every matching file was excluded")
     return Located(sorted(found.values(), key=lambda f: f.rel), None)
+
+
+def _excluded(rel: str, patterns: list[str]) -> bool:
+    """Exclude patterns match a file's path under the source root, or its name alone.
+
+    They are never resolved against the config's folder: the same pattern must hold whether the
+    source path is relative or comes from an environment variable as an absolute path.
+    """
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(rel, x) or fnmatch.fnmatch(name, x) for x in patterns)
 
 
 def _folder_files(root: Path, patterns: list[str]) -> list[SourceFile]:
