@@ -264,6 +264,13 @@ class LanguageSettings(Strict):
     low_resource: list[str] = Field(default_factory=lambda: list(DEFAULT_LOW_RESOURCE))
 
 
+def _files_by_default(v: Any) -> Any:
+    """`kind: files` is the default, so most source specs need not say it."""
+    if isinstance(v, list):
+        return [{"kind": "files", **s} if isinstance(s, dict) and "kind" not in s else s for s in v]
+    return v
+
+
 MismatchPolicy = Literal["flag", "relabel", "reject"]
 RuleAction = Literal["reject", "flag", "off"]
 # A number for every language, or {default: n, zh: m, ...} where scripts differ.
@@ -360,12 +367,7 @@ class DedupSettings(Strict):
     eval_splits: list[str] = Field(default_factory=lambda: ["test"])
     benchmarks: list[Source] = Field(default_factory=list)  # external test sets to keep out of training
 
-    @field_validator("benchmarks", mode="before")
-    @classmethod
-    def _default_kind(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"kind": "files", **s} if isinstance(s, dict) and "kind" not in s else s for s in v]
-        return v
+    _kinds = field_validator("benchmarks", mode="before")(lambda v: _files_by_default(v))
 
     @model_validator(mode="after")
     def _bands_and_rows(self) -> DedupSettings:
@@ -389,13 +391,7 @@ class PipelineConfig(Strict):
     dedup: DedupSettings = DedupSettings()
     sources: list[Source] = Field(min_length=1)
 
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _default_kind(cls, v: Any) -> Any:
-        # `kind: files` is the default, so most sources need not say it.
-        if isinstance(v, list):
-            return [{"kind": "files", **s} if isinstance(s, dict) and "kind" not in s else s for s in v]
-        return v
+    _kinds = field_validator("sources", mode="before")(lambda v: _files_by_default(v))
 
     @model_validator(mode="after")
     def _cross_checks(self) -> PipelineConfig:
