@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from globmed_data.config import LangIdSettings, LoadedConfig
 from globmed_data.ids import stable_hash
@@ -62,7 +63,6 @@ _READ = """SELECT e.entry_id, e.content_hash, e.source, e.task, e.language, e.qu
            FROM b_ids JOIN entries e USING (entry_id) ORDER BY e.entry_id"""
 
 Row = tuple[str, str, str]  # entry text, declared language, mismatch policy
-Decided = tuple[Detection, Verdict]
 
 
 def identifier_options(settings: LangIdSettings, loaded: LoadedConfig) -> dict[str, Any]:
@@ -91,17 +91,26 @@ def _init_worker(options: dict[str, Any], min_confidence: float) -> None:
     _WORKER = (LanguageIdentifier(**options), min_confidence)
 
 
-def _decide_part(rows: list[Row]) -> list[tuple[Any, ...]]:
-    """Prepare, detect and decide a part; plain tuples travel back cheaper than objects."""
+COLUMNS = (*Detection._fields, *Verdict._fields)
+
+
+def _decide_part(rows: list[Row]) -> list[list[Any]]:
+    """Prepare, detect and decide a part. The result is columnar (one list per field of
+    Detection then Verdict): a few long lists pickle far cheaper than many small tuples."""
     assert _WORKER is not None
     ident, min_confidence = _WORKER
     texts, declared, policies = zip(*rows, strict=True) if rows else ((), (), ())
     prepared = prepare_frame(pl.Series(texts, dtype=pl.String), ident.max_chars)
-    out = []
-    for (clean, script, letters), lang, policy in zip(prepared.iter_rows(), declared, policies, strict=True):
-        det, verdict = ident.decide(clean, script, letters, lang, policy, min_confidence=min_confidence)
-        out.append((*det, *verdict))
-    return out
+    decided = [
+        (*det, *verdict)
+        for (clean, script, letters), lang, policy in zip(
+            prepared.iter_rows(), declared, policies, strict=True
+        )
+        for det, verdict in [
+            ident.decide(clean, script, letters, lang, policy, min_confidence=min_confidence)
+        ]
+    ]
+    return [list(col) for col in zip(*decided, strict=True)] if decided else [[] for _ in COLUMNS]
 
 
 class Decider:
@@ -125,22 +134,21 @@ class Decider:
         else:
             _init_worker(options, min_confidence)
 
-    def decide(self, rows: list[Row]) -> list[Decided]:
-        return [(Detection(*t[:7]), Verdict(*t[7:])) for t in self._decide(rows)]
-
-    def _decide(self, rows: list[Row]) -> list[tuple[Any, ...]]:
+    def decide(self, rows: list[Row]) -> dict[str, list[Any]]:
+        """Columns named as the fields of Detection and Verdict, one value per row."""
         if self.pool is None:
-            return _decide_part(rows)
+            return dict(zip(COLUMNS, _decide_part(rows), strict=True))
         size = -(-len(rows) // (self.workers * 4))
         try:
-            return [d for part in self.pool.map(_decide_part, batched(rows, size)) for d in part]
+            parts = list(self.pool.map(_decide_part, batched(rows, size)))
+            return {name: [v for part in parts for v in part[k]] for k, name in enumerate(COLUMNS)}
         except BrokenProcessPool as exc:
             # A worker died (killed for memory, or a __main__ that is not import-safe under
             # spawn): finish in this process rather than fail the stage.
             warnings.warn(f"langid worker processes failed ({exc}); detecting in-process", stacklevel=2)
             self.close()
             _init_worker(self.options, self.min_confidence)
-            return _decide_part(rows)
+            return dict(zip(COLUMNS, _decide_part(rows), strict=True))
 
     def close(self) -> None:
         if self.pool is not None:
@@ -182,23 +190,23 @@ def decide_batch(
     declared = batch.get_column("language").to_list()
     policies = [settings.policy(s) for s in batch.get_column("source").to_list()]
     rows = list(zip(texts, declared, policies, strict=True))
-    results = decider.decide(rows)
+    c = decider.decide(rows)
     return pa.table(
         {
             "entry_id": batch["entry_id"].to_arrow(),
             "content_hash": batch["content_hash"].to_arrow(),
             "settings_hash": pa.array([settings_hash] * len(rows), pa.string()),
             "declared_language": pa.array(declared, pa.string()),
-            "detected_language": pa.array([d.language for d, _ in results], pa.string()),
-            "confidence": pa.array([round(d.confidence, 6) for d, _ in results], pa.float64()),
-            "detector": pa.array([d.detector for d, _ in results], pa.string()),
-            "runner_up": pa.array([d.runner_up for d, _ in results], pa.string()),
-            "runner_up_confidence": pa.array([round(d.runner_up_confidence, 6) for d, _ in results]),
-            "script": pa.array([d.script for d, _ in results], pa.string()),
-            "letters": pa.array([d.letters for d, _ in results], pa.int32()),
-            "agrees": pa.array([v.agrees for _, v in results], pa.bool_()),
-            "decision": pa.array([v.decision for _, v in results], pa.string()),
-            "language": pa.array([v.language_out for _, v in results], pa.string()),
+            "detected_language": pa.array(c["language"], pa.string()),
+            "confidence": pc.round(pa.array(c["confidence"], pa.float64()), 6),
+            "detector": pa.array(c["detector"], pa.string()),
+            "runner_up": pa.array(c["runner_up"], pa.string()),
+            "runner_up_confidence": pc.round(pa.array(c["runner_up_confidence"], pa.float64()), 6),
+            "script": pa.array(c["script"], pa.string()),
+            "letters": pa.array(c["letters"], pa.int32()),
+            "agrees": pa.array(c["agrees"], pa.bool_()),
+            "decision": pa.array(c["decision"], pa.string()),
+            "language": pa.array(c["language_out"], pa.string()),
             "run_id": pa.array([run_id] * len(rows), pa.string()),
             "decided_at": pa.array([now()] * len(rows), pa.timestamp("us", tz="UTC")),
         },
