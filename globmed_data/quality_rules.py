@@ -287,11 +287,11 @@ def rule_hits(
         | (pl.col("dup_ngram_fraction") > t.max_dup_ngram_fraction),
         "symbol_ratio": (pl.col("main_chars") >= 20) & (pl.col("symbol_ratio") > per_language(t.max_symbol_ratio, lang)),
         "digit_ratio": (pl.col("main_chars") >= 20) & (pl.col("digit_ratio") > per_language(t.max_digit_ratio, lang)),
-        "markup": pl.col("_all").str.contains(_MARKUP),
-        "control_chars": pl.col("_all").str.contains(_CONTROL),
-        "mojibake": pl.col("_all").str.contains(_MOJIBAKE),
-        "url": pl.col("_all").str.contains(_URL),
-        "translation_artifact": pl.col("_all").str.contains(_ARTIFACT),
+        "markup": pl.col("_hit_markup"),
+        "control_chars": pl.col("_hit_control_chars"),
+        "mojibake": pl.col("_hit_mojibake"),
+        "url": pl.col("_hit_url"),
+        "translation_artifact": pl.col("_hit_translation_artifact"),
         "language_mismatch": pl.col("langid_decision").is_in(["flag", "reject"]).fill_null(False),
         # A backstop for what language ID could not confirm: a question in the right language
         # may be mostly Latin drug or bacteria names.
@@ -301,9 +301,9 @@ def rule_hits(
         "missing_image": pl.concat_str([pl.col("_main"), pl.col("options").list.join("\n")], separator="\n", ignore_nulls=True).str.contains(_IMAGE_REF),
         "all_of_the_above": mcqa & pl.col("options").list.eval(pl.element().str.strip_chars().str.contains(_ALL_ABOVE)).list.any().fill_null(False),
         "missing_rationale": pl.col("source").is_in(require_rationale) & (pl.col("rationale").fill_null("").str.strip_chars() == ""),
-        "pii_email": pl.col("_all").str.contains(_EMAIL),
-        "pii_phone": pl.col("_all").str.contains(_PHONE),
-        "pii_id_number": pl.col("_all").str.contains(_ID_NUMBER),
+        "pii_email": pl.col("_hit_pii_email"),
+        "pii_phone": pl.col("_hit_pii_phone"),
+        "pii_id_number": pl.col("_hit_pii_id_number"),
     }  # fmt: skip
 
 
@@ -313,13 +313,39 @@ METRIC_COLUMNS = (
 )  # fmt: skip
 
 
+# Patterns searched in all of an entry's text. Few entries hold any of the characters or words
+# they need, so one cheap pass over everything picks the entries worth searching (_SUSPECT).
+_TEXT_PATTERNS = {
+    "markup": _MARKUP, "control_chars": _CONTROL, "mojibake": _MOJIBAKE, "url": _URL,
+    "translation_artifact": _ARTIFACT, "pii_email": _EMAIL, "pii_phone": _PHONE, "pii_id_number": _ID_NUMBER,
+}  # fmt: skip
+_SUSPECT = (
+    r"[<&\[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd@+]|[\u00c2-\u00ef][\u0080-\u00bf]|â€|ï»¿"
+    r"|\d{3}-\d|\(\d{3}\)|\d{17}"
+    r"|(?i:sorry|translat|https?:|www\.)|AI"
+)
+
+
+def text_pattern_hits(df: pl.DataFrame) -> pl.DataFrame:
+    """One boolean column per pattern in _TEXT_PATTERNS, searched only in suspect entries."""
+    suspect = df.get_column("_all").str.contains(_SUSPECT).fill_null(False)
+    rows = suspect.arg_true()
+    found = df.filter(suspect).select(
+        pl.col("_all").str.contains(p).fill_null(False).alias(f"_hit_{c}") for c, p in _TEXT_PATTERNS.items()
+    )
+    out = {}
+    for column in found.columns:
+        out[column] = pl.Series(column, [False] * len(df), dtype=pl.Boolean).scatter(rows, found[column])
+    return df.with_columns(**out)
+
+
 def evaluate(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
     """Decide a batch: entry_id, passed, score, reasons (rejecting), flags, metrics (JSON text).
 
     `df` has the entry columns plus `langid_decision` (the langid stage's decision, or null),
     and `language` is the entry's language after that stage (a relabel changes it).
     """
-    df = metrics(df)
+    df = text_pattern_hits(metrics(df))
     df = df.with_columns(_repetition(df))
     hits = rule_hits(df, settings, settings.require_rationale)
     # language_mismatch takes its action from the langid policy: reject only where it said so.
