@@ -59,17 +59,17 @@ def _stage(wh: Warehouse, run_id: str, name: str, work: Any) -> dict[str, Any]:
     return counts
 
 
-@task(name="langid", cache_policy=NO_CACHE, tags=["stage:langid"])
+@task(name="langid", task_run_name="langid", cache_policy=NO_CACHE, tags=["stage:langid"])
 def langid_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
     return _stage(wh, run_id, "langid", lambda log: run_langid(wh, loaded, run_id, log=log))
 
 
-@task(name="quality", cache_policy=NO_CACHE, tags=["stage:quality"])
+@task(name="quality", task_run_name="quality", cache_policy=NO_CACHE, tags=["stage:quality"])
 def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
     return _stage(wh, run_id, "quality", lambda log: run_quality(wh, loaded, run_id, log=log))
 
 
-@task(name="dedup", cache_policy=NO_CACHE, tags=["stage:dedup"])
+@task(name="dedup", task_run_name="dedup", cache_policy=NO_CACHE, tags=["stage:dedup"])
 def dedup_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
     return _stage(wh, run_id, "dedup", lambda log: run_dedup(wh, loaded, run_id, log=log))
 
