@@ -111,22 +111,22 @@ def candidate_links(exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray) ->
 
 
 KEEP_ORDER = {
-    "eval_split": lambda s, split_col: pl.when(pl.col("split").is_in(s.eval_splits)).then(0).otherwise(1),
-    "native": lambda s, _: pl.when(pl.col("origin") == "native").then(0).otherwise(1),
-    "source_priority": lambda s, _: pl.col("source").replace_strict(
+    "eval_split": lambda s: pl.when(pl.col("split").is_in(s.eval_splits)).then(0).otherwise(1),
+    "native": lambda s: pl.when(pl.col("origin") == "native").then(0).otherwise(1),
+    "source_priority": lambda s: pl.col("source").replace_strict(
         {name: i for i, name in enumerate(s.source_priority)},
         default=len(s.source_priority),
         return_dtype=pl.Int64,
     ),
     # More complete first: more options, a rationale, a context.
-    "complete": lambda s, _: (
+    "complete": lambda s: (
         -(
             pl.col("options").list.len().fill_null(0)
             + pl.col("rationale").is_not_null().cast(pl.Int64)
             + pl.col("context").is_not_null().cast(pl.Int64)
         )
     ),
-    "entry_id": lambda s, _: pl.col("entry_id"),
+    "entry_id": lambda s: pl.col("entry_id"),
 }
 
 
@@ -135,7 +135,7 @@ def decide_clusters(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep policy and contamination. `members`: one row per node in a cluster of 2+, with
     `i` (index into sig), `cluster`, entry columns, and `bench` (an external test item)."""
-    order = [KEEP_ORDER[rule](s, "split").alias(f"_k{n}") for n, rule in enumerate(s.keep)]
+    order = [KEEP_ORDER[rule](s).alias(f"_k{n}") for n, rule in enumerate(s.keep)]
     ranked = members.with_columns(order).sort(["cluster", "bench", *[f"_k{n}" for n in range(len(s.keep))]])
     real = ranked.filter(~pl.col("bench"))
     kept = (
@@ -179,10 +179,7 @@ def decide_clusters(
         "cluster_id",
         pl.col("size").cast(pl.Int32).alias("cluster_size"),
         "decision",
-        pl.when(pl.col("decision") == "contaminated")
-        .then(pl.col("kept_id"))
-        .otherwise(pl.col("kept_id"))
-        .alias("kept_entry_id"),
+        pl.col("kept_id").alias("kept_entry_id"),
         pl.col("method_kept").alias("method"),
         pl.col("sim_kept").alias("similarity"),
         pl.lit(run_id).alias("run_id"),
