@@ -9,7 +9,7 @@ install the same `fasttext` module; this code works with either, but only one ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
@@ -411,8 +411,3 @@ def judge(declared: str, det: Detection, *, supported: bool, min_confidence: flo
     elif det.confidence < min_confidence:
         return Verdict(None, "unsure", declared)
     return Verdict(False, policy, family(det.language) if policy == "relabel" else declared)
-
-
-def batched(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from globmed_data.batches import batched, entry_frames
 from globmed_data.config import LangIdSettings, LoadedConfig
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
@@ -29,7 +30,6 @@ from globmed_data.langid import (
     Detection,
     LanguageIdentifier,
     Verdict,
-    batched,
     default_model_path,
     entry_text_expr,
     prepare_frame,
@@ -231,14 +231,10 @@ def run_langid(
             workers if len(ids) >= PARALLEL_MIN else 1,
         )
         try:
-            done = 0
-            for chunk in batched(ids, CHUNK):
-                batch = pl.from_arrow(wh.arrow_for_ids(chunk, _READ))
-                assert isinstance(batch, pl.DataFrame)
+            for done, batch in entry_frames(wh, ids, _READ, CHUNK):
                 table = decide_batch(batch, decider, settings, settings_hash, run_id)
                 wh.upsert("langid_results", table)
                 this_run.update(table.column("decision").to_pylist())
-                done += len(chunk)
                 if log:
                     log(f"langid: {done}/{len(ids)} entries decided")
         finally:

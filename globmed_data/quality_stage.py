@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import polars as pl
 
+from globmed_data.batches import entry_frames
 from globmed_data.config import LoadedConfig
-from globmed_data.langid import batched
 from globmed_data.quality_rules import evaluate, settings_hash
 from globmed_data.warehouse import Warehouse, now
 
@@ -47,10 +47,8 @@ def run_quality(
     rules_hash = settings_hash(settings)
     ids = pending(wh, rules_hash)
     reasons: Counter[str] = Counter()
-    passed = done = 0
-    for chunk in batched(ids, CHUNK):
-        batch = pl.from_arrow(wh.arrow_for_ids(chunk, _READ))
-        assert isinstance(batch, pl.DataFrame)
+    passed = 0
+    for done, batch in entry_frames(wh, ids, _READ, CHUNK):
         decided = evaluate(batch, settings).with_columns(
             content_hash=batch.get_column("content_hash"),
             settings_hash=pl.lit(rules_hash),
@@ -60,7 +58,6 @@ def run_quality(
         wh.upsert("quality_results", decided.to_arrow())
         passed += int(decided.get_column("passed").sum())
         reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
-        done += len(chunk)
         if log:
             log(f"quality: {done}/{len(ids)} entries checked")
     total, total_passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
