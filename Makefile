@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	rm -f $(DEMO_WAREHOUSE) $(DEMO_WAREHOUSE).wal
+	rm -rf $(DEMO_WAREHOUSE) $(DEMO_WAREHOUSE).wal $(dir $(DEMO_WAREHOUSE))exports $(dir $(DEMO_WAREHOUSE))dataset-repos
 	$(VENV)/bin/globmed run --config configs/demo.yaml --warehouse $(DEMO_WAREHOUSE)
 	$(VENV)/bin/globmed status --warehouse $(DEMO_WAREHOUSE)
+	$(VENV)/bin/globmed versions list --warehouse $(DEMO_WAREHOUSE)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
@@ -39,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/quality_eval.py
 	$(PY) benchmarks/dedup_eval.py
 	$(PY) benchmarks/dedup_bench.py
+	$(PY) benchmarks/export_bench.py
 
 clean:
 	rm -rf .globmed .pytest_cache .ruff_cache

@@ -1,8 +1,9 @@
 """The pipeline flow: every stage in order, one named task per unit of work.
 
 Stages so far: collect (one task per source, run concurrently), then language ID and quality
-over every entry whose content or settings changed, then dedup and decontamination.
-Translation and export join here as they land.
+over every entry whose content or settings changed, then dedup and decontamination, then the
+export of a new dataset version when the curated view changed (published to the configured
+targets, with a `globmed.dataset.published` event). Translation joins here as it lands.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
 from globmed_data.dedup_stage import run_dedup
+from globmed_data.export.stage import card_text, run_export
+from globmed_data.export.versions import get_version
 from globmed_data.langid_stage import run_langid
 from globmed_data.quality_report import quality_report, render_markdown
 from globmed_data.quality_stage import run_quality
@@ -74,6 +77,11 @@ def dedup_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, An
     return _stage(wh, run_id, "dedup", lambda log: run_dedup(wh, loaded, run_id, log=log))
 
 
+@task(name="export", task_run_name="export", cache_policy=NO_CACHE, tags=["stage:export"])
+def export_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
+    return _stage(wh, run_id, "export", lambda log: run_export(wh, loaded, run_id, log=log))
+
+
 def _run_status(reports: list[dict[str, Any]]) -> str:
     failed = sum(r["status"] == "failed" for r in reports)
     if failed == 0:
@@ -123,10 +131,14 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
                 stages["quality"] = quality_task(wh, loaded, run_id)
             if loaded.config.dedup.enabled:
                 stages["dedup"] = dedup_task(wh, loaded, run_id)
+            if loaded.config.export.enabled and _run_status(reports) != "failed":
+                stages["export"] = export_task(wh, loaded, run_id)
         except BaseException as exc:
             wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
             raise
         status = _run_status(reports)
+        if status == "succeeded" and stages.get("export", {}).get("status") == "failed":
+            status = "partial"  # the data is in the warehouse, but a version could not be published
         counts = {
             "collect": {
                 r["source"]: {
@@ -140,6 +152,12 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
         wh.finish_run(run_id, status, counts)
         entry_rows = entry_count_table(wh)
         report = quality_report(wh) if loaded.config.quality.enabled else None
+        exported = stages.get("export", {})
+        card = (
+            card_text(get_version(wh, loaded.config.export.repo_id, exported["version"]))
+            if exported.get("version")
+            else None
+        )
         duplicate_rows = wh.query_dicts(
             "SELECT source, kept_source, language, method, duplicates FROM v_duplicate_pairs ORDER BY ALL"
         )
@@ -164,6 +182,12 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
             key="globmed-duplicates",
             table=[{**r, "duplicates": int(r["duplicates"])} for r in duplicate_rows],
             description="Duplicates excluded, per (source, source of the kept entry, language, method)",
+        )
+    if card is not None:
+        create_markdown_artifact(
+            key="globmed-dataset-card",
+            markdown=card,
+            description=f"Dataset card of {loaded.config.export.repo_id} v{exported['version']}",
         )
     return {
         "run_id": run_id,

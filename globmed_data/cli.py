@@ -29,6 +29,8 @@ config_app = typer.Typer(help="Inspect and validate pipeline configurations.", n
 app.add_typer(config_app, name="config")
 quality_app = typer.Typer(help="Quality decisions: pass rates, rule hits, samples.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+versions_app = typer.Typer(help="Dataset versions: list, show, diff.", no_args_is_help=True)
+app.add_typer(versions_app, name="versions")
 console = Console(stderr=True)
 # Piped output is not cut at 80 columns: tables stay readable in logs and CI.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -132,7 +134,20 @@ def _print_run(result: dict[str, Any]) -> None:
             f"{d['near_duplicates']} near), "
             f"{d['contaminated']} train entries contaminated"
         )
+    if "export" in stages:
+        _print_export(stages["export"])
     console.print(f"warehouse: {result['warehouse']}")
+
+
+def _print_export(e: dict[str, Any]) -> None:
+    if e.get("status") == "skipped":
+        out.print("export: nothing curated to export")
+        return
+    what = "new version" if e["created"] else "unchanged"
+    out.print(
+        f"export: v{e['version']} ({what}), {e['entries']} entries in {e['files']} files, "
+        f"{e['bytes'] / 1e6:.1f} MB, {e['status']}; {e['folder']}"
+    )
 
 
 @app.command()
@@ -171,6 +186,12 @@ def status(
         f"dedup: {d['clusters']} clusters, {d['duplicates']} duplicates, {d['contaminated']} contaminated; "
         f"{data['curated']} curated entries"
     )
+    for v in data["versions"]:
+        out.print(
+            f"dataset {v['repo_id']}: latest v{v['version']} ({v['status']}), {v['entries']} entries"
+            + (f"; error: {v['error']}" if v["error"] else ""),
+            highlight=False,
+        )
     q = data["quality"]
     if q["checked"]:
         out.print(f"quality: {q['passed']} passed, {q['rejected']} rejected of {q['checked']} checked")
@@ -271,6 +292,172 @@ def quality_show(
         for i, o in enumerate(r["options"] or []):
             out.print(f"    {chr(65 + i)}. {o[:120]}", highlight=False)
     out.print(f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}")
+
+
+@app.command("export")
+def export_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
+    warehouse: Path | None = WarehouseOpt,
+    publish: bool = typer.Option(True, "--publish/--no-publish", help="Push to the configured targets."),
+) -> None:
+    """Export the curated view as a dataset version (none when nothing changed) and publish it.
+
+    Re-running retries a version whose publication failed."""
+    from globmed_data.export.stage import run_export
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    with Warehouse(resolve_warehouse_path(warehouse, configured)) as wh:
+        result = run_export(wh, loaded, publish=publish, log=lambda m: console.print(m, highlight=False))
+    _print_export(result)
+    raise typer.Exit(EXIT_PARTIAL if result.get("status") == "failed" else 0)
+
+
+@app.command()
+def pull(
+    repo: str = typer.Argument(..., help="Dataset repo id, owner/name."),
+    revision: str = typer.Option(..., "--revision", "-r", help="A version tag (v1.4.0), branch or commit."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to download into."),
+    endpoint: str | None = typer.Option(
+        None, "--endpoint", help="Hub endpoint (default: HF_ENDPOINT or the Hub)."
+    ),
+    fingerprint: str | None = typer.Option(None, "--fingerprint", help="Also require this fingerprint."),
+) -> None:
+    """Download a dataset version and verify its files and fingerprint."""
+    from globmed_data.export.layout import VerificationError
+    from globmed_data.export.pull import pull_version
+
+    token = os.environ.get("HF_TOKEN")
+    try:
+        manifest = pull_version(repo, revision, out_dir, endpoint=endpoint, token=token,
+                                expected_fingerprint=fingerprint)  # fmt: skip
+    except VerificationError as exc:
+        raise _fail(f"verification failed: {exc}", EXIT_FAILED) from None
+    except FileExistsError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    except Exception as exc:  # network, auth, unknown revision: the client's message says which
+        raise _fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED) from None
+    out.print(
+        f"{repo}@{revision}: v{manifest['version']}, {manifest['entries']} entries in "
+        f"{len(manifest['files'])} files, fingerprint {manifest['fingerprint']} verified → {out_dir}"
+    )
+
+
+def _repo_of(wh: Warehouse, repo: str | None) -> str:
+    if repo:
+        return repo
+    repos = [r for (r,) in wh.query("SELECT DISTINCT repo_id FROM dataset_versions ORDER BY 1")]
+    if len(repos) != 1:
+        raise _fail(f"pass --repo: the warehouse holds {', '.join(repos) or 'no'} dataset repos", EXIT_CONFIG)
+    return repos[0]
+
+
+RepoOpt = typer.Option(None, "--repo", help="Dataset repo id (default: the only one in the warehouse).")
+
+
+@versions_app.command("list")
+def versions_list(
+    warehouse: Path | None = WarehouseOpt,
+    repo: str | None = RepoOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
+) -> None:
+    """Every version with its status, size and changes."""
+    from globmed_data.export.versions import list_versions
+
+    with _open_read(warehouse) as wh:
+        rows = list_versions(wh, _repo_of(wh, repo))
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    table = Table(
+        title=f"{len(rows)} version(s) of {rows[0]['repo_id'] if rows else repo}", title_justify="left"
+    )
+    for col in ("version", "status", "bump", "parent", "entries", "added", "removed", "changed", "created"):
+        table.add_column(
+            col, justify="right" if col in ("entries", "added", "removed", "changed") else "left"
+        )
+    for r in rows:
+        c = r["changes"]
+        table.add_row(
+            f"v{r['version']}",
+            r["status"],
+            r["bump"],
+            f"v{r['parent_version']}" if r["parent_version"] else "",
+            str(r["counts"]["entries"]), str(c["added"]), str(c["removed"]), str(c["changed"]),
+            f"{r['created_at']:%Y-%m-%d %H:%M}",
+        )  # fmt: skip
+    out.print(table)
+
+
+@versions_app.command("show")
+def versions_show(
+    version: str = typer.Argument(..., help="A version, e.g. 1.4.0 or v1.4.0."),
+    warehouse: Path | None = WarehouseOpt,
+    repo: str | None = RepoOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """One version: fingerprint, counts, where it was published, and its card."""
+    from globmed_data.export.versions import VersionNotFound, get_version, publications
+
+    with _open_read(warehouse) as wh:
+        repo_id = _repo_of(wh, repo)
+        try:
+            record = get_version(wh, repo_id, version)
+        except VersionNotFound as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        record["publications"] = publications(wh, repo_id, record["version"])
+    if as_json:
+        sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    out.print(f"[bold]{repo_id} v{record['version']}[/] — {record['status']}", highlight=False)
+    for key in ("fingerprint", "schema_version", "parent_version", "bump", "config_hash", "folder", "error"):
+        if record.get(key) is not None:
+            out.print(f"  {key}: {record[key]}", highlight=False)
+    counts = record["counts"]
+    for key in ("by_config", "by_language", "by_split"):
+        out.print(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in counts[key].items()), highlight=False)
+    for p in record["publications"]:
+        out.print(
+            f"  {p['target']}: {p['status']} at {p['location']} {p['revision'] or p['error']}",
+            highlight=False,
+        )
+
+
+@versions_app.command("diff")
+def versions_diff(
+    a: str = typer.Argument(..., help="The older version."),
+    b: str = typer.Argument(..., help="The newer version."),
+    warehouse: Path | None = WarehouseOpt,
+    repo: str | None = RepoOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Entries added, removed and changed between two versions, per language, task and source."""
+    from globmed_data.export.versions import VersionNotFound, diff_indexes, get_version, version_index
+
+    with _open_read(warehouse) as wh:
+        repo_id = _repo_of(wh, repo)
+        try:
+            old, new = (get_version(wh, repo_id, v)["version"] for v in (a, b))
+        except VersionNotFound as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        diff = diff_indexes(version_index(wh, repo_id, old), version_index(wh, repo_id, new))
+    if as_json:
+        sys.stdout.write(json.dumps({"from": old, "to": new, **diff}, indent=2, default=int) + "\n")
+        return
+    out.print(
+        f"v{old} → v{new}: {diff['added']} added, {diff['removed']} removed, {diff['changed']} changed, "
+        f"{diff['unchanged']} unchanged, {diff['moved_split']} moved between splits"
+    )
+    if diff["by_group"]:
+        table = Table(title_justify="left")
+        for col in ("language", "task", "source", "added", "removed", "changed"):
+            table.add_column(col, justify="right" if col in ("added", "removed", "changed") else "left")
+        for g in diff["by_group"]:
+            table.add_row(*(str(g[c]) for c in ("language", "task", "source", "added", "removed", "changed")))
+        out.print(table)
 
 
 @config_app.command("validate")

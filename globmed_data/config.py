@@ -380,6 +380,83 @@ class DedupSettings(Strict):
         return self
 
 
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+class SplitSettings(Strict):
+    """Seeded split assignment for entries whose source says `split: auto`."""
+
+    seed: int = 0
+    ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v: dict[str, float]) -> dict[str, float]:
+        stray = sorted(set(v) - set(SPLIT_NAMES))
+        if stray:
+            raise ValueError(f"unknown split(s) {', '.join(stray)}; use {', '.join(SPLIT_NAMES)}")
+        if any(r < 0 for r in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must be ≥ 0 and sum to 1 (they sum to {sum(v.values()):g})")
+        return v
+
+
+class CardSettings(Strict):
+    """What the dataset card says beyond the statistics it computes."""
+
+    pretty_name: str | None = None  # default: the repo name
+    description: str = ""
+    license: str | None = None  # default: the sources' licenses (`other` when they differ)
+    citation: str = ""  # BibTeX, copied into the card verbatim
+
+
+class LocalTargetSettings(Strict):
+    """A git repository per dataset (one commit and tag per version); olah can serve the root."""
+
+    enabled: bool = True
+    root: str | None = None  # default: dataset-repos/ next to the warehouse
+
+
+class HubTargetSettings(Strict):
+    """Push to the Hugging Face Hub (or any Hub-compatible endpoint) with huggingface_hub."""
+
+    repo_id: str | None = None  # default: export.repo_id
+    endpoint: str | None = None  # default: HF_ENDPOINT, else https://huggingface.co
+    private: bool = True
+    token_env: str = "HF_TOKEN"  # environment variable that holds the token
+    token_secret: str | None = None  # or the name of a Prefect Secret block
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and not REPO_ID.match(v):
+            raise ValueError(f"'{v}' is not a repo id of the form 'owner/name'")
+        return v
+
+
+class ExportSettings(Strict):
+    """Versioned dataset export (docs/export.md)."""
+
+    enabled: bool = True
+    repo_id: str = "globmed/globmed-data"
+    dir: str | None = None  # version folders; default: exports/ next to the warehouse
+    config_per_source: list[str] = Field(default_factory=list)  # sources with a config of their own
+    max_shard_mb: float = Field(256, gt=0)  # bound on a shard's uncompressed text
+    row_group_rows: int = Field(20_000, ge=100)
+    zstd_level: int = Field(9, ge=1, le=22)
+    splits: SplitSettings = SplitSettings()
+    card: CardSettings = CardSettings()
+    local: LocalTargetSettings = LocalTargetSettings()
+    hub: HubTargetSettings | None = None  # set to push every new version to the Hub
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if not REPO_ID.match(v):
+            raise ValueError(f"'{v}' is not a repo id of the form 'owner/name'")
+        return v
+
+
 class PipelineConfig(Strict):
     version: Literal[1] = 1
     name: str = "globmed"
@@ -389,6 +466,7 @@ class PipelineConfig(Strict):
     langid: LangIdSettings = LangIdSettings()
     quality: QualitySettings = QualitySettings()
     dedup: DedupSettings = DedupSettings()
+    export: ExportSettings = ExportSettings()
     sources: list[Source] = Field(min_length=1)
 
     _kinds = field_validator("sources", mode="before")(lambda v: _files_by_default(v))
@@ -409,6 +487,7 @@ class PipelineConfig(Strict):
             ("langid.per_source", self.langid.per_source),
             ("quality.require_rationale", self.quality.require_rationale),
             ("dedup.source_priority", self.dedup.source_priority),
+            ("export.config_per_source", self.export.config_per_source),
         ):
             stray = sorted(set(listed) - set(names))
             if stray:

@@ -151,7 +151,8 @@ def decide_clusters(
                 pl.col("source").alias("test_source"))
     )  # fmt: skip
     out = real.join(kept, on="cluster", how="left").join(evals, on="cluster", how="left")
-    contaminated = (pl.col("split") == "train") & pl.col("test_i").is_not_null()
+    # `auto` entries get their split at export time, most of them train: they count as train here.
+    contaminated = pl.col("split").is_in(["train", "auto"]) & pl.col("test_i").is_not_null()
     out = out.with_columns(
         decision=pl.when(contaminated)
         .then(pl.lit("contaminated"))

@@ -51,6 +51,7 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "quality": _quality_counts(wh),
         "dedup": _dedup_counts(wh),
         "curated": int(wh.query("SELECT count(*) FROM v_curated_entries")[0][0]),
+        "versions": _latest_versions(wh),
         "sources": [
             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
             for row in wh.query_dicts(
@@ -165,3 +166,17 @@ def entry_count_table(wh: Warehouse) -> list[dict[str, Any]]:
            FROM entries WHERE status = 'active' GROUP BY ALL ORDER BY source, language, task"""
     )
     return [{k: (int(v) if k == "entries" else v) for k, v in r.items()} for r in rows]
+
+
+def _latest_versions(wh: Warehouse) -> list[dict[str, Any]]:
+    """The newest version of each dataset repo (by creation time)."""
+    rows = wh.query_dicts(
+        "SELECT repo_id, version, status, entries, fingerprint, created_at, published_at, error "
+        "FROM v_dataset_versions "
+        "QUALIFY row_number() OVER (PARTITION BY repo_id ORDER BY created_at DESC) = 1 ORDER BY repo_id"
+    )
+    return [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+        | {"entries": int(r["entries"])}
+        for r in rows
+    ]

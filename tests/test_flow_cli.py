@@ -3,6 +3,7 @@
 import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,9 @@ def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
         assert run["status"] == "succeeded" and run["flow_run_id"] == result["flow_run_id"]
         assert json.loads(run["counts"])["collect"]["demo_dosing"]["added"] == 203
         stages = wh.query("SELECT stage, count(*) FROM run_stages GROUP BY 1 ORDER BY 1")
-        assert stages == [("collect", 6), ("dedup", 1), ("langid", 1), ("quality", 1)]
+        assert stages == [("collect", 6), ("dedup", 1), ("export", 1), ("langid", 1), ("quality", 1)]
+        assert result["stages"]["export"]["version"] == "1.0.0"
+        assert result["stages"]["export"]["status"] == "published"
         assert result["stages"]["dedup"]["contaminated"] == 22  # dosing (train) items mirrored in test
         assert result["stages"]["quality"]["totals"] == {"entries": 315, "passed": 310, "rejected": 5}
 
@@ -139,3 +142,42 @@ def test_cli_refuses_invalid_config_before_any_work(tmp_path: Path) -> None:
 def test_status_without_warehouse_says_what_to_do(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--warehouse", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 2 and "no warehouse" in result.output
+
+
+def test_flow_publishes_a_version_with_card_artifact_and_event(flow_result) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    result, _ = flow_result
+    exported = result["stages"]["export"]
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["globmed-dataset-card"]))
+            )
+
+    cards = [a for a in asyncio.run(read()) if str(a.flow_run_id) == result["flow_run_id"]]
+    assert cards and "# globmed-data demo" in cards[0].data and exported["fingerprint"] in cards[0].data
+
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all()
+    wanted = EventFilter(
+        event=EventNameFilter(name=["globmed.dataset.published"]),
+        resource=EventResourceFilter(id=["globmed.dataset.globmed/demo"]),
+    )
+    deadline = time.time() + 30
+    while True:  # the server stores events asynchronously
+        with get_client(sync_client=True) as client:
+            recorded = client.read_events(filter=wanted, limit=50).events  # the server allows 50
+        events = [e for e in recorded if str(e.id) == exported["event"]]
+        if events or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert events, "globmed.dataset.published was not recorded by the Prefect API"
+    event = events[0]
+    assert event.resource["globmed.version"] == "1.0.0" and event.resource["globmed.tag"] == "v1.0.0"
+    assert event.payload["fingerprint"] == exported["fingerprint"] and event.payload["entries"] == 288
+    assert "local" in event.payload["targets"]
