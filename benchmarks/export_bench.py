@@ -1,18 +1,19 @@
 """Export time and size of a dataset version of the full shared real data.
 
-    .venv/bin/python benchmarks/export_bench.py [--warehouse PATH] [--scale N]
+    .venv/bin/python benchmarks/export_bench.py [--warehouse PATH]
 
 Collects ../shared/data (configs/shared-real.yaml) into a temp warehouse, runs language ID,
 quality and dedup, then times, in one process:
   snapshot   read the curated view, final splits, row hashes and fingerprint;
-  export     the whole first export: snapshot, Parquet shards (zstd), card, manifest, warehouse
-             records, and the commit + tag in a local git repository;
-  unchanged  a second export with nothing changed (no new version: fingerprint compare only);
+  export     a new version: snapshot, Parquet shards (zstd), card, manifest, warehouse records;
+  publish    the commit + tag in a local git repository, then the Prefect event (which, in a
+             process with no Prefect API yet, includes starting Prefect's ephemeral server);
+  unchanged  an export with nothing changed (no new version, tag already there: no work);
   verify     what `globmed pull` does after downloading: every checksum, and the fingerprint
              recomputed from the rows of every file.
 Baseline in the same process: pyarrow writing the same curated rows as one zstd Parquet file
 (no layout, no hashing, no card), the floor cost of getting the rows to disk.
---scale N copies every entry N times under new ids first (a larger export of real text).
+Peak RSS is the whole process, language ID and dedup included.
 """
 
 from __future__ import annotations
@@ -37,17 +38,11 @@ from globmed_data.quality_stage import run_quality
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--warehouse", type=Path, help="reuse this warehouse (default: a temp one)")
-    parser.add_argument("--scale", type=int, default=1)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="globmed-export-bench-"))
     wh = collected(args.warehouse or tmp / "wh.duckdb")
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
-    loaded.config.export.dir = str(tmp / "exports")
-    loaded.config.export.local.root = str(tmp / "repos")
-    if args.scale > 1:
-        from curate_bench import scale_entries
-
-        scale_entries(wh, args.scale)
+    # exports/ and dataset-repos/ go next to the warehouse (the config leaves them at their defaults)
     quiet = lambda _m: None  # noqa: E731
     for stage in (run_langid, run_quality, run_dedup):
         stage(wh, loaded, "bench", log=quiet)
@@ -58,9 +53,20 @@ def main() -> None:
     snap = take_snapshot(wh, loaded.config.export)
     t_snap = time.perf_counter() - t
 
+    marks: dict[str, float] = {}
+
+    def mark(message: str) -> None:
+        if "tagged in" in message:
+            marks["tagged"] = time.perf_counter()
+
     t = time.perf_counter()
-    first = run_export(wh, loaded, "bench", log=quiet)
+    first = run_export(wh, loaded, "bench", publish=False, log=quiet)
     t_export = time.perf_counter() - t
+    t = time.perf_counter()
+    published = run_export(wh, loaded, "bench", log=mark)
+    t_publish_all = time.perf_counter() - t
+    t_git = marks["tagged"] - t
+    t_event = t_publish_all - t_git
     t = time.perf_counter()
     again = run_export(wh, loaded, "bench2", log=quiet)
     t_again = time.perf_counter() - t
@@ -83,13 +89,17 @@ def main() -> None:
     print(f"{'step':<22}{'seconds':>9}{'entries/s':>12}")
     for name, secs in (
         ("snapshot", t_snap),
-        ("export (first, whole)", t_export),
+        ("export (new version)", t_export),
+        ("publish: git tag", t_git),
+        ("publish: event", t_event),
         ("export (unchanged)", t_again),
         ("verify (pull check)", t_verify),
         ("baseline: one parquet", t_base),
     ):
         print(f"{name:<22}{secs:>9.2f}{curated / secs:>12,.0f}")
-    print(f"unchanged re-run made a new version: {again['created']}")
+    print(
+        f"after publish: {published['status']}; the unchanged re-run made a new version: {again['created']}"
+    )
     print(
         f"baseline file: {base_mb:.1f} MB (all columns, one file); "
         f"export/baseline time: {t_export / t_base:.1f}×"

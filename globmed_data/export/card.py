@@ -196,8 +196,8 @@ def _provenance(inputs: CardInputs) -> list[str]:
     if not origin:
         return ["Every entry is native (none is a machine translation)."]
     lines = [
-        "Entries by origin and language (translated entries keep `parent_entry_id`, the entry they "
-        "were translated from):",
+        "Entries by origin, language and the language of the entry they were translated from "
+        "(`parent_entry_id`):",
         "",
     ]
     return lines + _table(pl.DataFrame(origin))

@@ -58,7 +58,8 @@ def pipeline_counts(wh: Warehouse) -> dict[str, Any]:
         wh.query("SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1")
     )
     origin = wh.query_dicts(
-        "SELECT origin, curated_language AS language, count(*) AS entries FROM v_curated_entries "
+        "SELECT c.origin, c.curated_language AS language, p.language AS translated_from, "
+        "count(*) AS entries FROM v_curated_entries c LEFT JOIN entries p ON p.entry_id = c.parent_entry_id "
         "GROUP BY ALL ORDER BY ALL"
     )
     return {
