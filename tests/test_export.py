@@ -288,17 +288,32 @@ def test_local_git_publish_then_pull_and_load_through_olah(olah, tmp_path: Path)
         assert [(p["target"], p["status"]) for p in published] == [("local", "published")]
         # Idempotent: publishing again finds the tag with the same content.
         assert run_export(wh, loaded, "r2", log=quiet)["status"] == "published"
+        with wh.transaction() as con:  # an entry leaves the curated view: v1.1.0
+            con.execute("UPDATE entries SET status = 'vanished' WHERE record_key = 'bmi-en-0'")
+        assert run_export(wh, loaded, "r3", log=quiet)["version"] == "1.1.0"
     repo = root / "datasets" / "globmed" / "local-pull"
     tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True).stdout.split()
     log = subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
-    assert tags == ["v1.0.0"] and log.strip() == "globmed-data v1.0.0"
+    assert tags == ["v1.0.0", "v1.1.0"] and log.split() == [
+        "globmed-data",
+        "v1.1.0",
+        "globmed-data",
+        "v1.0.0",
+    ]
+    diff = runner.invoke(app, ["versions", "diff", "v1.0.0", "1.1.0", "-w", str(tmp_path / "wh.duckdb")])
+    assert diff.exit_code == 0, diff.output
+    assert "1 removed, 0 changed, 287 unchanged, 0 moved between splits" in diff.stdout
+    assert "open_qa" in diff.stdout and "demo_bmi" in diff.stdout
     listed = runner.invoke(app, ["versions", "list", "-w", str(tmp_path / "wh.duckdb"), "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [(v["version"], v["status"]) for v in json.loads(listed.stdout)] == [("1.0.0", "published")]
+    assert [(v["version"], v["status"]) for v in json.loads(listed.stdout)] == [
+        ("1.0.0", "published"),
+        ("1.1.0", "published"),
+    ]
     shown = runner.invoke(app, ["versions", "show", "v1.0.0", "-w", str(tmp_path / "wh.duckdb")])
     assert "local: published" in shown.stdout and result["fingerprint"] in shown.stdout
     missing = runner.invoke(app, ["versions", "show", "9.9.9", "-w", str(tmp_path / "wh.duckdb")])
-    assert missing.exit_code == 2 and "versions: v1.0.0" in missing.output
+    assert missing.exit_code == 2 and "versions: v1.0.0, v1.1.0" in missing.output
 
     out = tmp_path / "pulled"
     pulled = runner.invoke(
@@ -377,3 +392,29 @@ def test_hub_push_is_idempotent_resumable_and_pulls_back(olah, tmp_path: Path, m
             fingerprint = retried["fingerprint"]
     manifest = pull_version("globmed/hub-push", "v1.0.0", tmp_path / "out", endpoint=url)
     assert manifest["fingerprint"] == fingerprint and manifest["entries"] == 288
+
+
+def test_a_source_can_have_a_config_of_its_own(tmp_path: Path) -> None:
+    loaded = load_config(_demo_copy(tmp_path, config_per_source=["demo_facts"]))
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        _curate(wh, loaded)
+        result = run_export(wh, loaded, "r", publish=False, log=quiet)
+        by_config = get_version(wh, "globmed/demo", result["version"])["counts"]["by_config"]
+    assert by_config["mcqa-demo_facts"] == 24 and by_config["mcqa"] == 222 - 24
+    front = yaml.safe_load((Path(result["folder"]) / "README.md").read_text().split("---")[1])
+    assert "mcqa-demo_facts" in [c["config_name"] for c in front["configs"]]
+
+
+def test_hub_token_comes_from_a_prefect_secret_block(prefect_api, monkeypatch) -> None:
+    from prefect.blocks.system import Secret
+
+    from globmed_data.config import HubTargetSettings
+    from globmed_data.export.targets import hub_token, redact
+
+    Secret(value="hf_from_block").save("globmed-test-hf-token", overwrite=True)
+    monkeypatch.delenv("GLOBMED_UNSET_TOKEN", raising=False)
+    settings = HubTargetSettings(token_env="GLOBMED_UNSET_TOKEN", token_secret="globmed-test-hf-token")
+    assert hub_token(settings) == "hf_from_block"
+    monkeypatch.setenv("GLOBMED_UNSET_TOKEN", "hf_from_env")
+    assert hub_token(settings) == "hf_from_env"  # the environment wins
+    assert redact("401 for token hf_from_env", "hf_from_env") == "401 for token ***"
