@@ -1,9 +1,10 @@
 """The pipeline flow: every stage in order, one named task per unit of work.
 
 Stages so far: collect (one task per source, run concurrently), then language ID and quality
-over every entry whose content or settings changed, then dedup and decontamination, then the
+over every entry whose content or settings changed, then translation (when configured: new
+entries, which then get language ID and quality too), then dedup and decontamination, then the
 export of a new dataset version when the curated view changed (published to the configured
-targets, with a `globmed.dataset.published` event). Translation joins here as it lands.
+targets, with a `globmed.dataset.published` event).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from globmed_data.langid_stage import run_langid
 from globmed_data.quality_report import quality_report, render_markdown
 from globmed_data.quality_stage import run_quality
 from globmed_data.summary import entry_count_table, run_table
+from globmed_data.translate.stage import run_translate
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
 
@@ -63,13 +65,18 @@ def _stage(wh: Warehouse, run_id: str, name: str, work: Any) -> dict[str, Any]:
 
 
 @task(name="langid", task_run_name="langid", cache_policy=NO_CACHE, tags=["stage:langid"])
-def langid_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
-    return _stage(wh, run_id, "langid", lambda log: run_langid(wh, loaded, run_id, log=log))
+def langid_task(wh: Warehouse, loaded: LoadedConfig, run_id: str, stage: str = "langid") -> dict[str, Any]:
+    return _stage(wh, run_id, stage, lambda log: run_langid(wh, loaded, run_id, log=log))
 
 
 @task(name="quality", task_run_name="quality", cache_policy=NO_CACHE, tags=["stage:quality"])
-def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
-    return _stage(wh, run_id, "quality", lambda log: run_quality(wh, loaded, run_id, log=log))
+def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str, stage: str = "quality") -> dict[str, Any]:
+    return _stage(wh, run_id, stage, lambda log: run_quality(wh, loaded, run_id, log=log))
+
+
+@task(name="translate", task_run_name="translate", cache_policy=NO_CACHE, tags=["stage:translate"])
+def translate_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
+    return _stage(wh, run_id, "translate", lambda log: run_translate(wh, loaded, run_id, log=log))
 
 
 @task(name="dedup", task_run_name="dedup", cache_policy=NO_CACHE, tags=["stage:dedup"])
@@ -129,6 +136,18 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
                 stages["langid"] = langid_task(wh, loaded, run_id)
             if loaded.config.quality.enabled:
                 stages["quality"] = quality_task(wh, loaded, run_id)
+            if loaded.config.translate.enabled:
+                stages["translate"] = translate_task(wh, loaded, run_id)
+                # The new entries get language ID and quality rules like any other (only they are
+                # new, so these passes are short); recorded as langid:translated, quality:translated.
+                if loaded.config.langid.enabled:
+                    stages["langid:translated"] = langid_task.with_options(
+                        task_run_name="langid (translated)"
+                    )(wh, loaded, run_id, stage="langid:translated")
+                if loaded.config.quality.enabled:
+                    stages["quality:translated"] = quality_task.with_options(
+                        task_run_name="quality (translated)"
+                    )(wh, loaded, run_id, stage="quality:translated")
             if loaded.config.dedup.enabled:
                 stages["dedup"] = dedup_task(wh, loaded, run_id)
             if loaded.config.export.enabled and _run_status(reports) != "failed":

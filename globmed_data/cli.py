@@ -31,6 +31,14 @@ quality_app = typer.Typer(help="Quality decisions: pass rates, rule hits, sample
 app.add_typer(quality_app, name="quality")
 versions_app = typer.Typer(help="Dataset versions: list, show, diff.", no_args_is_help=True)
 app.add_typer(versions_app, name="versions")
+translate_app = typer.Typer(
+    help="Translation: run the stage, evaluate a backend, human review.", no_args_is_help=True
+)
+app.add_typer(translate_app, name="translate")
+review_app = typer.Typer(
+    help="Export translated entries for review; import the verdicts.", no_args_is_help=True
+)
+translate_app.add_typer(review_app, name="review")
 console = Console(stderr=True)
 # Piped output is not cut at 80 columns: tables stay readable in logs and CI.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -125,6 +133,14 @@ def _print_run(result: dict[str, Any]) -> None:
         out.print(
             f"quality: {q['checked']} entries checked in {q['seconds']:.1f}s; all entries: "
             f"{t['passed']} passed, {t['rejected']} rejected (`globmed quality report` for details)"
+        )
+    if "translate" in stages:
+        t = stages["translate"]
+        rate = f"{t['cache_hit_rate']:.0%}" if t["cache_hit_rate"] is not None else "n/a"
+        out.print(
+            f"translate: {t['translated']} translated, {t['rejected']} rejected, "
+            f"{t['skipped']} already done; "
+            f"{t['segments']} segments, cache hits {rate}, {t['model_segments']} sent to a backend"
         )
     if "dedup" in stages:
         d = stages["dedup"]
@@ -458,6 +474,116 @@ def versions_diff(
         for g in diff["by_group"]:
             table.add_row(*(str(g[c]) for c in ("language", "task", "source", "added", "removed", "changed")))
         out.print(table)
+
+
+def _load(config: Path) -> Any:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
+def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
+    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    return Warehouse(resolve_warehouse_path(warehouse, configured))
+
+
+@translate_app.command("run")
+def translate_run(
+    config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
+    warehouse: Path | None = WarehouseOpt,
+) -> None:
+    """Run the translation jobs alone (`globmed run` runs them inside the pipeline)."""
+    from globmed_data.translate.stage import run_translate
+
+    loaded = _load(config)
+    if not loaded.config.translate.jobs:
+        raise _fail("the config has no translate.jobs", EXIT_CONFIG)
+    with _open_write(loaded, warehouse) as wh:
+        counts = run_translate(wh, loaded, "cli", log=lambda m: console.print(m, highlight=False))
+    out.print(json.dumps(counts, indent=2, ensure_ascii=False))
+
+
+@translate_app.command("eval")
+def translate_eval(
+    config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
+    backend: str = typer.Option(..., "--backend", "-b", help="A backend name from translate.backends."),
+    languages: str = typer.Option(
+        "sw,ha,zu,fr,es,ar,zh,ru,hi,pt", "--languages", "-l", help="Target languages, comma-separated."
+    ),
+    limit: int = typer.Option(200, "--limit", "-n", help="Sentence pairs per language."),
+    tico: Path | None = typer.Option(
+        None, "--tico", help="TICO-19 folder (default: ../shared/data/TICO-19)."
+    ),
+    warehouse: Path | None = WarehouseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as a JSON array."),
+) -> None:
+    """Score a backend against TICO-19 reference translations: chrF++ and BLEU per language."""
+    from globmed_data.translate.evaluate import evaluate
+    from globmed_data.translate.stage import Translator
+
+    loaded = _load(config)
+    if backend not in loaded.config.translate.backends:
+        known = ", ".join(loaded.config.translate.backends) or "none"
+        raise _fail(f"no backend '{backend}' in translate.backends (defined: {known})", EXIT_CONFIG)
+    folder = tico or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "TICO-19"
+    if not folder.is_dir():
+        raise _fail(f"TICO-19 folder not found: {folder} (pass --tico)", EXIT_CONFIG)
+    langs = [x.strip() for x in languages.split(",") if x.strip()]
+    log = lambda m: console.print(m, highlight=False)  # noqa: E731
+    with _open_write(loaded, warehouse) as wh:
+        try:
+            rows = evaluate(Translator(wh, loaded, "eval", log), backend, folder, langs, limit, log)
+        except FileNotFoundError as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{backend} on TICO-19 (en → xx)", title_justify="left")
+    for col in ("language", "segments", "chrF++", "BLEU", "seconds"):
+        table.add_column(col, justify="left" if col == "language" else "right")
+    for r in rows:
+        table.add_row(r["target_language"], str(r["segments"]), f"{r['chrf_pp']:.1f}", f"{r['bleu']:.1f}",
+                      f"{r['seconds']:.1f}")  # fmt: skip
+    out.print(table)
+
+
+@review_app.command("export")
+def review_export(
+    out_file: Path = typer.Option(..., "--out", "-o", help="JSONL file to write."),
+    languages: str = typer.Option(
+        "", "--languages", "-l", help="Only these target languages (comma-separated)."
+    ),
+    sample: int = typer.Option(50, "--sample", "-n", help="Entries per target language."),
+    warehouse: Path | None = WarehouseOpt,
+) -> None:
+    """Write a stable sample of unreviewed translated entries per target language for review."""
+    from globmed_data.translate.review import export_sample
+
+    with _open_read(warehouse) as wh:
+        counts = export_sample(wh, out_file, [x for x in languages.split(",") if x] or None, sample)
+    out.print(f"{sum(counts.values())} entries for review → {out_file} ({counts})")
+
+
+@review_app.command("import")
+def review_import(
+    in_file: Path = typer.Argument(..., help="The reviewed JSONL file."),
+    warehouse: Path | None = WarehouseOpt,
+) -> None:
+    """Apply reviewers' verdicts: accept, fix (replaces the machine output) or reject."""
+    from globmed_data.translate.review import import_verdicts
+
+    if not in_file.is_file():
+        raise _fail(f"file not found: {in_file}", EXIT_CONFIG)
+    with Warehouse(resolve_warehouse_path(warehouse)) as wh:
+        result = import_verdicts(wh, in_file)
+    for problem in result["problems"]:
+        console.print(f"[red]skipped[/] {problem}", highlight=False)
+    out.print(
+        f"accepted {result['accept']}, fixed {result['fix']}, rejected {result['reject']}, "
+        f"not reviewed {result['blank']}, invalid {len(result['problems'])}"
+    )
+    raise typer.Exit(EXIT_PARTIAL if result["problems"] else 0)
 
 
 @config_app.command("validate")

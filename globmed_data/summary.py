@@ -52,6 +52,7 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "dedup": _dedup_counts(wh),
         "curated": int(wh.query("SELECT count(*) FROM v_curated_entries")[0][0]),
         "versions": _latest_versions(wh),
+        "translated": _translation_counts(wh),
         "sources": [
             {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
             for row in wh.query_dicts(
@@ -180,3 +181,18 @@ def _latest_versions(wh: Warehouse) -> list[dict[str, Any]]:
         | {"entries": int(r["entries"])}
         for r in rows
     ]
+
+
+def _translation_counts(wh: Warehouse) -> dict[str, Any]:
+    """Translation outcomes: ok / rejected per target language, and reviews."""
+    rows = wh.query("SELECT target_language, status, count(*) FROM translations GROUP BY ALL ORDER BY ALL")
+    by_target: dict[str, dict[str, int]] = {}
+    for lang, status, n in rows:
+        by_target.setdefault(lang, {"ok": 0, "rejected": 0})[status] = int(n)
+    reviews = dict(wh.query("SELECT review, count(*) FROM translations WHERE review IS NOT NULL GROUP BY 1"))
+    return {
+        "ok": sum(v["ok"] for v in by_target.values()),
+        "rejected": sum(v["rejected"] for v in by_target.values()),
+        "by_target": by_target,
+        "reviews": {k: int(v) for k, v in sorted(reviews.items())},
+    }
