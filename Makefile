@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/dedup_eval.py
 	$(PY) benchmarks/dedup_bench.py
 	$(PY) benchmarks/export_bench.py
+	$(PY) benchmarks/translate_bench.py
 
 clean:
 	rm -rf .globmed .pytest_cache .ruff_cache

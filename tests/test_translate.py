@@ -400,62 +400,11 @@ def tiny_models(tmp_path_factory) -> Path:
     """A tiny random Llama (with a chat template) and a tiny random T5, built locally."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedTokenizerFast,
-        T5Config,
-        T5ForConditionalGeneration,
-    )
+    from tests.tiny_models import build_tiny_models
 
-    root = tmp_path_factory.mktemp("tiny-models")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    return build_tiny_models(
+        tmp_path_factory.mktemp("tiny-models"), [q["question"] for q in QUESTIONS] + SWAHILI
     )
-    tok.train_from_iterator([q["question"] for q in QUESTIONS] + SWAHILI, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
-    )
-    fast.chat_template = (
-        "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
-        "{% if add_generation_prompt %}<s>assistant: {% endif %}"
-    )
-    torch.manual_seed(0)
-    llama = LlamaConfig(  # head_dim 64: vLLM's CPU attention does not take smaller heads
-        vocab_size=len(fast),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-    )
-    LlamaForCausalLM(llama).save_pretrained(root / "causal")
-    fast.save_pretrained(root / "causal")
-    t5 = T5Config(
-        vocab_size=len(fast),
-        d_model=32,
-        d_ff=64,
-        d_kv=8,
-        num_layers=2,
-        num_heads=4,
-        decoder_start_token_id=3,
-        pad_token_id=3,
-        eos_token_id=2,
-    )
-    T5ForConditionalGeneration(t5).save_pretrained(root / "seq2seq")
-    fast.save_pretrained(root / "seq2seq")
-    return root
 
 
 def _with_backend(loaded, backends: dict, job_backend: str):
