@@ -119,9 +119,12 @@ class HFBackend:
         import torch
 
         tokenizer, model, seq2seq = self._load()
-        out: list[str | None] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
+        # Similar lengths batched together: less padding, and attention memory stays bounded.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out: list[str | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            batch = [texts[i] for i in chosen]
             gen: dict[str, Any] = {"max_new_tokens": self.settings.max_new_tokens, "do_sample": False}
             if seq2seq:
                 inputs, extra = self._seq2seq_inputs(tokenizer, batch, src, tgt)
@@ -138,7 +141,10 @@ class HFBackend:
                 generated = model.generate(**inputs, **gen, pad_token_id=tokenizer.pad_token_id)
             if not seq2seq:
                 generated = generated[:, inputs["input_ids"].shape[1] :]
-            out += [t.strip() for t in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+            for i, text in zip(
+                chosen, tokenizer.batch_decode(generated, skip_special_tokens=True), strict=True
+            ):
+                out[i] = text.strip()
         return out
 
     def _seq2seq_inputs(
@@ -251,6 +257,7 @@ class VLLMBackend:
     def __init__(self, name: str, s: VLLMBackendSettings) -> None:
         self.name, self.model, self.settings = name, s.model, s
         self.batch_size = 100_000  # the engine batches internally; one call per (src, tgt) group
+        self.errors: list[str] = []
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
         s = self.settings
@@ -272,4 +279,5 @@ class VLLMBackend:
             outputs = json.loads(response.read_text(encoding="utf-8"))
         if len(outputs) != len(texts):
             raise BackendError(f"vllm worker returned {len(outputs)} outputs for {len(texts)} inputs")
+        self.errors = ["the prompt does not fit the model's context (max_model_len)"] * outputs.count(None)
         return [o.strip() if isinstance(o, str) else None for o in outputs]
