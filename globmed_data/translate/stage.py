@@ -115,9 +115,9 @@ class Translator:
         frame = pl.from_arrow(self.wh.arrow(_PARENTS))
         assert isinstance(frame, pl.DataFrame)
         done = {
-            (p, t): (h, st, a)
-            for p, t, h, st, a in self.wh.query(
-                "SELECT parent_entry_id, target_language, parent_content_hash, status, attempted "
+            (p, t): (h, st, a, any("backend_error" in r for r in reasons))
+            for p, t, h, st, a, reasons in self.wh.query(
+                "SELECT parent_entry_id, target_language, parent_content_hash, status, attempted, reasons "
                 "FROM translations"
             )
         }
@@ -242,7 +242,7 @@ class Translator:
                     "SELECT c.source_language, c.segment_hash, c.output FROM translation_cache c "
                     "JOIN c_keys k ON k.src = c.source_language AND k.h = c.segment_hash "
                     "WHERE c.target_language = ? AND c.backend = ? AND c.model = ? AND c.prompt_version = ? "
-                    "AND c.output IS NOT NULL",
+                    "AND (c.output IS NOT NULL OR starts_with(c.error, 'permanent: '))",
                     [target, name, model, self.s.prompt_version],
                 ).fetchall()
             finally:
@@ -409,16 +409,22 @@ class Translator:
             )
 
 
-def _settled(previous: tuple[str, str, str] | None, parent_hash: str, attempted: str) -> bool:
-    """Nothing to do: translated from this parent content, or already rejected by these backends."""
+def _settled(previous: tuple[str, str, str, bool] | None, parent_hash: str, attempted: str) -> bool:
+    """Nothing to do: translated from this parent content, or rejected by these same backends on
+    their output (a backend error is tried again: the cache answers the segments that worked, and
+    errors marked permanent, without a model call)."""
     if previous is None or previous[0] != parent_hash:
         return False
-    return previous[1] == "ok" or previous[2] == attempted
+    _, status, tried, backend_failed = previous
+    return status == "ok" or (tried == attempted and not backend_failed)
 
 
 def _errors(backend: Backend, outs: list[str | None]) -> list[str | None]:
-    messages = list(getattr(backend, "errors", []))
-    return [None if o is not None else (messages.pop(0) if messages else "no output") for o in outs]
+    """The backend's reason for each missing output (backends that know set `last_errors`)."""
+    known = getattr(backend, "last_errors", None)
+    if not known or len(known) != len(outs):
+        known = [None] * len(outs)
+    return [None if o is not None else (why or "no output") for o, why in zip(outs, known, strict=True)]
 
 
 def _entries_table(entries: list[dict[str, Any]]) -> pa.Table:
