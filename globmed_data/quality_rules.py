@@ -180,16 +180,11 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(
         main_chars=pl.col("_main").str.len_chars(),
         context_chars=pl.col("context").fill_null("").str.len_chars(),
-        # Lengths after deleting runs: one regex match per run, not per character.
+        # Lengths after deleting runs: one regex match per run, not per character. Letters go
+        # first; digits and symbols are then counted in what is left, a much shorter string.
         item_chars=pl.col("_item").str.len_chars(),
-        _letters=pl.col("_main").str.replace_all(r"[^\p{L}\p{M}]+", "").str.len_chars(),
+        _rest=pl.col("_main").str.replace_all(r"[\p{L}\p{M}]+", ""),
         _cjk=_kept_length(pl.col("_main"), _CJK),
-        # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
-        _symbols=pl.col("_main")
-        .str.replace_all(r"[\p{L}\p{M}\p{N}\s]+", "")
-        .str.replace_all(r"_{2,}|\.{2,}|…+|-{2,}", "_")
-        .str.len_chars(),
-        _digits=pl.col("_main").str.replace_all(r"\P{N}+", "").str.len_chars(),
         empty_options=pl.col("_joined").str.count_matches(f"(?:^|{_SEP})(?:{_SEP}|$)").fill_null(0)
         * (pl.col("n_options") > 0),
         distinct_options=pl.col("_joined").str.split(_SEP).list.n_unique().fill_null(0),
@@ -198,6 +193,15 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         .str.split("\n")
         .list.eval(pl.element().filter(pl.element().str.len_chars() >= 20)),
         _words=pl.col("_main").str.split(" "),
+    )
+    rest = pl.col("_rest")
+    df = df.with_columns(
+        _letters=pl.col("main_chars") - rest.str.len_chars(),
+        _digits=rest.str.len_chars() - rest.str.replace_all(r"\p{N}+", "").str.len_chars(),
+        # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
+        _symbols=rest.str.replace_all(r"[\p{N}\s]+", "")
+        .str.replace_all(r"_{2,}|\.{2,}|…+|-{2,}", "_")
+        .str.len_chars(),
     )
     lines = pl.col("_lines").list.len()
     return df.with_columns(
