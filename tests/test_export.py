@@ -8,11 +8,8 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +29,7 @@ from globmed_data.export.versions import get_version, list_versions
 from globmed_data.langid_stage import run_langid
 from globmed_data.quality_stage import run_quality
 from globmed_data.warehouse import Warehouse
-from tests.conftest import DEMO_CONFIG, ROOT, collect_all
+from tests.conftest import DEMO_CONFIG, ROOT, collect_all, free_port, wait_until_up
 from tests.hub_double import HubWriteDouble
 
 runner = CliRunner()
@@ -232,19 +229,13 @@ def test_tampered_files_fail_verification(curated) -> None:
 # -- publication and pull ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def olah(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """olah (a Hub mirror server) serving every git repo under `root/datasets/` read-only."""
     work = tmp_path_factory.mktemp("olah")
     root = work / "mirrors"
     (root / "datasets").mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     (work / "olah.toml").write_text(
         f'[basic]\nhost = "127.0.0.1"\nport = {port}\nmirror-netloc = "127.0.0.1:{port}"\n'
         f'mirror-lfs-netloc = "127.0.0.1:{port}"\nmirrors-path = ["{root}"]\n'
@@ -259,17 +250,7 @@ def olah(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/datasets/none/none", timeout=1)
-        except urllib.error.HTTPError:
-            break  # it answers
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("olah did not start")
-            time.sleep(0.3)
+    wait_until_up(url + "/api/datasets/none/none", proc, "olah", timeout=60)
     yield url, root
     proc.terminate()
     proc.wait(timeout=10)
@@ -409,7 +390,8 @@ def test_hub_token_comes_from_a_prefect_secret_block(prefect_api, monkeypatch) -
     from prefect.blocks.system import Secret
 
     from globmed_data.config import HubTargetSettings
-    from globmed_data.export.targets import hub_token, redact
+    from globmed_data.export.targets import hub_token
+    from globmed_data.secrets import redact
 
     Secret(value="hf_from_block").save("globmed-test-hf-token", overwrite=True)
     monkeypatch.delenv("GLOBMED_UNSET_TOKEN", raising=False)

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from globmed_data.translate.review import export_sample, import_verdicts
 from globmed_data.translate.segments import Protector, segments_of
 from globmed_data.translate.stage import Translator, run_translate
 from globmed_data.warehouse import Warehouse
-from tests.conftest import collect_all, write_config
+from tests.conftest import collect_all, free_port, wait_until_up, write_config
 
 quiet = lambda _m: None  # noqa: E731
 SWAHILI = [
@@ -435,39 +432,22 @@ def test_hf_backend_runs_tiny_local_models_and_its_garbage_is_rejected(
     assert cached == counts["model_segments"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def openai_server(tiny_models) -> Iterator[str]:
     """`transformers serve`: a real OpenAI-compatible server process, with the tiny causal model."""
     exe = Path(sys.executable).with_name("transformers")
     if not exe.exists():
         pytest.skip("transformers CLI not installed")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [str(exe), "serve", str(tiny_models / "causal"), "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited: {proc.stderr.read().decode()[-2000:]}")
-            if time.time() > deadline:
-                proc.kill()
-                pytest.fail("transformers serve did not start")
-            time.sleep(0.5)
+    wait_until_up(url + "/health", proc, "transformers serve")
     yield url + "/v1"
     proc.terminate()
     proc.wait(timeout=20)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from globmed_data.config import HubTargetSettings
 from globmed_data.export.layout import MANIFEST, read_manifest
+from globmed_data.secrets import credential, redact
 
 
 class PublishError(RuntimeError):
@@ -116,19 +117,7 @@ class LocalGitTarget:
 
 
 def hub_token(settings: HubTargetSettings) -> str | None:
-    """The token from the environment, else from a Prefect Secret block; never logged."""
-    token = os.environ.get(settings.token_env)
-    if token:
-        return token
-    if settings.token_secret:
-        from prefect.blocks.system import Secret
-
-        return str(Secret.load(settings.token_secret).get())
-    return None
-
-
-def redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    return credential(settings.token_env, settings.token_secret)
 
 
 class HubTarget:

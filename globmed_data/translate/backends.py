@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from globmed_data.config import (
     OpenAIBackendSettings,
     VLLMBackendSettings,
 )
+from globmed_data.secrets import credential, redact
 
 LANGUAGE_NAMES = {
     "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "ha": "Hausa",
@@ -75,7 +75,7 @@ def make_backend(
     if isinstance(settings, HFBackendSettings):
         return HFBackend(name, settings)
     if isinstance(settings, OpenAIBackendSettings):
-        return OpenAIBackend(name, settings, secret=secret)
+        return OpenAIBackend(name, settings)
     if isinstance(settings, VLLMBackendSettings):
         return VLLMBackend(name, settings)
     raise BackendError(f"unknown backend kind for {name}")
@@ -170,23 +170,11 @@ class HFBackend:
 
 
 class OpenAIBackend:
-    def __init__(self, name: str, s: OpenAIBackendSettings, *, secret: Callable[[str], str] | None = None,
-                 transport: Any = None) -> None:  # fmt: skip
+    def __init__(self, name: str, s: OpenAIBackendSettings, *, transport: Any = None) -> None:
         self.name, self.model, self.settings = name, s.model, s
         self.batch_size = s.concurrency * 8
-        self._secret = secret
         self._transport = transport  # tests only: an httpx transport
         self.last_errors: list[str | None] = []  # per input of the last call: why its output is None
-
-    def _key(self) -> str | None:
-        key = os.environ.get(self.settings.api_key_env)
-        if not key and self.settings.api_key_secret:
-            if self._secret is not None:
-                return self._secret(self.settings.api_key_secret)
-            from prefect.blocks.system import Secret
-
-            key = str(Secret.load(self.settings.api_key_secret).get())
-        return key or None
 
     def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
         return asyncio.run(self._all(list(texts), src, tgt))
@@ -194,7 +182,7 @@ class OpenAIBackend:
     async def _all(self, texts: list[str], src: str, tgt: str) -> list[str | None]:
         import httpx
 
-        key = self._key()
+        key = credential(self.settings.api_key_env, self.settings.api_key_secret)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         limit = asyncio.Semaphore(self.settings.concurrency)
         timeout = httpx.Timeout(self.settings.timeout_s)
@@ -206,7 +194,7 @@ class OpenAIBackend:
                     try:
                         return await self._request(client, text, src, tgt)
                     except BackendError as exc:
-                        errors[i] = _redact(str(exc), key)
+                        errors[i] = redact(str(exc), key)
                         return None
 
             outputs = list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
@@ -249,10 +237,6 @@ def _backoff(attempt: int, problem: str) -> float:
     if retry_after.replace(".", "", 1).isdigit():
         return min(float(retry_after), 60.0)
     return min(0.5 * 2 ** (attempt - 1), 30.0) * (0.5 + random.random() / 2)
-
-
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
 
 
 # -- vllm ---------------------------------------------------------------------------------------
