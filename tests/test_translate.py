@@ -564,3 +564,60 @@ def test_backend_errors_are_retried_on_the_next_run(translating) -> None:
     assert errors == ["ConnectionError: connection refused"]
     second = run_translate(wh, loaded, "t2", log=quiet, backends={"double": flaky})
     assert (second["translated"], second["skipped"]) == (3, 0)
+
+
+def test_translate_commands(tiny_models, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from globmed_data.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS))
+    mapping = {
+        "task": "mcqa",
+        "key": "id",
+        "question": "question",
+        "options": {"style": "list", "field": "options"},
+        "answer": {"style": "letter", "field": "answer"},
+    }
+    config = write_config(
+        tmp_path,
+        [{"name": "exam", "paths": ["items.jsonl"], "language": "en", "mapping": mapping}],
+        translate={
+            "enabled": True,
+            "backends": {"tiny": {"kind": "hf", "model": str(tiny_models / "causal"), "max_new_tokens": 8}},
+            "jobs": [{"name": "j", "targets": ["sw"], "backend": "tiny"}],
+        },
+        warehouse="wh.duckdb",
+    )
+    wh = str(tmp_path / "wh.duckdb")
+    with Warehouse(wh) as w:
+        collect_all(w, load_config(config))
+    ran = runner.invoke(app, ["translate", "run", "-c", str(config)])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.stdout)["rejected"] == 3
+    tico = tmp_path / "tico"
+    tico.mkdir()
+    (tico / "tico19_en-sw.jsonl").write_text(
+        json.dumps({"en": "The patient has a fever.", "tgt": SWAHILI[1]}) + "\n"
+    )
+    scored = runner.invoke(
+        app, ["translate", "eval", "-c", str(config), "-b", "tiny", "-l", "sw", "--tico", str(tico), "--json"]
+    )
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)[0]["target_language"] == "sw"
+    missing = runner.invoke(
+        app, ["translate", "eval", "-c", str(config), "-b", "tiny", "-l", "xx", "--tico", str(tico)]
+    )
+    assert missing.exit_code == 2 and "no TICO-19 file for 'xx'" in missing.output
+    unknown = runner.invoke(app, ["translate", "eval", "-c", str(config), "-b", "nope"])
+    assert unknown.exit_code == 2 and "no backend 'nope'" in unknown.output
+    exported = runner.invoke(
+        app, ["translate", "review", "export", "-w", wh, "-o", str(tmp_path / "r.jsonl")]
+    )
+    assert exported.exit_code == 0 and "0 entries for review" in exported.stdout  # none passed the checks
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"entry_id": "x", "verdict": "maybe"}) + "\n")
+    imported = runner.invoke(app, ["translate", "review", "import", str(tmp_path / "bad.jsonl"), "-w", wh])
+    assert imported.exit_code == 3 and "not one of accept, fix, reject" in imported.output
+    status = json.loads(runner.invoke(app, ["status", "-w", wh, "--json"]).stdout)
+    assert status["translated"]["by_target"] == {"sw": {"ok": 0, "rejected": 3}}
