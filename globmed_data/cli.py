@@ -371,6 +371,15 @@ def _repo_of(wh: Warehouse, repo: str | None) -> str:
     return repos[0]
 
 
+def _version_of(wh: Warehouse, repo_id: str, version: str) -> dict[str, Any]:
+    from globmed_data.export.versions import VersionNotFound, get_version
+
+    try:
+        return get_version(wh, repo_id, version)
+    except VersionNotFound as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+
+
 RepoOpt = typer.Option(None, "--repo", help="Dataset repo id (default: the only one in the warehouse).")
 
 
@@ -416,14 +425,11 @@ def versions_show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """One version: fingerprint, counts, where it was published, and its card."""
-    from globmed_data.export.versions import VersionNotFound, get_version, publications
+    from globmed_data.export.versions import publications
 
     with _open_read(warehouse) as wh:
         repo_id = _repo_of(wh, repo)
-        try:
-            record = get_version(wh, repo_id, version)
-        except VersionNotFound as exc:
-            raise _fail(str(exc), EXIT_CONFIG) from None
+        record = _version_of(wh, repo_id, version)
         record["publications"] = publications(wh, repo_id, record["version"])
     if as_json:
         sys.stdout.write(json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -451,14 +457,11 @@ def versions_diff(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Entries added, removed and changed between two versions, per language, task and source."""
-    from globmed_data.export.versions import VersionNotFound, diff_indexes, get_version, version_index
+    from globmed_data.export.versions import diff_indexes, version_index
 
     with _open_read(warehouse) as wh:
         repo_id = _repo_of(wh, repo)
-        try:
-            old, new = (get_version(wh, repo_id, v)["version"] for v in (a, b))
-        except VersionNotFound as exc:
-            raise _fail(str(exc), EXIT_CONFIG) from None
+        old, new = (_version_of(wh, repo_id, v)["version"] for v in (a, b))
         diff = diff_indexes(version_index(wh, repo_id, old), version_index(wh, repo_id, new))
     if as_json:
         sys.stdout.write(json.dumps({"from": old, "to": new, **diff}, indent=2, default=int) + "\n")

@@ -211,20 +211,11 @@ def _publish(
     chosen = targets(wh, loaded)
     published: dict[str, dict[str, Any]] = {}
     for target in chosen:
+        revision, error = None, None
         try:
             revision = target.publish(folder, record["version"], record["created_at"])
         except PublishError as exc:
-            record_publication(
-                wh,
-                repo_id=s.repo_id,
-                version=record["version"],
-                target=target.name,
-                location=target.location,
-                revision=None,
-                error=str(exc),
-            )
-            log(f"export: publishing v{record['version']} to {target.name} failed: {exc}")
-            continue
+            error = str(exc)
         record_publication(
             wh,
             repo_id=s.repo_id,
@@ -232,8 +223,11 @@ def _publish(
             target=target.name,
             location=target.location,
             revision=revision,
-            error=None,
+            error=error,
         )
+        if error is not None:
+            log(f"export: publishing v{record['version']} to {target.name} failed: {error}")
+            continue
         published[target.name] = {"location": target.location, "revision": revision}
         log(f"export: v{record['version']} tagged in {target.name} ({target.location}) at {revision[:12]}")
     status = settle_status(wh, s.repo_id, record["version"], [t.name for t in chosen])

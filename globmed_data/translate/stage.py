@@ -281,15 +281,15 @@ class Translator:
         attempted: str,
     ) -> None:
         ts = now()
-        entries, outcomes = [], []
+        entries, outcomes, withdrawn = [], [], []
         for p in parents:
             pid = p["entry_id"]
             source = translated_source(p["source"])
             record_key = f"{p['record_key']}@{target}"
             tid = entry_id(source, record_key)
+            name, model = None, None
             if pid in kept:
                 name, fields = kept[pid]
-                backend = self.s.backends[name]
                 model = self.backend(name).model
                 entry = {
                     "entry_id": tid,
@@ -318,7 +318,7 @@ class Translator:
                         "translation": {
                             "job": job.name,
                             "backend": name,
-                            "backend_kind": backend.kind,
+                            "backend_kind": self.s.backends[name].kind,
                             "model": model,
                             "prompt_version": self.s.prompt_version,
                             "source_language": p["language"],
@@ -330,50 +330,14 @@ class Translator:
                     ensure_ascii=False,
                 )
                 entries.append(entry)
-                outcomes.append(
-                    (
-                        pid,
-                        target,
-                        p["content_hash"],
-                        job.name,
-                        attempted,
-                        name,
-                        backend.model,
-                        self.s.prompt_version,
-                        "ok",
-                        [],
-                        tid,
-                        None,
-                        None,
-                        self.run_id,
-                        ts,
-                    )
-                )
             else:
-                outcomes.append(
-                    (
-                        pid,
-                        target,
-                        p["content_hash"],
-                        job.name,
-                        attempted,
-                        None,
-                        None,
-                        self.s.prompt_version,
-                        "rejected",
-                        reasons[pid],
-                        None,
-                        None,
-                        None,
-                        self.run_id,
-                        ts,
-                    )
-                )
-        rejected_ids = [
-            entry_id(translated_source(p["source"]), f"{p['record_key']}@{target}")
-            for p in parents
-            if p["entry_id"] not in kept
-        ]
+                withdrawn.append(tid)
+            ok = pid in kept
+            outcomes.append(
+                (pid, target, p["content_hash"], job.name, attempted, name, model, self.s.prompt_version,
+                 "ok" if ok else "rejected", [] if ok else reasons[pid], tid if ok else None, None, None,
+                 self.run_id, ts)
+            )  # fmt: skip
         with self.wh.transaction() as con:
             if entries:
                 con.register("t_entries", _entries_table(entries))
@@ -397,11 +361,11 @@ class Translator:
                     )
                 finally:
                     con.unregister("t_entries")
-            if rejected_ids:  # an earlier translation of a parent that changed no longer stands
+            if withdrawn:  # an earlier translation of a parent that changed no longer stands
                 con.execute(
                     "UPDATE entries SET status = 'vanished', updated_run_id = ? "
                     "WHERE entry_id IN (SELECT unnest(?)) AND status = 'active'",
-                    [self.run_id, rejected_ids],
+                    [self.run_id, withdrawn],
                 )
             con.executemany(
                 "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
