@@ -71,16 +71,20 @@ def perturb(e: dict, rng: random.Random) -> dict:
 
 
 def datasketch_labels(texts: pl.DataFrame, params: LshParams, word_ngram: int, char_ngram: int) -> np.ndarray:
-    """Plain datasketch: MinHash.update_batch over the same shingles, MinHashLSH, union-find."""
+    """Plain datasketch: MinHash.update_batch over the same shingles (main text, then the
+    options in our canonical order), MinHashLSH, union-find."""
     from datasketch import MinHash, MinHashLSH
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     lsh = MinHashLSH(threshold=params.threshold, num_perm=params.num_perm, params=(params.bands, params.rows))
     hashes = []
-    for k, (lang, text) in enumerate(texts.select("language", "near_text").iter_rows()):
+    for k, (lang, text, options) in enumerate(
+        texts.select("language", "near_text", "near_options").iter_rows()
+    ):
         m = MinHash(num_perm=params.num_perm)
-        m.update_batch(shingle_bytes(text, lang in UNSPACED_LANGUAGES, word_ngram, char_ngram))
+        unspaced = lang in UNSPACED_LANGUAGES
+        m.update_batch(shingle_bytes(" ".join([text, *options]).strip(), unspaced, word_ngram, char_ngram))
         lsh.insert(k, m)
         hashes.append(m)
     left, right = [], []
@@ -96,6 +100,8 @@ def datasketch_labels(texts: pl.DataFrame, params: LshParams, word_ngram: int, c
 def shingle_bytes(text: str, unspaced: bool, word_ngram: int, char_ngram: int) -> list[bytes]:
     tokens = list(text.replace(" ", "")) if unspaced else [t for t in text.split(" ") if t]
     n, sep = (char_ngram, "") if unspaced else (word_ngram, " ")
+    if not tokens:
+        return []
     if len(tokens) < n:
         return [text.encode()]
     return list({sep.join(tokens[k : k + n]).encode() for k in range(len(tokens) - n + 1)})

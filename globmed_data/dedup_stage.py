@@ -22,6 +22,7 @@ from globmed_data.ids import stable_hash
 from globmed_data.minhash import (
     SIGNATURE_VERSION,
     band_keys,
+    candidate_pairs,
     components,
     optimal_bands,
     sign_entries,
@@ -75,39 +76,6 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, si
         }
     )
     wh.upsert("dedup_signatures", table)
-
-
-def candidate_links(exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray) -> pl.DataFrame:
-    """Pairs (i, j) to verify: each new entry against the two smallest others sharing a key.
-
-    Linking to two partners per key (not to every member, as an LSH query would) keeps big
-    clusters linear in size; every member still links into its group, so the components are
-    the same. (Linking every pair of groups up to 8 members was measured: no change in F1.)
-    Per key column (the exact key, then each band): one stable sort, then the group's first two.
-    """
-    n = len(exact)
-    found_i, found_j, found_exact = [], [], []
-    for col, keys in enumerate([exact.astype(np.uint64), *bands.T]):
-        order = np.argsort(keys, kind="stable")  # by key, then by index
-        sk = keys[order]
-        start = np.r_[True, sk[1:] != sk[:-1]]
-        group = np.cumsum(start) - 1
-        first = np.flatnonzero(start)
-        size = np.diff(np.r_[first, n])[group]  # per sorted position
-        shared = (size > 1) & is_new[order]
-        pos = np.flatnonzero(shared)
-        members, gfirst = order[pos], first[group[pos]]
-        for d in (0, 1):  # every shared group has a second member
-            partner = order[gfirst + d]
-            ok = partner != members
-            found_i.append(members[ok])
-            found_j.append(partner[ok])
-            found_exact.append(np.full(int(ok.sum()), col == 0))
-    i = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
-    j = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
-    exact_flags = np.concatenate(found_exact) if found_exact else np.zeros(0, bool)
-    pairs = pl.DataFrame({"i": i.astype(np.int64), "j": j.astype(np.int64), "exact": exact_flags})
-    return pairs.group_by("i", "j").agg(pl.col("exact").any())
 
 
 KEEP_ORDER = {
@@ -249,7 +217,7 @@ def benchmark_entries(loaded: LoadedConfig) -> pl.DataFrame:
 
 def _read_signatures(
     wh: Warehouse, ids: list[str], num_perm: int
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, pl.Series, np.ndarray]:
     """exact keys, item keys, numbers and signatures of these entries, in the given order."""
     table = wh.arrow_for_ids(
         ids,
@@ -260,11 +228,11 @@ def _read_signatures(
     found = np.fromiter((position[e] for e in table.column("entry_id").to_pylist()), np.int64, len(ids))
     order = np.argsort(found)
     flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    numbers = table.column("numbers").to_pylist()
+    numbers = pl.Series("numbers", table.column("numbers"), dtype=pl.String)
     return (
         table.column("exact_key").to_numpy().astype(np.uint64)[order],
         table.column("item_key").to_numpy().astype(np.uint64)[order],
-        [numbers[k] for k in order],
+        numbers.gather(order),
         flat.astype(np.uint32).reshape(-1, num_perm)[order],
     )
 
@@ -312,13 +280,16 @@ def run_dedup(
     ids = part["entry_id"].to_list()
     empty = np.zeros(0, np.uint64)
     no_sig = np.zeros((0, s.num_perm), np.uint32)
-    exact, item, numbers, sig = _read_signatures(wh, ids, s.num_perm) if ids else (empty, empty, [], no_sig)
+    no_numbers = pl.Series("numbers", [], dtype=pl.String)
+    exact, item, numbers, sig = (
+        _read_signatures(wh, ids, s.num_perm) if ids else (empty, empty, no_numbers, no_sig)
+    )
     bench = benchmark_entries(loaded) if s.benchmarks else part.clear()
     if len(bench):
         bkeys, bsig = sign(bench, s)
         exact = np.concatenate([exact, bkeys["exact_key"].to_numpy().astype(np.uint64)])
         item = np.concatenate([item, bkeys["item_key"].to_numpy().astype(np.uint64)])
-        numbers = numbers + bkeys["numbers"].to_list()
+        numbers = pl.concat([numbers, bkeys["numbers"]])
         sig = np.concatenate([sig, bsig])
     nodes = pl.concat(
         [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
@@ -332,12 +303,11 @@ def run_dedup(
         fresh_set = set(fresh_ids)
         is_new[[i for i, e in enumerate(node_ids) if e in fresh_set]] = True
         is_new[len(part) :] = True  # benchmark items are linked every run
-    pairs = candidate_links(exact, band_keys(sig, bands, rows), is_new) if len(nodes) else pl.DataFrame()
+    i, j = candidate_pairs(exact, band_keys(sig, bands, rows), is_new)
     links = pl.DataFrame({"i": [], "j": [], "method": [], "similarity": []},
                          schema={"i": pl.Int64, "j": pl.Int64, "method": pl.String,
                                  "similarity": pl.Float64})  # fmt: skip
-    if len(pairs):
-        i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    if len(i):
         same = exact[i] == exact[j]
         sim = np.where(same, 1.0, similarity(sig, i, j))
         keep = verified(exact, item, numbers, sig, i, j, s.threshold - s.verify_margin)

@@ -1,172 +1,117 @@
-"""MinHash LSH, vectorised: normalised text, shingles, signatures, band keys, clusters.
+"""MinHash LSH over whole batches: normalised text, shingles, signatures, band keys, clusters.
 
 The algorithm is datasketch 2's default MinHash (32-bit shingle hashes, MurmurHash3's finalizer,
-affine permutations a·h + b mod 2^32 with odd a, the same seeded parameters), and LSH banding,
-done on whole batches with polars and NumPy instead of one Python call per entry. The shingle hash is polars'
-string hash, so signatures are stable for one polars version: SIGNATURE_VERSION includes it,
-and a change of version recomputes the persisted signatures.
+affine permutations a·h + b mod 2^32 with odd a, the same seeded parameters), and LSH banding.
+Normalisation, shingling, signing, band keys and pair similarity are compiled kernels
+(minhash_kernels); structure (option sets, answers, numbers) and keys are polars. The exact and
+item keys are polars' string hash, stable for one polars version: SIGNATURE_VERSION includes
+it, and a change of version recomputes the persisted signatures.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.integrate import quad
 
+from globmed_data.minhash_kernels import (
+    answer_keys,
+    group_partners,
+    normalise_series,
+    sign_texts,
+    similarity,
+)
+from globmed_data.minhash_kernels import band_keys as band_keys  # re-exported for the stage
 from globmed_data.scripts import UNSPACED_LANGUAGES
 
-SIGNATURE_VERSION = f"1-polars{pl.__version__}"
+SIGNATURE_VERSION = f"2-polars{pl.__version__}"
 _SEP = "\x1f"
 
 
-def normalised(expr: pl.Expr) -> pl.Expr:
-    """Case, width, punctuation and spacing folded: what exact dedup compares."""
-    return (
-        expr.fill_null("")
-        .str.normalize("NFKC")
-        .str.to_lowercase()
-        .str.replace_all(r"[\p{P}\p{S}\s]+", " ")
-        .str.strip_chars()
-    )
+def normalised(series: pl.Series | pa.Array) -> pl.Series:
+    """Case, width, punctuation and spacing folded: what exact dedup compares (null: "")."""
+    return normalise_series(series)
 
 
 def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
-    """exact_key, item_key and near_text, per entry.
+    """exact_key, item_key, numbers and the normalised texts MinHash reads, per entry.
 
     exact_key hashes the task, the normalised main text and the option *set*: reordered or
     relabelled options give the same key. Two similar texts are still two items when their
     answers differ (item_key: the correct options' texts, or the label) or when their numbers
     differ (numbers: a dose for 16 kg is not a dose for 18 kg, a heart rate of 40 is not one of
     88). A near link needs equal item keys and one question's numbers inside the other's.
+    near_text is the main text and near_options the normalised options in a canonical order:
+    MinHash reads them as one text, so their order never matters.
     """
     df = df.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in _OPTIONAL.items() if c not in df.columns]
     )
+    option_offsets, flat = list_parts(df["options"])
+    options = normalised(flat)
+    option_hash = options.hash(seed=7).to_numpy()
+    # MinHash reads the options after the main text in one canonical order (by hash, within
+    # each row), so reordered options give the same signature.
+    row_of = np.repeat(np.arange(len(df)), np.diff(option_offsets))
+    canonical = options.gather(np.lexsort((option_hash, row_of)))
+    # The option set: an order-free sum of mixed option hashes (a multiset, like sorting).
+    mixed = np.cumsum(_mix64(option_hash), dtype=np.uint64)
+    summed = np.r_[np.uint64(0), mixed]
+    set_key = summed[option_offsets[1:]] - summed[option_offsets[:-1]]
+    answer_offsets, answers = list_parts(df["answer_indices"])
+    answer_key = answer_keys(option_hash, option_offsets,
+                             pc.fill_null(answers, -1).to_numpy(zero_copy_only=False).astype(np.int64),
+                             answer_offsets)  # fmt: skip
     # An NLI item is its pair: one premise carries many hypotheses, each a different item. The
     # premise enters as one token (its hash), so only pairs on the same premise can match.
-    premise_token = normalised(pl.col("premise")).hash(seed=3).cast(pl.String)
-    nli = pl.concat_str([premise_token, normalised(pl.col("hypothesis"))], separator=" ")
-    main = pl.when(pl.col("task") == "nli").then(nli).otherwise(normalised(pl.col("question")))
-    # Normalise all options in one string (the separator survives normalisation), then sort.
-    options = (
-        normalised(pl.col("options").list.join(_SEP))
-        .str.replace_all(f" ?{_SEP} ?", _SEP)
-        .str.split(_SEP)
-        .list.sort()
-        .list.join(_SEP)
-        .fill_null("")
-    )
+    norm = pl.DataFrame({"_q": normalised(df["question"]), "_p": normalised(df["premise"]),
+                         "_h": normalised(df["hypothesis"])})  # fmt: skip
+    nli = pl.concat_str([pl.col("_p").hash(seed=3).cast(pl.String), pl.col("_h")], separator=" ")
+    main = norm.select(pl.when(df["task"] == "nli").then(nli).otherwise(pl.col("_q"))).to_series()
     raw = pl.concat_str(
         [pl.col("question"), pl.col("premise"), pl.col("hypothesis")], separator=" ", ignore_nulls=True
     )
     numbers = raw.str.extract_all(r"\d+").list.sort().list.join(" ")  # digit runs: "11,500" = "11 500"
-    answer = (
-        pl.when(pl.col("task") == "mcqa")
-        .then(
-            normalised(
-                pl.col("options").list.gather(pl.col("answer_indices"), null_on_oob=True).list.join(_SEP)
-            )
-        )
-        .otherwise(pl.col("label"))
-    )
-    out = df.select(
+    main_key = (df["task"].fill_null("") + _SEP + main).hash(seed=7).to_numpy()
+    label_key = df["label"].fill_null("").hash(seed=5).to_numpy()
+    return df.select(
         "entry_id",
         "language",
-        main.alias("_main"),
-        options.alias("_options"),
-        pl.col("task"),
-        answer.fill_null("").hash(seed=5).alias("item_key"),
+        pl.Series("exact_key", _mix64(main_key ^ _mix64(set_key)), dtype=pl.UInt64),
+        pl.Series(
+            "item_key", np.where(df["task"].to_numpy() == "mcqa", answer_key, label_key), dtype=pl.UInt64
+        ),
         numbers.fill_null("").alias("numbers"),
+        main.alias("near_text"),
+        pl.Series("near_options", pa.LargeListArray.from_arrays(option_offsets, canonical.to_arrow())),
     )
-    return out.select(
-        "entry_id",
-        "language",
-        pl.concat_str(["task", "_main", "_options"], separator=_SEP).hash(seed=7).alias("exact_key"),
-        "item_key",
-        "numbers",
-        pl.concat_str([pl.col("_main"), pl.col("_options").str.replace_all(_SEP, " ")], separator=" ")
-        .str.strip_chars()
-        .alias("near_text"),
-    )
+
+
+def list_parts(series: pl.Series) -> tuple[np.ndarray, pa.Array]:
+    """(offsets, flat values) of a list Series; a null list reads as empty."""
+    arr = series.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    counts = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), arr.flatten()
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(31))) * np.uint64(0x9E3779B97F4A7C15)
+        return h ^ (h >> np.uint64(29))
 
 
 _OPTIONAL = {"answer_indices": pl.List(pl.Int32), "label": pl.String, "premise": pl.String,
              "hypothesis": pl.String}  # fmt: skip
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def shingles(
-    texts: pl.DataFrame, word_ngram: int, char_ngram: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(rows, hv) groups of 32-bit shingle hashes, each grouped by row in ascending order.
-
-    Word n-grams where words are spaced; character n-grams for zh, ja, th and the like. Tokens
-    are hashed once (polars); an n-gram's hash combines its tokens' hashes in NumPy, so no
-    n-gram string is ever built. A text shorter than one n-gram is one shingle (its own hash),
-    so identical short texts still collide. Repeated shingles are left in: they cannot change
-    a minimum.
-    """
-    df = texts.select(
-        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-        pl.col("language").is_in(list(UNSPACED_LANGUAGES)).alias("unspaced"),
-        "near_text",
-    )
-    for unspaced, n in ((False, word_ngram), (True, char_ngram)):
-        sub = df.filter(pl.col("unspaced") == unspaced)
-        if sub.is_empty():
-            continue
-        row, tok = _char_tokens(sub) if unspaced else _word_tokens(sub)
-        grams_row, grams = _ngram_hashes(row, tok, n)
-        # Rows with tokens but no full n-gram: the whole text is their one shingle.
-        counts = np.bincount(row, minlength=len(df)) if len(row) else np.zeros(len(df), np.int64)
-        short = np.flatnonzero((counts > 0) & (counts < n))
-        yield grams_row, _fold32(grams)
-        if len(short):
-            whole = texts.select(pl.col("near_text").hash(seed=11)).to_series().to_numpy()[short]
-            yield short, _fold32(whole)
-
-
-def _fold32(h: np.ndarray) -> np.ndarray:
-    return ((h ^ (h >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-
-
-def _word_tokens(sub: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    exploded = sub.select("row", pl.col("near_text").str.split(" ").alias("tok")).explode("tok")
-    exploded = exploded.filter(pl.col("tok") != "")
-    return exploded["row"].to_numpy(), exploded.select(pl.col("tok").hash(seed=11)).to_series().to_numpy()
-
-
-def _char_tokens(sub: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Characters as tokens: the code points themselves, read in one pass through UTF-32."""
-    texts = sub.select(pl.col("near_text").str.replace_all(" ", "")).to_series()
-    lengths = texts.str.len_chars().to_numpy()
-    points = np.frombuffer("".join(texts.to_list()).encode("utf-32-le"), dtype=np.uint32)
-    with np.errstate(over="ignore"):
-        tok = (points.astype(np.uint64) + np.uint64(0x51ED27)) * _MIX  # spread small code points
-    return np.repeat(sub["row"].to_numpy(), lengths), tok
-
-
-def _ngram_hashes(row: np.ndarray, tok: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of every n consecutive tokens that lie in one row (order-sensitive)."""
-    m = len(tok) - n + 1
-    if m <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    with np.errstate(over="ignore"):
-        acc = tok[:m] * _MIX  # one new array; the rest is in place
-        for k in range(1, n):
-            np.add(acc, tok[k : k + m], out=acc)
-            if k < n - 1:
-                np.multiply(acc, _MIX, out=acc)
-    valid = row[:m] == row[n - 1 :]
-    return row[:m][valid], acc[valid]
 
 
 @cache
@@ -192,47 +137,20 @@ def fmix32(hv: np.ndarray) -> np.ndarray:
 def permute(hv: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a·fmix32(hv) + b modulo 2^32, for every shingle (rows) and permutation (columns).
 
-    The reference form of what `signatures` computes in cache-sized, transposed parts.
+    The reference form of what `signatures` computes, one shingle at a time, in compiled code.
     """
     with np.errstate(over="ignore"):
         return fmix32(hv)[:, None] * a[None, :] + b[None, :]
 
 
-def signatures(
-    texts: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int, threads: int = 1
-) -> np.ndarray:
-    """MinHash signatures (rows × num_perm, uint32) of dedup texts.
-
-    A text with no shingle (empty) keeps the all-max signature, like datasketch's empty MinHash.
-    """
-    sig = np.full((len(texts), num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
-    jobs = []
-    for rows, hv in shingles(texts, word_ngram, char_ngram):
-        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, np.int64)
-        # Parts of about _CHUNK shingles that end on row boundaries; threads share the work
-        # (NumPy's ufuncs release the GIL).
-        at = np.searchsorted(starts, np.arange(_CHUNK, len(rows), _CHUNK))
-        cuts = starts[at[at < len(starts)]]  # a row longer than a chunk stays whole
-        bounds = np.unique(np.r_[0, cuts, len(rows)])
-        jobs += [(rows[x:y], hv[x:y]) for x, y in itertools.pairwise(bounds) if y > x]
+def signatures(texts: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int) -> np.ndarray:
+    """MinHash signatures (rows × num_perm, uint32) of dedup texts: word n-grams where words are
+    spaced, character n-grams for zh, ja, th and the like (see minhash_kernels._sign)."""
+    unspaced = texts["language"].is_in(list(UNSPACED_LANGUAGES)).fill_null(False).to_numpy()
+    option_offsets, options = list_parts(texts["near_options"])
     a, b = permutations(num_perm)
-
-    def run(job: tuple[np.ndarray, np.ndarray]) -> None:
-        # Permutations × shingles, so each row's minimum is a contiguous run per permutation:
-        # reduceat along the last axis is several times faster than down the columns.
-        rows, hv = job
-        buf = np.multiply(a[:, None], fmix32(hv)[None, :])
-        np.add(buf, b[:, None], out=buf)
-        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        sig[rows[first]] = np.minimum.reduceat(buf, first, axis=1).T
-
-    if threads > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, jobs))
-    else:
-        for job in jobs:
-            run(job)
-    return sig
+    return sign_texts(texts["near_text"], pl.Series(options, dtype=pl.String), option_offsets, unspaced,
+                      word_ngram, char_ngram, a, b)  # fmt: skip
 
 
 def sign_entries(
@@ -257,9 +175,6 @@ def sign_entries(
     return pl.concat([t for t, _ in done]), np.concatenate([g for _, g in done])
 
 
-_CHUNK = 1 << 12  # shingles per job: its 128 × 4096 buffer stays in cache
-
-
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """Bands b and rows r (b·r ≤ num_perm) minimising false positives + false negatives.
 
@@ -276,31 +191,6 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
-def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """One 64-bit key per (entry, band): a hash of the band's r signature values."""
-    n = sig.shape[0]
-    keys = np.empty((n, bands), dtype=np.uint64)
-    mult = np.uint64(0x9E3779B97F4A7C15)
-    for i in range(bands):
-        part = sig[:, i * rows : (i + 1) * rows].astype(np.uint64)
-        acc = np.full(n, np.uint64(i + 1), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(rows):
-                acc = (acc ^ part[:, j]) * mult
-                acc ^= acc >> np.uint64(29)
-        keys[:, i] = acc
-    return keys
-
-
-def similarity(sig: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Estimated Jaccard similarity of entry pairs: the share of equal signature values."""
-    out = np.empty(len(left), dtype=np.float32)
-    for s in range(0, len(left), 1 << 16):
-        e = s + (1 << 16)
-        out[s:e] = (sig[left[s:e]] == sig[right[s:e]]).mean(axis=1)
-    return out
-
-
 @dataclass(frozen=True)
 class LshParams:
     num_perm: int
@@ -310,10 +200,46 @@ class LshParams:
     verify_margin: float = 0.0
 
 
+def candidate_pairs(
+    exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) to verify: each new entry against the two smallest others sharing a key.
+
+    Linking to two partners per key (not to every member, as an LSH query would) keeps big
+    clusters linear in size; every member still links into its group, so the components are
+    the same. (Linking every pair of groups up to 8 members was measured: no change in F1.)
+    Key columns: the exact key, then each band (`bands`: bands × entries).
+    """
+    columns = [np.ascontiguousarray(k) for k in [exact.astype(np.uint64), *bands]]
+    workers = max(1, min(os.cpu_count() or 1, 8, len(columns)))
+    with ThreadPoolExecutor(workers) as pool:  # sorts and kernels release the GIL
+        found = list(
+            pool.map(lambda part: _links(part, is_new), [columns[w::workers] for w in range(workers)])
+        )
+    lo = np.concatenate([np.minimum(i, j) for i, j in found]).astype(np.uint64)
+    hi = np.concatenate([np.maximum(i, j) for i, j in found]).astype(np.uint64)
+    pair = np.sort((lo << np.uint64(32)) | hi)
+    pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+    return (pair >> np.uint64(32)).astype(np.int64), (pair & np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def _links(columns: list[np.ndarray], is_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """group_partners over some key columns, with their own memory of pairs already written."""
+    n = len(is_new)
+    seen = np.full((n, 4), -1, np.int64)
+    # A column writes at most two pairs per entry. Untouched pages of np.empty cost no memory,
+    # so the bound is allocated at once and only the pairs written are resident.
+    out_i, out_j = np.empty(2 * n * len(columns), np.int64), np.empty(2 * n * len(columns), np.int64)
+    filled = 0
+    for keys in columns:
+        filled = group_partners(keys, np.argsort(keys), is_new, seen, out_i, out_j, filled)
+    return out_i[:filled], out_j[:filled]
+
+
 def verified(
     exact: np.ndarray,
     item: np.ndarray,
-    numbers: list[str],
+    numbers: pl.Series,
     sig: np.ndarray,
     i: np.ndarray,
     j: np.ndarray,
@@ -321,12 +247,14 @@ def verified(
 ) -> np.ndarray:
     """Links that stand: equal exact keys; or estimated similarity >= `at`, equal answers, and
     one question's numbers all found in the other's (a cut or edited question keeps a subset)."""
-    near = ~(exact[i] == exact[j]) & (item[i] == item[j]) & (similarity(sig, i, j) >= at)
-    for k in np.flatnonzero(near):
-        a, b = numbers[i[k]], numbers[j[k]]
+    same = exact[i] == exact[j]
+    near = ~same & (item[i] == item[j]) & (similarity(sig, i, j) >= at)
+    number_key = numbers.hash(seed=13).to_numpy()
+    for k in np.flatnonzero(near & (number_key[i] != number_key[j])):  # the rare case, in Python
+        a, b = numbers[int(i[k])], numbers[int(j[k])]
         if a != b and not _within(a.split(), b.split()):
             near[k] = False
-    return (exact[i] == exact[j]) | near
+    return same | near
 
 
 def _within(a: list[str], b: list[str]) -> bool:
@@ -353,17 +281,14 @@ def cluster_labels(
     Map: normalise, shingle, sign, band keys. Reduce: two candidates per shared key,
     verification against the threshold (exact keys always link), connected components.
     """
-    from globmed_data.dedup_stage import candidate_links
-
     # The map runs batch by batch, as the stage's does, so memory stays bounded by a batch.
     parts = [sign_entries(frame.slice(k, batch), word_ngram, char_ngram, params.num_perm)
              for k in range(0, len(frame), batch)]  # fmt: skip
     exact = np.concatenate([t["exact_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
     item = np.concatenate([t["item_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
-    numbers = [n for t, _ in parts for n in t["numbers"].to_list()]
+    numbers = pl.concat([t["numbers"] for t, _ in parts])
     sig = np.concatenate([g for _, g in parts])
-    texts = frame
-    pairs = candidate_links(exact, band_keys(sig, params.bands, params.rows), np.ones(len(texts), dtype=bool))
-    i, j = pairs["i"].to_numpy(), pairs["j"].to_numpy()
+    keys = band_keys(sig, params.bands, params.rows)
+    i, j = candidate_pairs(exact, keys, np.ones(len(frame), dtype=bool))
     keep = verified(exact, item, numbers, sig, i, j, params.threshold - params.verify_margin)
-    return components(len(texts), i[keep], j[keep])
+    return components(len(frame), i[keep], j[keep])

@@ -93,8 +93,23 @@ def test_near_duplicates_score_high_and_look_alikes_low() -> None:
     )
     sig = signatures(texts, 3, 3, 128)
     sim = (sig[:, None, :] == sig[None, :, :]).mean(axis=2)
-    assert sim[0, 1] > 0.7 and sim[3, 4] > 0.7  # word and character shingles
-    assert sim[0, 2] < 0.7 and sim[0, 3] < 0.1  # below the default threshold
+    # The estimates track the true Jaccard similarity of the shingle sets (128 permutations:
+    # a standard error of about 0.04).
+    sets = [shingle_set(" ".join([r["near_text"], *r["near_options"]]), r["language"] == "zh", 3)
+            for r in texts.iter_rows(named=True)]  # fmt: skip
+    true = np.array([[len(a & b) / len(a | b) for b in sets] for a in sets])
+    assert np.abs(sim - true).max() < 0.1
+    assert true[0, 1] > 0.7 and true[3, 4] > 0.7  # word and character shingles
+    assert true[0, 2] < 0.7 and sim[0, 2] < sim[0, 1] and sim[0, 3] < 0.1  # the look-alike
+
+
+def shingle_set(text: str, unspaced: bool, n: int) -> set[str]:
+    """The shingles the signing kernel reads: word or character n-grams, or the whole text when
+    it is shorter than one n-gram."""
+    tokens = list(text.replace(" ", "")) if unspaced else text.split()
+    if 0 < len(tokens) < n:
+        return {text}
+    return {" ".join(tokens[k : k + n]) for k in range(len(tokens) - n + 1)}
 
 
 def test_a_text_longer_than_a_signing_chunk_is_signed_whole() -> None:
@@ -283,3 +298,61 @@ def test_nli_pairs_on_one_premise_are_not_duplicates() -> None:
     sig = signatures(texts, 3, 3, 128)
     keys = texts["exact_key"].to_list()
     assert keys[0] == keys[2] and (sig[0] == sig[1]).mean() < 0.5
+
+
+def reference_normalised(values: list[str | None]) -> list[str]:
+    """The definition the compiled normaliser implements, in polars' Unicode routines."""
+    expr = (
+        pl.col("t").fill_null("").str.normalize("NFKC").str.to_lowercase()
+        .str.replace_all(r"[\p{P}\p{S}\s]+", " ").str.strip_chars()
+    )  # fmt: skip
+    return pl.DataFrame({"t": values}, schema={"t": pl.String}).select(expr).to_series().to_list()
+
+
+def test_compiled_normalisation_matches_the_unicode_definition() -> None:
+    from globmed_data.minhash import normalised
+
+    values = [
+        "  Héllo,  WORLD!! ①  ﬁne℃ ", None, "", "a\x1fb", "ǅx", "ＡＢＣ（１２３）：テスト。",
+        "患儿4岁，体重16kg？",
+        "Ελληνικά ΣΟΦΙΑ", "مرحبا، كيف حالك؟ ١٢٣", "नमस्ते दुनिया। ५", "tab\tnew\nline\u00a0nbsp\u3000ideo",
+        "µg ½ x² ™ …", "İstanbul ǈ ß", "\U0001f600 emoji 😀 end", "\ufeffbom",
+    ]  # fmt: skip
+    assert normalised(pl.Series(values)).to_list() == reference_normalised(values)
+
+
+def test_option_order_never_changes_the_signature() -> None:
+    reordered = [OPTS[2], OPTS[0], OPTS[3], OPTS[1]]
+    rows = [{"question": Q, "options": OPTS}, {"question": Q, "options": reordered},
+            {"question": "", "options": []}]  # fmt: skip
+    texts = dedup_texts(frame(rows))
+    sig = signatures(texts, 2, 2, 128)
+    assert texts["exact_key"][0] == texts["exact_key"][1] and np.array_equal(sig[0], sig[1])
+    assert (sig[2] == 0xFFFFFFFF).all()  # nothing to shingle: datasketch's empty MinHash
+
+
+def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
+    from globmed_data.minhash import candidate_pairs, components
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    exact = rng.integers(0, 2500, n).astype(np.uint64)
+    bands = rng.integers(0, 2800, (6, n)).astype(np.uint64)
+    everyone = np.ones(n, dtype=bool)
+    i, j = candidate_pairs(exact, bands, everyone)
+    assert (i < j).all() and len(set(zip(i.tolist(), j.tolist(), strict=True))) == len(i)
+    # Reference: every pair of entries that share a key, grouped by key.
+    left, right = [], []
+    for column in [exact, *bands]:
+        first: dict[int, int] = {}
+        for k, key in enumerate(column.tolist()):
+            left.append(first.setdefault(key, k))
+            right.append(k)
+    expected = components(n, np.array(left), np.array(right))
+    got = components(n, i, j)
+    assert len(set(zip(expected.tolist(), got.tolist(), strict=True))) == len(set(expected.tolist()))
+    assert len(set(got.tolist())) == len(set(expected.tolist()))
+    # Only new entries search: every pair touches one.
+    new = rng.random(n) < 0.1
+    i, j = candidate_pairs(exact, bands, new)
+    assert (new[i] | new[j]).all() and len(i) > 0

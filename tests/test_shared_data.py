@@ -176,3 +176,15 @@ def test_real_data_exports_verifies_and_loads(curated) -> None:
         ds = datasets.load_dataset(first["folder"], config)
         loaded_rows += sum(ds[s].num_rows for s in ds)
     assert loaded_rows == first["entries"]
+
+
+def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_text(shared) -> None:
+    import polars as pl
+
+    from globmed_data.minhash import normalised
+    from tests.test_dedup import reference_normalised
+
+    frame = pl.from_arrow(shared.arrow("SELECT question, options FROM entries WHERE status = 'active'"))
+    texts = [*frame["question"].to_list(), *frame["options"].explode().to_list()]
+    assert len(texts) > 300_000
+    assert normalised(pl.Series(texts, dtype=pl.String)).to_list() == reference_normalised(texts)
