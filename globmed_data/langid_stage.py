@@ -1,42 +1,46 @@
 """The language-ID stage: decide every active entry whose content or settings changed.
 
-The parent prepares texts with polars (whole columns); detection and the policy decision run
-in worker processes, because fastText holds the GIL and each core adds its full rate.
+Per batch, the parent reads entries, prepares their texts as polars columns and decides what
+needs no model (by script, or by the coverage detector). fastText runs in worker processes
+(it holds the GIL, and each core adds its full rate) on just the texts that need it, while the
+parent finishes and writes the batch before: the batches are pipelined. Second opinions (rare)
+and the policy decision run in the parent.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from globmed_data.batches import batched, entry_frames
 from globmed_data.config import LangIdSettings, LoadedConfig
+from globmed_data.fasttext_model import FastTextModel, Ranked
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
     LANGID_VERSION,
-    Detection,
     LanguageIdentifier,
-    Verdict,
+    Planned,
+    Prepared,
     default_model_path,
     entry_text_expr,
+    judge,
     prepare_frame,
 )
 from globmed_data.warehouse import Warehouse, now
 
-CHUNK = 50_000
+CHUNK = 16_384  # small enough that reading and writing one batch overlaps detecting the next
 PARALLEL_MIN = 20_000  # fewer entries than this are not worth starting worker processes
 RESULT_SCHEMA = pa.schema(
     [
@@ -58,11 +62,13 @@ RESULT_SCHEMA = pa.schema(
         ("decided_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-_READ = """SELECT e.entry_id, e.content_hash, e.source, e.task, e.language, e.question, e.context,
-                  e.options, e.premise, e.hypothesis, e.answer
-           FROM b_ids JOIN entries e USING (entry_id) ORDER BY e.entry_id"""
-
-Row = tuple[str, str, str]  # entry text, declared language, mismatch policy
+# Active entries whose content or settings changed since their last decision.
+_PENDING = """FROM entries e LEFT JOIN langid_results l USING (entry_id)
+              WHERE e.status = 'active' AND (l.entry_id IS NULL OR l.content_hash <> e.content_hash
+                    OR l.settings_hash <> ?)"""
+_READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task, e.language, e.question, e.context,
+                   e.options, e.premise, e.hypothesis, e.answer
+            {_PENDING} ORDER BY e.entry_id"""
 
 
 def identifier_options(settings: LangIdSettings, loaded: LoadedConfig) -> dict[str, Any]:
@@ -83,72 +89,62 @@ def stage_hash(settings: LangIdSettings, loaded: LoadedConfig) -> str:
     return stable_hash("langid", LANGID_VERSION, str(model), str(size), settings.model_dump_json())
 
 
-_WORKER: tuple[LanguageIdentifier, float] | None = None
+_MODEL: FastTextModel | None = None
 
 
-def _init_worker(options: dict[str, Any], min_confidence: float) -> None:
-    global _WORKER
-    _WORKER = (LanguageIdentifier(**options), min_confidence)
+def _init_worker(model_path: str) -> None:
+    global _MODEL
+    _MODEL = FastTextModel(Path(model_path))
 
 
-COLUMNS = (*Detection._fields, *Verdict._fields)
+def _predict_part(texts: list[str]) -> list[Ranked]:
+    assert _MODEL is not None
+    return _MODEL.top_many(texts, k=3)
 
 
-def _decide_part(rows: list[Row]) -> list[list[Any]]:
-    """Prepare, detect and decide a part. The result is columnar (one list per field of
-    Detection then Verdict): a few long lists pickle far cheaper than many small tuples."""
-    assert _WORKER is not None
-    ident, min_confidence = _WORKER
-    texts, declared, policies = zip(*rows, strict=True) if rows else ((), (), ())
-    prepared = prepare_frame(pl.Series(texts, dtype=pl.String), ident.max_chars)
-    decided = [
-        (*det, *verdict)
-        for (clean, script, letters), lang, policy in zip(
-            prepared.iter_rows(), declared, policies, strict=True
-        )
-        for det, verdict in [
-            ident.decide(clean, script, letters, lang, policy, min_confidence=min_confidence)
-        ]
-    ]
-    return [list(col) for col in zip(*decided, strict=True)] if decided else [[] for _ in COLUMNS]
+class Predictor:
+    """fastText's top 3 labels per text, in this process or across worker processes."""
 
-
-class Decider:
-    """Decides rows in this process, or across a pool of worker processes."""
-
-    def __init__(self, options: dict[str, Any], min_confidence: float, workers: int) -> None:
-        self.options, self.min_confidence, self.workers = options, min_confidence, workers
+    def __init__(self, model: FastTextModel, workers: int) -> None:
+        self.model, self.workers = model, workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
+            # Spawned, never forked: the parent holds a DuckDB connection. The workers import
+            # fasttext_model only (no polars), so they start in a fraction of a second.
             self.pool = ProcessPoolExecutor(
                 workers,
-                mp_context=multiprocessing.get_context("spawn"),  # never fork a process holding DuckDB
+                mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(options, min_confidence),
+                initargs=(str(model.path),),
             )
-            # One polars thread per worker: the workers already fill the cores. Spawned
-            # processes inherit the environment when they start, at the first submit.
-            with _env(POLARS_MAX_THREADS="1"):
-                for f in [self.pool.submit(time.sleep, 0.2) for _ in range(workers)]:
-                    f.result()
-        else:
-            _init_worker(options, min_confidence)
 
-    def decide(self, rows: list[Row]) -> dict[str, list[Any]]:
-        """Columns named as the fields of Detection and Verdict, one value per row."""
-        if self.pool is None:
-            return dict(zip(COLUMNS, _decide_part(rows), strict=True))
-        size = -(-len(rows) // (self.workers * 4))
+    def submit(self, texts: list[str]) -> Callable[[], list[Ranked]]:
+        """Start predicting; the returned function waits for the result."""
+        if self.pool is None or not texts:
+            done = self.model.top_many(texts, k=3)
+            return lambda: done
+        size = -(-len(texts) // self.workers)
         try:
-            parts = list(self.pool.map(_decide_part, batched(rows, size)))
-            return {name: [v for part in parts for v in part[k]] for k, name in enumerate(COLUMNS)}
+            parts: list[Future[list[Ranked]]] = [
+                self.pool.submit(_predict_part, texts[k : k + size]) for k in range(0, len(texts), size)
+            ]
+        except BrokenProcessPool:
+            return self._in_process(texts)
+        return lambda: self._gather(parts, texts)
+
+    def _gather(self, parts: list[Future[list[Ranked]]], texts: list[str]) -> list[Ranked]:
+        try:
+            return [top for part in parts for top in part.result()]
         except BrokenProcessPool as exc:
             # A worker died (killed for memory, or a __main__ that is not import-safe under
             # spawn): finish in this process rather than fail the stage.
             warnings.warn(f"langid worker processes failed ({exc}); detecting in-process", stacklevel=2)
-            self.close()
-            _init_worker(self.options, self.min_confidence)
-            return dict(zip(COLUMNS, _decide_part(rows), strict=True))
+            return self._in_process(texts)()
+
+    def _in_process(self, texts: list[str]) -> Callable[[], list[Ranked]]:
+        self.close()
+        done = self.model.top_many(texts, k=3)
+        return lambda: done
 
     def close(self) -> None:
         if self.pool is not None:
@@ -156,59 +152,57 @@ class Decider:
             self.pool = None
 
 
-@contextmanager
-def _env(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def pending(wh: Warehouse, settings_hash: str) -> int:
+    return int(wh.query(f"SELECT count(*) {_PENDING}", [settings_hash])[0][0])
 
 
-def pending(wh: Warehouse, settings_hash: str) -> list[str]:
-    return [
-        r[0]
-        for r in wh.query(
-            """SELECT e.entry_id FROM entries e LEFT JOIN langid_results l USING (entry_id)
-               WHERE e.status = 'active' AND (l.entry_id IS NULL OR l.content_hash <> e.content_hash
-                     OR l.settings_hash <> ?)
-               ORDER BY e.entry_id""",
-            [settings_hash],
-        )
-    ]
+class Batch:
+    """One batch on its way through the pipeline: planned, with fastText running on it."""
+
+    def __init__(self, frame: pl.DataFrame, ident: LanguageIdentifier, predictor: Predictor) -> None:
+        self.frame = frame
+        texts = frame.select(entry_text_expr()).to_series()
+        self.prepared: list[Prepared] = list(prepare_frame(texts, ident.max_chars).iter_rows())
+        self.declared: list[str] = frame.get_column("language").to_list()
+        self.planned: Planned = ident.plan(self.prepared, self.declared)
+        self.ranked = predictor.submit(self.planned.texts)
 
 
 def decide_batch(
-    batch: pl.DataFrame, decider: Decider, settings: LangIdSettings, settings_hash: str, run_id: str
+    batch: Batch, ident: LanguageIdentifier, settings: LangIdSettings, settings_hash: str, run_id: str
 ) -> pa.Table:
-    texts = batch.select(entry_text_expr()).to_series().to_list()
-    declared = batch.get_column("language").to_list()
-    policies = [settings.policy(s) for s in batch.get_column("source").to_list()]
-    rows = list(zip(texts, declared, policies, strict=True))
-    c = decider.decide(rows)
+    dets = ident.complete(batch.planned, batch.prepared, batch.declared, batch.ranked())
+    policies = {s: settings.policy(s) for s in batch.frame.get_column("source").unique().to_list()}
+    supported = {lang: ident.supports(lang) for lang in set(batch.declared)}
+    verdicts = [
+        judge(
+            lang, det, supported=supported[lang], min_confidence=settings.min_confidence, policy=policies[src]
+        )
+        for lang, det, src in zip(
+            batch.declared, dets, batch.frame.get_column("source").to_list(), strict=True
+        )
+    ]
+    d = list(zip(*dets, strict=True)) if dets else [[] for _ in range(7)]
+    v = list(zip(*verdicts, strict=True)) if verdicts else [[] for _ in range(3)]
+    n = len(dets)
     return pa.table(
         {
-            "entry_id": batch["entry_id"].to_arrow(),
-            "content_hash": batch["content_hash"].to_arrow(),
-            "settings_hash": pa.array([settings_hash] * len(rows), pa.string()),
-            "declared_language": pa.array(declared, pa.string()),
-            "detected_language": pa.array(c["language"], pa.string()),
-            "confidence": pc.round(pa.array(c["confidence"], pa.float64()), 6),
-            "detector": pa.array(c["detector"], pa.string()),
-            "runner_up": pa.array(c["runner_up"], pa.string()),
-            "runner_up_confidence": pc.round(pa.array(c["runner_up_confidence"], pa.float64()), 6),
-            "script": pa.array(c["script"], pa.string()),
-            "letters": pa.array(c["letters"], pa.int32()),
-            "agrees": pa.array(c["agrees"], pa.bool_()),
-            "decision": pa.array(c["decision"], pa.string()),
-            "language": pa.array(c["language_out"], pa.string()),
-            "run_id": pa.array([run_id] * len(rows), pa.string()),
-            "decided_at": pa.array([now()] * len(rows), pa.timestamp("us", tz="UTC")),
+            "entry_id": batch.frame["entry_id"].to_arrow(),
+            "content_hash": batch.frame["content_hash"].to_arrow(),
+            "settings_hash": pa.array([settings_hash] * n, pa.string()),
+            "declared_language": pa.array(batch.declared, pa.string()),
+            "detected_language": pa.array(d[0], pa.string()),
+            "confidence": pc.round(pa.array(d[1], pa.float64()), 6),
+            "detector": pa.array(d[2], pa.string()),
+            "runner_up": pa.array(d[3], pa.string()),
+            "runner_up_confidence": pc.round(pa.array(d[4], pa.float64()), 6),
+            "script": pa.array(d[5], pa.string()),
+            "letters": pa.array(d[6], pa.int32()),
+            "agrees": pa.array(v[0], pa.bool_()),
+            "decision": pa.array(v[1], pa.string()),
+            "language": pa.array(v[2], pa.string()),
+            "run_id": pa.array([run_id] * n, pa.string()),
+            "decided_at": pa.array([now()] * n, pa.timestamp("us", tz="UTC")),
         },
         schema=RESULT_SCHEMA,
     )
@@ -221,27 +215,34 @@ def run_langid(
     started = time.perf_counter()
     settings = loaded.config.langid
     settings_hash = stage_hash(settings, loaded)
-    ids = pending(wh, settings_hash)
+    todo = pending(wh, settings_hash)
     this_run: Counter[str] = Counter()
-    if ids:
+    done = 0
+    if todo:
+        ident = LanguageIdentifier(**identifier_options(settings, loaded))
         workers = settings.workers or min(os.cpu_count() or 1, 8)
-        decider = Decider(
-            identifier_options(settings, loaded),
-            settings.min_confidence,
-            workers if len(ids) >= PARALLEL_MIN else 1,
-        )
+        predictor = Predictor(ident.model, workers if todo >= PARALLEL_MIN else 1)
+        waiting: Batch | None = None
         try:
-            for done, batch in entry_frames(wh, ids, _READ, CHUNK):
-                table = decide_batch(batch, decider, settings, settings_hash, run_id)
-                wh.upsert("langid_results", table)
-                this_run.update(table.column("decision").to_pylist())
-                if log:
-                    log(f"langid: {done}/{len(ids)} entries decided")
+            # Pipelined: batch k is planned and handed to the workers before batch k-1 is
+            # finished and written, so the parent's share overlaps the workers'.
+            tables = wh.stream_arrow(_READ, [settings_hash], CHUNK)
+            frames = (cast(pl.DataFrame, pl.from_arrow(t)) for t in tables)
+            for frame in itertools.chain(frames, [None]):
+                batch = Batch(frame, ident, predictor) if frame is not None else None
+                if waiting is not None:
+                    table = decide_batch(waiting, ident, settings, settings_hash, run_id)
+                    wh.upsert("langid_results", table)
+                    this_run.update(table.column("decision").to_pylist())
+                    done += table.num_rows
+                    if log:
+                        log(f"langid: {done}/{todo} entries decided")
+                waiting = batch
         finally:
-            decider.close()
+            predictor.close()
     totals = dict(wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"))
     return {
-        "checked": len(ids),
+        "checked": done,
         "decisions": dict(sorted(this_run.items())),
         "totals": {k: int(v) for k, v in totals.items()},
         "seconds": round(time.perf_counter() - started, 3),

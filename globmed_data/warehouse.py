@@ -199,6 +199,23 @@ class Warehouse:
             finally:
                 self.con.unregister("b_ids")
 
+    def stream_arrow(
+        self, sql: str, params: Sequence[Any] | None = None, batch_size: int = 50_000
+    ) -> Iterator[pa.Table]:
+        """Run `sql` once and yield its rows in tables of at most batch_size rows.
+
+        It reads on its own cursor (a snapshot taken when it starts), so the caller can write
+        through this warehouse between batches; one scan, however many batches.
+        """
+        cursor = self.con.cursor()
+        try:
+            with cursor.sql(sql, params=list(params or [])).to_arrow_reader(batch_size=batch_size) as reader:
+                for batch in reader:
+                    if batch.num_rows:
+                        yield pa.Table.from_batches([batch])
+        finally:
+            cursor.close()
+
     def upsert(self, table: str, rows: pa.Table) -> None:
         """Insert or replace rows (matched on the table's primary key) in one transaction."""
         with self.transaction() as con:

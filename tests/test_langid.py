@@ -159,3 +159,40 @@ def test_langid_results_survive_reopening(tmp_path, demo) -> None:
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM v_langid").fetchone() == (315,)
     con.close()
+
+
+def test_detecting_many_at_once_matches_one_by_one(ident) -> None:
+    """The stage's bulk path (route, fastText in one loop, finish) decides as single calls do:
+    by script, too short, by the coverage detector, fastText sure, and unsure with second
+    opinions."""
+    from globmed_data.langid import prepare
+
+    cases = [
+        ("高血压的首选治疗药物是什么？", "zh"),
+        ("高血圧の第一選択薬はどれか。1つ選べ。", "ja"),
+        ("Oui", "fr"),
+        ("cishe seziqhubeke isikhathi eside kanganani lezi zimpawu?", "zu"),
+        ("Quel est le traitement de première intention de l'hypertension artérielle ?", "fr"),
+        ("Mgonjwa ana homa kali na maumivu makali ya kichwa tangu jana usiku", "yo"),
+        ("Patient mit Fieber und Kopfschmerzen seit gestern Abend", "en"),
+        ("", "en"),
+    ]
+    prepared = [prepare(text, ident.max_chars) for text, _ in cases]
+    declared = [lang for _, lang in cases]
+    one_by_one = [ident.detect_prepared(*p, lang) for p, lang in zip(prepared, declared, strict=True)]
+    assert ident.detect_many(prepared, declared) == one_by_one
+    planned = ident.plan(prepared, declared)
+    assert len(planned.texts) == 3  # only the fastText cases reach the model
+    assert {d.detector for d in one_by_one} >= {"script", "none", "py3langid", "fasttext:lid.176"}
+
+
+def test_stream_arrow_reads_every_row_once_while_writing(warehouse, demo) -> None:
+    collect_all(warehouse, demo)
+    ids = []
+    for table in warehouse.stream_arrow(
+        "SELECT entry_id FROM entries WHERE status = ? ORDER BY entry_id", ["active"], batch_size=100
+    ):
+        assert table.num_rows <= 2048  # bounded batches (DuckDB rounds up to its vector size)
+        ids += table.column("entry_id").to_pylist()
+        warehouse.query("UPDATE entries SET updated_run_id = 'touched' WHERE entry_id = ?", [ids[-1]])
+    assert ids == sorted(set(ids)) and len(ids) == 315
