@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from globmed_data.config import PerLanguage, QualitySettings
 from globmed_data.ids import stable_hash
-from globmed_data.scripts import SCRIPT_RANGES, UNSPACED_LANGUAGES, expected_script_class, scripts_of
+from globmed_data.scripts import UNSPACED_LANGUAGES, scripts_of
+from globmed_data.text_metrics import SCRIPTS, char_counts, dup_ngram_fractions
 
 RULES_VERSION = "1"
 
@@ -124,35 +126,25 @@ def _main_text() -> pl.Expr:
     return pl.when(pl.col("task") == "nli").then(pair).otherwise(pl.col("question")).fill_null("")
 
 
-_CJK = "[" + SCRIPT_RANGES["Han"] + SCRIPT_RANGES["Kana"] + SCRIPT_RANGES["Hangul"] + "]"
-
-
-def _kept_length(expr: pl.Expr, cls: str) -> pl.Expr:
-    """Characters of the class in the text: delete runs of everything else and measure."""
-    return expr.str.replace_all(f"[^{cls[1:-1]}]+", "").str.len_chars()
-
-
-def _script_share(df: pl.DataFrame) -> pl.Series:
+def _script_share(languages: pl.Series, letters: np.ndarray, scripts: np.ndarray) -> pl.Series:
     """Letters of the question in the language's own script(s) over all its letters.
 
     Options are left out: they are often Latin names, units or formulas in any language. A CJK
     character weighs 3 letters (it carries about a short word), so a Japanese or Chinese
     question with English drug names and abbreviations still counts as mostly in its script.
-    One pass per script class, over the rows whose language uses it.
+    `scripts` holds each text's characters per script (text_metrics.char_counts).
     """
-    share = pl.Series("script_share", [None] * len(df), dtype=pl.Float64)
-    languages = df.get_column("language")
-    classes: dict[str, list[str]] = {}
-    for lang in languages.unique().to_list():
-        classes.setdefault(expected_script_class(lang), []).append(lang)
-    weighted_all = pl.col("_letters") + 2 * pl.col("_cjk")
-    for cls, langs in classes.items():
-        rows = languages.is_in(langs)
-        native = _kept_length(pl.col("_main"), cls)
-        cjk_native = native if all(scripts_of(lang)[0] in ("Han", "Hangul") for lang in langs) else pl.lit(0)
-        part = df.filter(rows).select((native + 2 * cjk_native) / weighted_all.clip(lower_bound=1))
-        share = share.scatter(rows.arg_true(), part.to_series())
-    return share
+    column = {name: k + 1 for k, name in enumerate(SCRIPTS)}
+    cjk = scripts[:, [column["Han"], column["Kana"], column["Hangul"]]].sum(axis=1)
+    share = np.full(len(languages), np.nan)
+    codes = languages.fill_null("").to_numpy()
+    for lang in np.unique(codes):
+        rows = codes == lang
+        own = scripts_of(str(lang))
+        native = scripts[rows][:, [column[s] for s in own]].sum(axis=1)
+        weight = 3 if own[0] in ("Han", "Hangul") else 1  # a CJK language's own letters weigh 3
+        share[rows] = (weight * native) / np.maximum(letters[rows] + 2 * cjk[rows], 1)
+    return pl.Series("script_share", share, dtype=pl.Float64).fill_nan(None)
 
 
 _SEP = "\x1f"  # joins options into one string, so option checks run as string kernels
@@ -177,14 +169,15 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         _joined=joined,
         _item=pl.concat_str([_main_text(), opts.list.join("\n")], separator="\n", ignore_nulls=True),
     )
+    counts = char_counts(df.get_column("_main"))
     df = df.with_columns(
-        main_chars=pl.col("_main").str.len_chars(),
+        main_chars=pl.Series(counts["chars"]),
         context_chars=pl.col("context").fill_null("").str.len_chars(),
-        # Lengths after deleting runs: one regex match per run, not per character. Letters go
-        # first; digits and symbols are then counted in what is left, a much shorter string.
         item_chars=pl.col("_item").str.len_chars(),
-        _rest=pl.col("_main").str.replace_all(r"[\p{L}\p{M}]+", ""),
-        _cjk=_kept_length(pl.col("_main"), _CJK),
+        _letters=pl.Series(counts["letters"]),
+        _digits=pl.Series(counts["digits"]),
+        # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
+        _symbols=pl.Series(counts["symbols"]),
         empty_options=pl.col("_joined").str.count_matches(f"(?:^|{_SEP})(?:{_SEP}|$)").fill_null(0)
         * (pl.col("n_options") > 0),
         distinct_options=pl.col("_joined").str.split(_SEP).list.n_unique().fill_null(0),
@@ -194,18 +187,9 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         .list.eval(pl.element().filter(pl.element().str.len_chars() >= 20)),
         _words=pl.col("_main").str.split(" "),
     )
-    rest = pl.col("_rest")
-    df = df.with_columns(
-        _letters=pl.col("main_chars") - rest.str.len_chars(),
-        _digits=rest.str.len_chars() - rest.str.replace_all(r"\p{N}+", "").str.len_chars(),
-        # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
-        _symbols=rest.str.replace_all(r"[\p{N}\s]+", "")
-        .str.replace_all(r"_{2,}|\.{2,}|…+|-{2,}", "_")
-        .str.len_chars(),
-    )
     lines = pl.col("_lines").list.len()
     return df.with_columns(
-        _script_share(df),
+        _script_share(df.get_column("language"), counts["letters"], counts["scripts"]),
         symbol_ratio=pl.col("_symbols") / pl.col("main_chars").clip(lower_bound=1),
         digit_ratio=pl.col("_digits") / pl.col("main_chars").clip(lower_bound=1),
         dup_line_fraction=pl.when(lines >= 3)
@@ -238,7 +222,7 @@ def dup_ngram_fraction(text: str, unspaced: bool) -> float:
 
 
 def _repetition(df: pl.DataFrame) -> pl.Series:
-    """dup n-gram fraction, computed in Python only for texts with a low unique-token ratio."""
+    """dup n-gram fraction, computed only for texts with a low unique-token ratio."""
     unspaced = pl.col("language").is_in(list(UNSPACED_LANGUAGES))
     indexed = df.select(pl.int_range(pl.len()).alias("_row"), unspaced.alias("_u"), "_main", "main_chars",
                         "_words", "_unique_word_ratio")  # fmt: skip
@@ -247,9 +231,10 @@ def _repetition(df: pl.DataFrame) -> pl.Series:
     )
     dense = indexed.filter(pl.col("_u") & (pl.col("main_chars") >= 40))
     dense = dense.filter(pl.col("_main").str.split("").list.n_unique() < 0.35 * pl.col("main_chars"))
-    values = [0.0] * len(df)
-    for row, uns, text in pl.concat([spaced, dense]).select("_row", "_u", "_main").iter_rows():
-        values[row] = dup_ngram_fraction(text, uns)
+    candidates = pl.concat([spaced, dense])
+    values = np.zeros(len(df))
+    found = dup_ngram_fractions(candidates.get_column("_main"), candidates.get_column("_u").to_numpy())
+    values[candidates.get_column("_row").to_numpy()] = found
     return pl.Series("dup_ngram_fraction", values, dtype=pl.Float64)
 
 

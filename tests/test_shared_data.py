@@ -188,3 +188,11 @@ def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_tex
     texts = [*frame["question"].to_list(), *frame["options"].explode().to_list()]
     assert len(texts) > 300_000
     assert normalised(pl.Series(texts, dtype=pl.String)).to_list() == reference_normalised(texts)
+
+
+def test_compiled_character_counts_match_the_regex_definitions_on_every_real_question(shared) -> None:
+    from tests.test_text_metrics import assert_counts_match
+
+    questions = shared.arrow("SELECT question FROM entries WHERE question IS NOT NULL").column(0).to_pylist()
+    assert len(questions) > 60_000
+    assert_counts_match(questions)
