@@ -12,12 +12,14 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from globmed_data.config import LangIdSettings, LoadedConfig
-from globmed_data.fasttext_model import FastTextModel, Ranked
+from globmed_data.fasttext_model import FastTextModel, Ranked, load_worker_model, predict_in_worker
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
     LANGID_VERSION,
@@ -89,19 +91,6 @@ def stage_hash(settings: LangIdSettings, loaded: LoadedConfig) -> str:
     return stable_hash("langid", LANGID_VERSION, str(model), str(size), settings.model_dump_json())
 
 
-_MODEL: FastTextModel | None = None
-
-
-def _init_worker(model_path: str) -> None:
-    global _MODEL
-    _MODEL = FastTextModel(Path(model_path))
-
-
-def _predict_part(texts: list[str]) -> list[Ranked]:
-    assert _MODEL is not None
-    return _MODEL.top_many(texts, k=3)
-
-
 class Predictor:
     """fastText's top 3 labels per text, in this process or across worker processes."""
 
@@ -114,9 +103,16 @@ class Predictor:
             self.pool = ProcessPoolExecutor(
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
+                initializer=load_worker_model,
                 initargs=(str(model.path),),
             )
+            # The pool starts a process per submit until it has them all: start them now, with
+            # the parent's __main__ hidden. Spawned processes re-import it, and it may be the
+            # CLI or a script that imports the whole engine and Prefect (seconds of CPU each,
+            # on the cores fastText needs); the workers need fasttext_model only.
+            with _main_hidden():
+                for _ in range(workers):
+                    self.pool.submit(int)
 
     def submit(self, texts: list[str]) -> Callable[[], list[Ranked]]:
         """Start predicting; the returned function waits for the result."""
@@ -126,7 +122,7 @@ class Predictor:
         size = -(-len(texts) // self.workers)
         try:
             parts: list[Future[list[Ranked]]] = [
-                self.pool.submit(_predict_part, texts[k : k + size]) for k in range(0, len(texts), size)
+                self.pool.submit(predict_in_worker, texts[k : k + size]) for k in range(0, len(texts), size)
             ]
         except BrokenProcessPool:
             return self._in_process(texts)
@@ -154,6 +150,21 @@ class Predictor:
 
 def pending(wh: Warehouse, settings_hash: str) -> int:
     return int(wh.query(f"SELECT count(*) {_PENDING}", [settings_hash])[0][0])
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While processes are spawned, the parent's __main__ has no file or spec, so they do not
+    import it (multiprocessing re-imports it from either). Nothing they run comes from it."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 class Batch:
