@@ -70,10 +70,9 @@ def main() -> None:
         s = time.perf_counter() - t0
         print(f"quality stage: {q['checked']:,} entries in {s:.2f}s = {q['checked'] / s:,.0f} entries/s")
 
-        ids = [r[0] for r in wh.query("SELECT entry_id FROM entries WHERE status = 'active' ORDER BY 1")]
-        frames = [
-            pl.from_arrow(wh.arrow_for_ids(ids[i : i + 50_000], _READ)) for i in range(0, len(ids), 50_000)
-        ]
+        # Every active entry, as the stage reads them (a settings hash no decision has).
+        frames = [pl.from_arrow(t) for t in wh.stream_arrow(_READ, ["all"], 50_000)]
+        ids = [e for frame in frames for e in frame["entry_id"]]
         t0 = time.perf_counter()
         for frame in frames:
             evaluate(frame, loaded.config.quality)

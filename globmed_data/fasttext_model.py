@@ -75,18 +75,3 @@ class FastTextModel:
 
 def _ranked(pairs: list[tuple[float, str]]) -> Ranked:
     return [(label.removeprefix("__label__"), min(float(p), 1.0)) for p, label in pairs]
-
-
-# In a langid worker process: the model, loaded once by the pool's initializer. These live here,
-# not in the stage, so that a worker imports this module only.
-_WORKER_MODEL: FastTextModel | None = None
-
-
-def load_worker_model(path: str) -> None:
-    global _WORKER_MODEL
-    _WORKER_MODEL = FastTextModel(Path(path))
-
-
-def predict_in_worker(texts: list[str]) -> list[Ranked]:
-    assert _WORKER_MODEL is not None, "load_worker_model runs first (the pool's initializer)"
-    return _WORKER_MODEL.top_many(texts, k=3)

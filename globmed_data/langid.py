@@ -316,6 +316,24 @@ class LanguageIdentifier:
         return _best(_mean(votes), "+".join(names), script, letters)
 
 
+# In a langid worker process (or in-process for small runs): one identifier, made once.
+_WORKER: LanguageIdentifier | None = None
+
+
+def start_worker(options: dict[str, Any]) -> None:
+    global _WORKER
+    _WORKER = LanguageIdentifier(**options)
+
+
+def detect_texts(texts: list[str], declared: list[str]) -> list[list[Any]]:
+    """Prepare and detect entry texts with the worker's identifier; the result is columnar (one
+    list per Detection field): a few long lists pickle far cheaper than many small tuples."""
+    assert _WORKER is not None, "start_worker runs first (the pool's initializer)"
+    prepared = list(prepare_frame(pl.Series(texts, dtype=pl.String), _WORKER.max_chars).iter_rows())
+    detections = _WORKER.detect_many(prepared, declared)
+    return [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
+
+
 class Planned(NamedTuple):
     routed: list[Detection | None]  # None: fastText decides
     need: list[int]  # the positions fastText decides

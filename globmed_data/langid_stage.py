@@ -1,10 +1,9 @@
 """The language-ID stage: decide every active entry whose content or settings changed.
 
-Per batch, the parent reads entries, prepares their texts as polars columns and decides what
-needs no model (by script, or by the coverage detector). fastText runs in worker processes
-(it holds the GIL, and each core adds its full rate) on just the texts that need it, while the
-parent finishes and writes the batch before: the batches are pipelined. Second opinions (rare)
-and the policy decision run in the parent.
+Per batch, the parent reads entries and builds their texts (polars); worker processes prepare
+and detect them (fastText holds the GIL, so each core adds its full rate); the parent then
+applies the policy and writes. The batches are pipelined: while the workers detect one, the
+parent judges and writes the one before.
 """
 
 from __future__ import annotations
@@ -28,17 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from globmed_data.config import LangIdSettings, LoadedConfig
-from globmed_data.fasttext_model import FastTextModel, Ranked, load_worker_model, predict_in_worker
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
     LANGID_VERSION,
+    Detection,
     LanguageIdentifier,
-    Planned,
-    Prepared,
     default_model_path,
+    detect_texts,
     entry_text_expr,
     judge,
-    prepare_frame,
+    start_worker,
 )
 from globmed_data.warehouse import Warehouse, now
 
@@ -91,61 +89,83 @@ def stage_hash(settings: LangIdSettings, loaded: LoadedConfig) -> str:
     return stable_hash("langid", LANGID_VERSION, str(model), str(size), settings.model_dump_json())
 
 
-class Predictor:
-    """fastText's top 3 labels per text, in this process or across worker processes."""
+class Detector:
+    """Detections (columns of Detection fields) of entry texts, in this process or across
+    worker processes."""
 
-    def __init__(self, model: FastTextModel, workers: int) -> None:
-        self.model, self.workers = model, workers
+    def __init__(self, options: dict[str, Any], workers: int) -> None:
+        self.options, self.workers = options, workers
         self.pool: ProcessPoolExecutor | None = None
-        if workers > 1:
-            # Spawned, never forked: the parent holds a DuckDB connection. The workers import
-            # fasttext_model only (no polars), so they start in a fraction of a second.
-            self.pool = ProcessPoolExecutor(
-                workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=load_worker_model,
-                initargs=(str(model.path),),
-            )
-            # The pool starts a process per submit until it has them all: start them now, with
-            # the parent's __main__ hidden. Spawned processes re-import it, and it may be the
-            # CLI or a script that imports the whole engine and Prefect (seconds of CPU each,
-            # on the cores fastText needs); the workers need fasttext_model only.
-            with _main_hidden():
-                for _ in range(workers):
-                    self.pool.submit(int)
+        if workers <= 1:
+            start_worker(options)
+            return
+        # Spawned, never forked: the parent holds a DuckDB connection.
+        self.pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start_worker,
+            initargs=(options,),
+        )
+        # The pool starts a process per submit until it has them all: start them now, with the
+        # parent's __main__ hidden. Spawned processes re-import it, and it may be the CLI or a
+        # script that imports the whole engine and Prefect (seconds of CPU each, on the cores
+        # detection needs); the workers need globmed_data.langid only. One polars thread each:
+        # the workers already fill the cores.
+        with _main_hidden(), _env(POLARS_MAX_THREADS="1"):
+            for _ in range(workers):
+                self.pool.submit(int)
 
-    def submit(self, texts: list[str]) -> Callable[[], list[Ranked]]:
-        """Start predicting; the returned function waits for the result."""
-        if self.pool is None or not texts:
-            done = self.model.top_many(texts, k=3)
+    def submit(self, texts: list[str], declared: list[str]) -> Callable[[], list[list[Any]]]:
+        """Start detecting; the returned function waits for the result."""
+        if self.pool is None:
+            done = detect_texts(texts, declared)
             return lambda: done
         size = -(-len(texts) // self.workers)
         try:
-            parts: list[Future[list[Ranked]]] = [
-                self.pool.submit(predict_in_worker, texts[k : k + size]) for k in range(0, len(texts), size)
+            parts = [
+                self.pool.submit(detect_texts, texts[k : k + size], declared[k : k + size])
+                for k in range(0, len(texts), size)
             ]
         except BrokenProcessPool:
-            return self._in_process(texts)
-        return lambda: self._gather(parts, texts)
+            return self._in_process(texts, declared)
+        return lambda: self._gather(parts, texts, declared)
 
-    def _gather(self, parts: list[Future[list[Ranked]]], texts: list[str]) -> list[Ranked]:
+    def _gather(
+        self, parts: list[Future[list[list[Any]]]], texts: list[str], declared: list[str]
+    ) -> list[list[Any]]:
         try:
-            return [top for part in parts for top in part.result()]
+            done = [part.result() for part in parts]
         except BrokenProcessPool as exc:
             # A worker died (killed for memory, or a __main__ that is not import-safe under
             # spawn): finish in this process rather than fail the stage.
             warnings.warn(f"langid worker processes failed ({exc}); detecting in-process", stacklevel=2)
-            return self._in_process(texts)()
+            return self._in_process(texts, declared)()
+        return [[v for part in done for v in part[k]] for k in range(len(Detection._fields))]
 
-    def _in_process(self, texts: list[str]) -> Callable[[], list[Ranked]]:
+    def _in_process(self, texts: list[str], declared: list[str]) -> Callable[[], list[list[Any]]]:
         self.close()
-        done = self.model.top_many(texts, k=3)
+        start_worker(self.options)
+        done = detect_texts(texts, declared)
         return lambda: done
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
+
+
+@contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def pending(wh: Warehouse, settings_hash: str) -> int:
@@ -168,34 +188,29 @@ def _main_hidden() -> Iterator[None]:
 
 
 class Batch:
-    """One batch on its way through the pipeline: planned, with fastText running on it."""
+    """One batch on its way through the pipeline: its texts handed to the detector."""
 
-    def __init__(self, frame: pl.DataFrame, ident: LanguageIdentifier, predictor: Predictor) -> None:
+    def __init__(self, frame: pl.DataFrame, detector: Detector) -> None:
         self.frame = frame
-        texts = frame.select(entry_text_expr()).to_series()
-        self.prepared: list[Prepared] = list(prepare_frame(texts, ident.max_chars).iter_rows())
         self.declared: list[str] = frame.get_column("language").to_list()
-        self.planned: Planned = ident.plan(self.prepared, self.declared)
-        self.ranked = predictor.submit(self.planned.texts)
+        texts = frame.select(entry_text_expr()).to_series().to_list()
+        self.detections = detector.submit(texts, self.declared)
 
 
 def decide_batch(
     batch: Batch, ident: LanguageIdentifier, settings: LangIdSettings, settings_hash: str, run_id: str
 ) -> pa.Table:
-    dets = ident.complete(batch.planned, batch.prepared, batch.declared, batch.ranked())
-    policies = {s: settings.policy(s) for s in batch.frame.get_column("source").unique().to_list()}
+    d = batch.detections()
+    sources = batch.frame.get_column("source").to_list()
+    policies = {s: settings.policy(s) for s in set(sources)}
     supported = {lang: ident.supports(lang) for lang in set(batch.declared)}
     verdicts = [
-        judge(
-            lang, det, supported=supported[lang], min_confidence=settings.min_confidence, policy=policies[src]
-        )
-        for lang, det, src in zip(
-            batch.declared, dets, batch.frame.get_column("source").to_list(), strict=True
-        )
-    ]
-    d = list(zip(*dets, strict=True)) if dets else [[] for _ in range(7)]
+        judge(lang, Detection(*det), supported=supported[lang], min_confidence=settings.min_confidence,
+              policy=policies[src])
+        for lang, src, det in zip(batch.declared, sources, zip(*d, strict=True), strict=True)
+    ]  # fmt: skip
     v = list(zip(*verdicts, strict=True)) if verdicts else [[] for _ in range(3)]
-    n = len(dets)
+    n = len(batch.declared)
     return pa.table(
         {
             "entry_id": batch.frame["entry_id"].to_arrow(),
@@ -230,17 +245,18 @@ def run_langid(
     this_run: Counter[str] = Counter()
     done = 0
     if todo:
-        ident = LanguageIdentifier(**identifier_options(settings, loaded))
+        options = identifier_options(settings, loaded)
+        ident = LanguageIdentifier(**options)  # for supports(): which languages are covered
         workers = settings.workers or min(os.cpu_count() or 1, 8)
-        predictor = Predictor(ident.model, workers if todo >= PARALLEL_MIN else 1)
+        detector = Detector(options, workers if todo >= PARALLEL_MIN else 1)
         waiting: Batch | None = None
         try:
-            # Pipelined: batch k is planned and handed to the workers before batch k-1 is
-            # finished and written, so the parent's share overlaps the workers'.
+            # Pipelined: batch k is handed to the workers before batch k-1 is judged and
+            # written, so the parent's share overlaps the workers'.
             tables = wh.stream_arrow(_READ, [settings_hash], CHUNK)
             frames = (cast(pl.DataFrame, pl.from_arrow(t)) for t in tables)
             for frame in itertools.chain(frames, [None]):
-                batch = Batch(frame, ident, predictor) if frame is not None else None
+                batch = Batch(frame, detector) if frame is not None else None
                 if waiting is not None:
                     table = decide_batch(waiting, ident, settings, settings_hash, run_id)
                     wh.upsert("langid_results", table)
@@ -250,7 +266,7 @@ def run_langid(
                         log(f"langid: {done}/{todo} entries decided")
                 waiting = batch
         finally:
-            predictor.close()
+            detector.close()
     totals = dict(wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"))
     return {
         "checked": done,
