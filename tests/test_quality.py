@@ -208,3 +208,19 @@ def test_stage_stores_decisions_and_reruns_only_what_changed(warehouse, demo) ->
     assert {r["reason"] for r in report["by_reason"] if r["kind"] == "reject"} == set(first["reasons"])
     markdown = render_markdown(report)
     assert "| demo_dosing |" in markdown and "| missing_image | content | reject | 1 |" in markdown
+
+
+def test_a_batch_decided_in_threads_matches_one_part(monkeypatch) -> None:
+    import globmed_data.quality_rules as rules
+
+    variants = [
+        {}, {"options": ["A", "A", "B"]}, {"question": "see the figure below <br>"},
+        {"language": "zh", "question": "患儿4岁，体重16kg，应给予多少剂量？"}, {"answer_indices": [9]},
+    ]  # fmt: skip
+    frame = pl.DataFrame(
+        [{**GOOD, **variants[k % len(variants)], "entry_id": f"e{k}"} for k in range(50)], schema=SCHEMA
+    )
+    one = evaluate(frame, QualitySettings(), threads=1)
+    monkeypatch.setattr(rules, "_MIN_PART", 8)
+    threaded = evaluate(frame, QualitySettings(), threads=3)
+    assert threaded.equals(one) and threaded["passed"].sum() == 20  # the good item and the zh one
