@@ -431,3 +431,32 @@ def judge(declared: str, det: Detection, *, supported: bool, min_confidence: flo
     elif det.confidence < min_confidence:
         return Verdict(None, "unsure", declared)
     return Verdict(False, policy, family(det.language) if policy == "relabel" else declared)
+
+
+def judge_frame(df: pl.DataFrame, min_confidence: float) -> pl.DataFrame:
+    """judge over whole columns: `df` has declared, language (detected), confidence, detector,
+    script, supported and policy; gives agrees, decision and language_out, as judge would."""
+    declared, detected = pl.col("declared"), pl.col("language")
+    same = detected.replace(AGREEMENT_FAMILIES) == declared.replace(AGREEMENT_FAMILIES)
+    han_only = (pl.col("detector") == "script") & (pl.col("script") == "Han") & declared.is_in(["ja", "ko"])
+    sure_wrong = detected.is_in(list(SURE_WRONG)) & (pl.col("confidence") >= 0.9)
+    undecided = (
+        pl.when(detected.is_null())
+        .then(pl.lit("too_short"))
+        .when(same)
+        .then(pl.lit("agree"))
+        .when(han_only)  # Kanji/Hanja-only text can be either
+        .then(pl.lit("unsure"))
+        .when(~pl.col("supported") & ~sure_wrong)
+        .then(pl.lit("unsupported"))
+        .when(pl.col("supported") & (pl.col("confidence") < min_confidence))
+        .then(pl.lit("unsure"))
+    )
+    decision = pl.coalesce(undecided, pl.col("policy"))
+    return df.select(
+        agrees=pl.when(decision == "agree").then(True).when(undecided.is_null()).then(False),
+        decision=decision,
+        language_out=pl.when(undecided.is_null() & (pl.col("policy") == "relabel"))
+        .then(detected.replace(AGREEMENT_FAMILIES))
+        .otherwise(declared),
+    )

@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from globmed_data.config import LangIdSettings, LoadedConfig
 from globmed_data.ids import stable_hash
@@ -35,7 +34,7 @@ from globmed_data.langid import (
     default_model_path,
     detect_texts,
     entry_text_expr,
-    judge,
+    judge_frame,
     start_worker,
 )
 from globmed_data.warehouse import Warehouse, now
@@ -201,37 +200,36 @@ def decide_batch(
     batch: Batch, ident: LanguageIdentifier, settings: LangIdSettings, settings_hash: str, run_id: str
 ) -> pa.Table:
     d = batch.detections()
-    sources = batch.frame.get_column("source").to_list()
-    policies = {s: settings.policy(s) for s in set(sources)}
-    supported = {lang: ident.supports(lang) for lang in set(batch.declared)}
-    verdicts = [
-        judge(lang, Detection(*det), supported=supported[lang], min_confidence=settings.min_confidence,
-              policy=policies[src])
-        for lang, src, det in zip(batch.declared, sources, zip(*d, strict=True), strict=True)
-    ]  # fmt: skip
-    v = list(zip(*verdicts, strict=True)) if verdicts else [[] for _ in range(3)]
-    n = len(batch.declared)
-    return pa.table(
-        {
-            "entry_id": batch.frame["entry_id"].to_arrow(),
-            "content_hash": batch.frame["content_hash"].to_arrow(),
-            "settings_hash": pa.array([settings_hash] * n, pa.string()),
-            "declared_language": pa.array(batch.declared, pa.string()),
-            "detected_language": pa.array(d[0], pa.string()),
-            "confidence": pc.round(pa.array(d[1], pa.float64()), 6),
-            "detector": pa.array(d[2], pa.string()),
-            "runner_up": pa.array(d[3], pa.string()),
-            "runner_up_confidence": pc.round(pa.array(d[4], pa.float64()), 6),
-            "script": pa.array(d[5], pa.string()),
-            "letters": pa.array(d[6], pa.int32()),
-            "agrees": pa.array(v[0], pa.bool_()),
-            "decision": pa.array(v[1], pa.string()),
-            "language": pa.array(v[2], pa.string()),
-            "run_id": pa.array([run_id] * n, pa.string()),
-            "decided_at": pa.array([now()] * n, pa.timestamp("us", tz="UTC")),
-        },
-        schema=RESULT_SCHEMA,
+    frame = pl.DataFrame(
+        dict(zip(Detection._fields, d, strict=True)) | {"declared": batch.declared},
+        schema=DETECTION_SCHEMA | {"declared": pl.String},
     )
+    sources = batch.frame.get_column("source")
+    policies = {s: settings.policy(s) for s in sources.unique().to_list()}
+    supported = {lang: ident.supports(lang) for lang in set(batch.declared)}
+    frame = frame.with_columns(
+        policy=sources.replace_strict(policies, return_dtype=pl.String),
+        supported=pl.col("declared").replace_strict(supported, return_dtype=pl.Boolean),
+        run_id=pl.lit(run_id),
+        settings_hash=pl.lit(settings_hash),
+        decided_at=pl.lit(now()),
+    )
+    frame = frame.hstack(judge_frame(frame, settings.min_confidence))
+    table = frame.with_columns(
+        entry_id=batch.frame["entry_id"],
+        content_hash=batch.frame["content_hash"],
+        declared_language="declared",
+        detected_language="language",
+        language="language_out",
+        confidence=pl.col("confidence").round(6),
+        runner_up_confidence=pl.col("runner_up_confidence").round(6),
+    ).select(RESULT_SCHEMA.names)
+    return table.to_arrow().cast(RESULT_SCHEMA)
+
+
+DETECTION_SCHEMA = {"language": pl.String, "confidence": pl.Float64, "detector": pl.String,
+                    "runner_up": pl.String, "runner_up_confidence": pl.Float64, "script": pl.String,
+                    "letters": pl.Int32}  # fmt: skip
 
 
 def run_langid(

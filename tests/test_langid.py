@@ -196,3 +196,44 @@ def test_stream_arrow_reads_every_row_once_while_writing(warehouse, demo) -> Non
         ids += table.column("entry_id").to_pylist()
         warehouse.query("UPDATE entries SET updated_run_id = 'touched' WHERE entry_id = ?", [ids[-1]])
     assert ids == sorted(set(ids)) and len(ids) == 315
+
+
+def test_judging_whole_columns_matches_one_by_one() -> None:
+    import itertools
+
+    import polars as pl
+
+    from globmed_data.langid import judge_frame
+
+    detections = [
+        Detection(None, 0.0, "none", None, 0.0, None, 3),
+        Detection("fr", 0.95, "fasttext:lid.176", "en", 0.02, "Latin", 40),
+        Detection("wuu", 0.7, "fasttext:lid.176", "zh", 0.2, "Han", 40),
+        Detection("zh", 1.0, "script", None, 0.0, "Han", 12),
+        Detection("en", 0.95, "fasttext:lid.176", "fr", 0.01, "Latin", 40),
+        Detection("en", 0.4, "fasttext:lid.176+py3langid", "sw", 0.3, "Latin", 40),
+        Detection("xh", 0.6, "py3langid", "zu", 0.3, "Latin", 40),
+    ]
+    cases = list(
+        itertools.product(
+            detections, ["fr", "zh", "ja", "zu", "sw"], [True, False], ["flag", "relabel", "reject"]
+        )
+    )
+    want = [judge(lang, det, supported=sup, min_confidence=0.5, policy=pol) for det, lang, sup, pol in cases]
+    frame = pl.DataFrame(
+        [
+            {**det._asdict(), "declared": lang, "supported": sup, "policy": pol}
+            for det, lang, sup, pol in cases
+        ]
+    )
+    got = judge_frame(frame, 0.5)
+    assert [tuple(row) for row in got.iter_rows()] == [tuple(v) for v in want]
+    assert {v.decision for v in want} == {
+        "too_short",
+        "agree",
+        "unsure",
+        "unsupported",
+        "flag",
+        "relabel",
+        "reject",
+    }
