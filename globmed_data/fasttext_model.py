@@ -1,5 +1,5 @@
-"""A fastText language-ID model, loaded without polars or the rest of the engine, so that the
-langid worker processes start light.
+"""A fastText language-ID model: the engine, the bundled model file, and predictions that call
+the C++ engine directly. It imports nothing of the engine's, so any process can load it light.
 
 Engine and model: the `fasttext` module comes from fasttext-predict (a prediction-only build of
 fastText with no numpy dependency, so numpy 2 is no issue), and the default model is

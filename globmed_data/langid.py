@@ -1,8 +1,8 @@
 """Language identification of entries: fastText first, a second opinion where it is unsure.
 
-The model and its engine are in fasttext_model (loaded without polars, for light worker
-processes). Texts are prepared as whole polars columns; the decision per entry is plain Python,
-and fastText's predictions can come from elsewhere (the stage's worker processes).
+The model and its engine are in fasttext_model (which needs no polars: it loads light in any
+process). Texts are prepared in one compiled pass (langid_text); the detection per entry is
+plain Python around fastText, and the policy verdict also runs over whole columns (judge_frame).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
-from globmed_data.scripts import SCRIPT_CLASS
+from globmed_data.langid_text import prepare_texts
 
 __all__ = ["FastTextModel", "LangIdError", "default_model_path"]  # re-exported for callers
 
@@ -34,91 +34,16 @@ SURE_WRONG = frozenset({"en", "fr", "es", "de", "pt", "it", "ru", "zh", "ja", "a
 SCRIPT_LANGUAGE = {"Hangul": "ko", "Kana": "ja", "Thai": "th", "Greek": "el", "Hebrew": "he",
                    "Georgian": "ka", "Armenian": "hy"}  # fmt: skip
 
-_URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
-# Digits, punctuation and symbols carry no language (not `\W`: that would also cut combining
-# vowel signs out of Devanagari or Thai words).
-_NON_LETTER = r"[\p{P}\p{S}\p{N}_\s]+"
-_BEYOND_LATIN = "[^\x00-\u024f\u1e00-\u1eff]"
-_LATIN_WORD = r"[A-Za-z\u00c0-\u024f]+"
-# Scripts counted to find a text's dominant one (others leave the choice to the detectors).
-_SCRIPT_NAMES = [
-    "Latin",
-    "Han",
-    "Kana",
-    "Hangul",
-    "Cyrillic",
-    "Arabic",
-    "Devanagari",
-    "Thai",
-    "Greek",
-    "Hebrew",
-]
-_SCRIPT_SAMPLE = 120  # the dominant script is judged on the first characters
-
 
 def family(code: str | None) -> str | None:
     return AGREEMENT_FAMILIES.get(code, code) if code else code
 
 
 def prepare_frame(texts: pl.Series, max_chars: int) -> pl.DataFrame:
-    """Texts as the detectors should see them (clean), their dominant script, and letter counts.
-
-    Whole-column polars work. URLs, e-mails, digits and punctuation carry no language; in a text
-    mainly in a non-Latin script, Latin words are drug names and abbreviations, so they go too.
-    Japanese is Kanji with a real share (5%) of Kana, so Kana then absorbs the Han count; a
-    text in Han characters only is Chinese (decided by script, see LanguageIdentifier).
-    Scripts are counted only for texts with characters beyond Latin: the rest is Latin.
-    """
-    df = pl.DataFrame({"text": texts}).select(
-        pl.int_range(pl.len()).alias("_row"),
-        pl.col("text")
-        .fill_null("")
-        .str.slice(0, max_chars + max_chars // 4 + 20)  # cleaning removes some
-        .str.replace_all(_URL_EMAIL, " ")
-        .str.replace_all(_NON_LETTER, " ")
-        .str.strip_chars()
-        .alias("clean"),
-    )
-    other = pl.col("clean").str.contains(_BEYOND_LATIN)
-    latin = df.filter(~other).with_columns(
-        script=pl.when(pl.col("clean") != "").then(pl.lit("Latin")).otherwise(None)
-    )
-    mixed = _scripts_of(df.filter(other))
-    return (
-        pl.concat([latin, mixed])
-        .sort("_row")
-        .select(pl.col("clean").str.slice(0, max_chars).str.strip_chars(), "script")
-        .with_columns(
-            letters=(pl.col("clean").str.len_chars() - pl.col("clean").str.count_matches(" ", literal=True))
-        )
-    )
-
-
-def _scripts_of(df: pl.DataFrame) -> pl.DataFrame:
-    sample = pl.col("clean").str.slice(0, _SCRIPT_SAMPLE)
-    counts = {f"_{k}": sample.str.count_matches(SCRIPT_CLASS[k]).cast(pl.Int64) for k in _SCRIPT_NAMES}
-    df = df.with_columns(**counts)
-    japanese = (pl.col("_Kana") > 0) & (pl.col("_Kana") * 20 >= pl.col("_Kana") + pl.col("_Han"))
-    df = df.with_columns(
-        _Kana=pl.when(japanese).then(pl.col("_Kana") + pl.col("_Han")).otherwise(pl.col("_Kana")),
-        _Han=pl.when(japanese).then(0).otherwise(pl.col("_Han")),
-    )
-    # A CJK character carries about as much as a short Latin word, so it weighs 3 letters here.
-    columns = [pl.col(f"_{k}") * (3 if k in ("Han", "Kana", "Hangul") else 1) for k in _SCRIPT_NAMES]
-    names = dict(enumerate(_SCRIPT_NAMES))
-    script = (
-        pl.when(pl.sum_horizontal(columns) > 0)
-        .then(pl.concat_list(columns).list.arg_max().replace_strict(names, return_dtype=pl.String))
-        .otherwise(None)
-    )
-    df = df.with_columns(script=script)
-    drop_latin = pl.col("script").is_not_null() & (pl.col("script") != "Latin") & (pl.col("_Latin") > 0)
-    clean = (
-        pl.when(drop_latin)
-        .then(pl.col("clean").str.replace_all(_LATIN_WORD, " ").str.replace_all(r"\s+", " "))
-        .otherwise(pl.col("clean"))
-    )
-    return df.select("_row", clean.alias("clean"), "script")
+    """Texts as the detectors should see them (clean), their dominant script, and letter counts:
+    URLs, e-mails, digits and punctuation carry no language, and in a text mainly in a
+    non-Latin script, Latin words are drug names and abbreviations (langid_text says how)."""
+    return prepare_texts(texts, max_chars)
 
 
 def prepare(text: str, max_chars: int) -> tuple[str, str | None, int]:

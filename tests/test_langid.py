@@ -237,3 +237,24 @@ def test_judging_whole_columns_matches_one_by_one() -> None:
         "relabel",
         "reject",
     }
+
+
+PREPARE_CASES = [
+    "Quel est le  traitement? 5 mg, voir https://x.org/a",
+    "高血压的首选治疗药物是什么？ ACE inhibitors 10 mg",
+    "患者の血圧は 180/100 mmHg であり", "", None, "mail me@x.org now", "www.who.int/x and http: no",
+    "ABC 高血压 DEF", "  ___  ", "Ελληνικά ABC", "रोगी को बुखार है। ५", "한국어 질문 (Hanja 韓國) test",
+    "tab\there\nnew\u00a0nbsp\u3000ideo\x1cfs", "\ufeffbom \u200b zwsp", "e\u0301 combining \U00020000",
+    "x" * 300, "Латинские слова Aspirin и ibuprofen 200 mg " * 3,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("max_chars", [120, 12])
+def test_compiled_preparation_matches_the_regex_definition(max_chars) -> None:
+    import polars as pl
+
+    from globmed_data.langid import prepare_frame
+    from tests.langid_reference import reference_prepare
+
+    texts = pl.Series(PREPARE_CASES, dtype=pl.String)
+    assert prepare_frame(texts, max_chars).equals(reference_prepare(texts, max_chars))

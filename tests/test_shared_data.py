@@ -196,3 +196,17 @@ def test_compiled_character_counts_match_the_regex_definitions_on_every_real_que
     questions = shared.arrow("SELECT question FROM entries WHERE question IS NOT NULL").column(0).to_pylist()
     assert len(questions) > 60_000
     assert_counts_match(questions)
+
+
+def test_compiled_langid_preparation_matches_the_regex_definition_on_every_real_entry(shared) -> None:
+    import polars as pl
+
+    from globmed_data.langid import entry_text_expr, prepare_frame
+    from tests.langid_reference import reference_prepare
+
+    frame = pl.from_arrow(
+        shared.arrow("SELECT task, question, premise, hypothesis, options, answer, context FROM entries")
+    )
+    texts = frame.select(entry_text_expr()).to_series()
+    assert len(texts) > 60_000
+    assert prepare_frame(texts, 120).equals(reference_prepare(texts, 120))
