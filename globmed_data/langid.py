@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
-from globmed_data.langid_text import prepare_texts
 
 __all__ = ["FastTextModel", "LangIdError", "default_model_path"]  # re-exported for callers
 
@@ -43,6 +42,10 @@ def prepare_frame(texts: pl.Series, max_chars: int) -> pl.DataFrame:
     """Texts as the detectors should see them (clean), their dominant script, and letter counts:
     URLs, e-mails, digits and punctuation carry no language, and in a text mainly in a
     non-Latin script, Latin words are drug names and abbreviations (langid_text says how)."""
+    # Imported here: the compiled pass needs numba, which the langid worker processes, given
+    # prepared texts, never load.
+    from globmed_data.langid_text import prepare_texts
+
     return prepare_texts(texts, max_chars)
 
 
@@ -250,11 +253,10 @@ def start_worker(options: dict[str, Any]) -> None:
     _WORKER = LanguageIdentifier(**options)
 
 
-def detect_texts(texts: list[str], declared: list[str]) -> list[list[Any]]:
-    """Prepare and detect entry texts with the worker's identifier; the result is columnar (one
-    list per Detection field): a few long lists pickle far cheaper than many small tuples."""
+def detect_prepared_texts(prepared: list[Prepared], declared: list[str]) -> list[list[Any]]:
+    """Detect prepared texts with the worker's identifier; the result is columnar (one list per
+    Detection field): a few long lists pickle far cheaper than many small tuples."""
     assert _WORKER is not None, "start_worker runs first (the pool's initializer)"
-    prepared = list(prepare_frame(pl.Series(texts, dtype=pl.String), _WORKER.max_chars).iter_rows())
     detections = _WORKER.detect_many(prepared, declared)
     return [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
 

@@ -1,8 +1,8 @@
 """The language-ID stage: decide every active entry whose content or settings changed.
 
-Per batch, the parent reads entries and builds their texts (polars); worker processes prepare
-and detect them (fastText holds the GIL, so each core adds its full rate); the parent then
-applies the policy and writes. The batches are pipelined: while the workers detect one, the
+Per batch, the parent reads entries and prepares their texts (polars, then one compiled pass);
+worker processes detect them (fastText holds the GIL, so each core adds its full rate); the
+parent then applies the policy and writes. The batches are pipelined: while the workers detect one, the
 parent judges and writes the one before.
 """
 
@@ -31,10 +31,12 @@ from globmed_data.langid import (
     LANGID_VERSION,
     Detection,
     LanguageIdentifier,
+    Prepared,
     default_model_path,
-    detect_texts,
+    detect_prepared_texts,
     entry_text_expr,
     judge_frame,
+    prepare_frame,
     start_worker,
 )
 from globmed_data.warehouse import Warehouse, now
@@ -108,21 +110,21 @@ class Detector:
         # The pool starts a process per submit until it has them all: start them now, with the
         # parent's __main__ hidden. Spawned processes re-import it, and it may be the CLI or a
         # script that imports the whole engine and Prefect (seconds of CPU each, on the cores
-        # detection needs); the workers need globmed_data.langid only. One polars thread each:
-        # the workers already fill the cores.
+        # detection needs); the workers need globmed_data.langid only (and no numba: the texts
+        # come prepared). One polars thread each: the workers already fill the cores.
         with _main_hidden(), _env(POLARS_MAX_THREADS="1"):
             for _ in range(workers):
                 self.pool.submit(int)
 
-    def submit(self, texts: list[str], declared: list[str]) -> Callable[[], list[list[Any]]]:
+    def submit(self, texts: list[Prepared], declared: list[str]) -> Callable[[], list[list[Any]]]:
         """Start detecting; the returned function waits for the result."""
         if self.pool is None:
-            done = detect_texts(texts, declared)
+            done = detect_prepared_texts(texts, declared)
             return lambda: done
         size = -(-len(texts) // self.workers)
         try:
             parts = [
-                self.pool.submit(detect_texts, texts[k : k + size], declared[k : k + size])
+                self.pool.submit(detect_prepared_texts, texts[k : k + size], declared[k : k + size])
                 for k in range(0, len(texts), size)
             ]
         except BrokenProcessPool:
@@ -130,7 +132,7 @@ class Detector:
         return lambda: self._gather(parts, texts, declared)
 
     def _gather(
-        self, parts: list[Future[list[list[Any]]]], texts: list[str], declared: list[str]
+        self, parts: list[Future[list[list[Any]]]], texts: list[Prepared], declared: list[str]
     ) -> list[list[Any]]:
         try:
             done = [part.result() for part in parts]
@@ -141,10 +143,10 @@ class Detector:
             return self._in_process(texts, declared)()
         return [[v for part in done for v in part[k]] for k in range(len(Detection._fields))]
 
-    def _in_process(self, texts: list[str], declared: list[str]) -> Callable[[], list[list[Any]]]:
+    def _in_process(self, texts: list[Prepared], declared: list[str]) -> Callable[[], list[list[Any]]]:
         self.close()
         start_worker(self.options)
-        done = detect_texts(texts, declared)
+        done = detect_prepared_texts(texts, declared)
         return lambda: done
 
     def close(self) -> None:
@@ -192,8 +194,9 @@ class Batch:
     def __init__(self, frame: pl.DataFrame, detector: Detector) -> None:
         self.frame = frame
         self.declared: list[str] = frame.get_column("language").to_list()
-        texts = frame.select(entry_text_expr()).to_series().to_list()
-        self.detections = detector.submit(texts, self.declared)
+        texts = frame.select(entry_text_expr()).to_series()
+        prepared = list(prepare_frame(texts, detector.options["max_chars"]).iter_rows())
+        self.detections = detector.submit(prepared, self.declared)
 
 
 def decide_batch(
