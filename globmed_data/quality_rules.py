@@ -19,7 +19,7 @@ import polars as pl
 from globmed_data.config import PerLanguage, QualitySettings
 from globmed_data.ids import stable_hash
 from globmed_data.scripts import UNSPACED_LANGUAGES, scripts_of
-from globmed_data.text_metrics import SCRIPTS, char_counts, dup_ngram_fractions
+from globmed_data.text_metrics import SCRIPTS, char_counts, dup_ngram_fractions, option_counts, word_counts
 
 RULES_VERSION = "1"
 
@@ -152,14 +152,27 @@ def _script_share(languages: pl.Series, letters: np.ndarray, scripts: np.ndarray
 _SEP = "\x1f"  # joins options into one string, so option checks run as string kernels
 
 
+def _distinct_options(options: pl.Series, n_options: np.ndarray, maybe_same: np.ndarray) -> pl.Series:
+    """Options distinct once lower-cased with spaces folded: the count of options, except in
+    the few rows whose options may repeat, which are compared exactly."""
+    distinct = pl.Series("distinct_options", n_options, dtype=pl.Int64)
+    rows = np.flatnonzero(maybe_same)
+    if len(rows):
+        exact = (
+            options.gather(rows).list.eval(
+                pl.element().str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars(" ")
+            )
+            .list.n_unique()
+            .cast(pl.Int64)
+        )  # fmt: skip
+        distinct = distinct.scatter(rows, exact)
+    return distinct
+
+
 def metrics(df: pl.DataFrame) -> pl.DataFrame:
     """Measurements the rules compare with thresholds (also kept per entry, for review)."""
     opts = pl.col("options")
-    # Options, lower-cased and space-folded, joined by a separator that cannot occur in them.
-    joined = (
-        opts.list.join(_SEP).str.to_lowercase().str.replace_all(r"\s+", " ")
-        .str.replace_all(f" ?{_SEP} ?", _SEP).str.strip_chars(" ")
-    )  # fmt: skip
+    n_options, empty_options, maybe_same = option_counts(df.get_column("options"))
     df = df.with_columns(
         _main=_main_text(),
         _all=pl.concat_str(
@@ -167,8 +180,9 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
             separator="\n",
             ignore_nulls=True,
         ),
-        n_options=opts.list.len().fill_null(0),
-        _joined=joined,
+        n_options=pl.Series(n_options, dtype=pl.Int64),
+        empty_options=pl.Series(empty_options, dtype=pl.Int64),
+        distinct_options=_distinct_options(df.get_column("options"), n_options, maybe_same),
         _item=pl.concat_str([_main_text(), opts.list.join("\n")], separator="\n", ignore_nulls=True),
     )
     counts = char_counts(df.get_column("_main"))
@@ -180,15 +194,12 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         _digits=pl.Series(counts["digits"]),
         # A run of blanks (____) or dots in a fill-in item is one symbol, not dozens.
         _symbols=pl.Series(counts["symbols"]),
-        empty_options=pl.col("_joined").str.count_matches(f"(?:^|{_SEP})(?:{_SEP}|$)").fill_null(0)
-        * (pl.col("n_options") > 0),
-        distinct_options=pl.col("_joined").str.split(_SEP).list.n_unique().fill_null(0),
         # Lines of table rules or single cells repeat legitimately; only real lines count.
         _lines=pl.col("_main")
         .str.split("\n")
         .list.eval(pl.element().filter(pl.element().str.len_chars() >= 20)),
-        _words=pl.col("_main").str.split(" "),
     )
+    words, distinct_words = word_counts(df.get_column("_main"))
     lines = pl.col("_lines").list.len()
     return df.with_columns(
         _script_share(df.get_column("language"), counts["letters"], counts["scripts"]),
@@ -197,7 +208,8 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         dup_line_fraction=pl.when(lines >= 3)
         .then(1 - pl.col("_lines").list.n_unique() / lines)
         .otherwise(0.0),
-        _unique_word_ratio=pl.col("_words").list.n_unique() / pl.col("_words").list.len().clip(lower_bound=1),
+        _word_count=pl.Series(words),
+        _unique_word_ratio=pl.Series(distinct_words / np.maximum(words, 1)),
     )
 
 
@@ -227,9 +239,9 @@ def _repetition(df: pl.DataFrame) -> pl.Series:
     """dup n-gram fraction, computed only for texts with a low unique-token ratio."""
     unspaced = pl.col("language").is_in(list(UNSPACED_LANGUAGES))
     indexed = df.select(pl.int_range(pl.len()).alias("_row"), unspaced.alias("_u"), "_main", "main_chars",
-                        "_words", "_unique_word_ratio")  # fmt: skip
+                        "_word_count", "_unique_word_ratio")  # fmt: skip
     spaced = indexed.filter(
-        ~pl.col("_u") & (pl.col("_words").list.len() >= 12) & (pl.col("_unique_word_ratio") < 0.6)
+        ~pl.col("_u") & (pl.col("_word_count") >= 12) & (pl.col("_unique_word_ratio") < 0.6)
     )
     dense = indexed.filter(pl.col("_u") & (pl.col("main_chars") >= 40))
     dense = dense.filter(pl.col("_main").str.split("").list.n_unique() < 0.35 * pl.col("main_chars"))

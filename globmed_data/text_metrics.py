@@ -170,3 +170,103 @@ def _dup_ngrams(data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, unspace
             g = h
         total = weights[:count].sum()
         out[row] = weights[:count][covered].sum() / max(1, total)
+
+
+@cache
+def lower_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per code point, its lower case (polars' to_lowercase, one character at a time) as
+    (start, length) into a pool; length 0: unchanged. The Greek sigmas all read as σ, since
+    lower-casing a whole string picks ς or σ by the letters around it."""
+    points = np.r_[np.arange(0xD800), np.arange(0xE000, _TABLE_LIMIT)]
+    chars = pl.Series([chr(cp) for cp in points], dtype=pl.String)
+    lowered = chars.str.to_lowercase()
+    start = np.zeros(_TABLE_LIMIT, np.int32)
+    length = np.zeros(_TABLE_LIMIT, np.int8)
+    pool: list[int] = []
+    for k in (chars != lowered).arg_true().to_list():
+        start[points[k]], length[points[k]] = len(pool), len(lowered[k])
+        pool.extend(ord(c) for c in lowered[k])
+    for sigma in (0x03A3, 0x03C2):
+        start[sigma], length[sigma] = len(pool), 1
+    pool.append(0x03C3)
+    return start, length, np.array(pool, np.int64)
+
+
+def option_counts(options: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a list-of-strings Series: options, empty options (white space only), and
+    whether its options may repeat once case and white space are set aside (False: they are
+    certainly all distinct; True: compare them exactly). Null lists have none.
+
+    The check reads each option lower-cased with all white space left out: options equal once
+    lower-cased with their spaces folded are equal in it too, so "all distinct" is exact."""
+    from globmed_data.minhash import list_parts  # its Arrow list helper
+
+    offsets, flat = list_parts(options)
+    data, flat_offsets = utf8_buffers(flat)
+    kind, _ = char_tables()
+    n = len(offsets) - 1
+    empty = np.zeros(n, np.int64)
+    maybe_same = np.zeros(n, np.bool_)
+    _option_counts(data, flat_offsets, offsets, kind, *lower_table(), empty, maybe_same)
+    return np.diff(offsets), empty, maybe_same
+
+
+@numba.njit(cache=True, nogil=True)
+def _option_counts(data: np.ndarray, flat_offsets: np.ndarray, offsets: np.ndarray, kind: np.ndarray,
+                   start: np.ndarray, length: np.ndarray, pool: np.ndarray, empty: np.ndarray,
+                   maybe_same: np.ndarray) -> None:  # fmt: skip
+    mix = np.uint64(0x9E3779B97F4A7C15)
+    keys = np.empty(max(1, offsets[-1] - offsets[0] if len(offsets) else 1), np.uint64)
+    for row in range(len(offsets) - 1):
+        count = offsets[row + 1] - offsets[row]
+        for o in range(count):
+            k, end = flat_offsets[offsets[row] + o], flat_offsets[offsets[row] + o + 1]
+            h, chars = np.uint64(0x2545F4914F6CDD1D), 0
+            while k < end:
+                cp, k = _decode(data, k)
+                if cp < len(kind) and kind[cp] == SPACE:  # regex \s
+                    continue
+                chars += 1
+                if cp < len(length) and length[cp] > 0:  # one character may lower to several
+                    for m in range(start[cp], start[cp] + length[cp]):
+                        h = (h ^ np.uint64(pool[m])) * mix
+                        h ^= h >> np.uint64(29)
+                else:
+                    h = (h ^ np.uint64(cp)) * mix
+                    h ^= h >> np.uint64(29)
+            keys[o] = h
+            empty[row] += chars == 0
+        for a in range(count):  # lists are short: compare each pair
+            for b in range(a + 1, count):
+                if keys[a] == keys[b]:
+                    maybe_same[row] = True
+
+
+def word_counts(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: its words and distinct words, split on single spaces as str.split(" ") does
+    (runs of spaces give empty words); words compare by a 64-bit hash of their bytes."""
+    data, offsets = utf8_buffers(texts)
+    n = len(offsets) - 1
+    words, distinct = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    _word_counts(data, offsets, words, distinct)
+    return words, distinct
+
+
+@numba.njit(cache=True, nogil=True)
+def _word_counts(data: np.ndarray, offsets: np.ndarray, words: np.ndarray, distinct: np.ndarray) -> None:
+    hashes = np.empty(len(data) + 1, np.uint64)
+    for row in range(len(offsets) - 1):
+        count = 0
+        h = np.uint64(0xCBF29CE484222325)
+        for k in range(offsets[row], offsets[row + 1] + 1):
+            if k == offsets[row + 1] or data[k] == 0x20:
+                hashes[count] = h
+                count += 1
+                h = np.uint64(0xCBF29CE484222325)
+            else:
+                h = (h ^ np.uint64(data[k])) * np.uint64(0x100000001B3)
+        sorted_hashes = np.sort(hashes[:count])
+        unique = 1
+        for q in range(1, count):
+            unique += sorted_hashes[q] != sorted_hashes[q - 1]
+        words[row], distinct[row] = count, unique

@@ -70,3 +70,32 @@ def test_compiled_repetition_matches_the_python_definition() -> None:
     want = [dup_ngram_fraction(t, bool(u)) for t, u in zip(texts, unspaced, strict=True)]
     assert np.allclose(got, want)
     assert got[200] > 0.6 and got[201] == 0.0 and got[203] > 0.6 and got[204] == 0.0
+
+
+def test_option_counts_find_every_repeat_and_empty_option() -> None:
+    from globmed_data.quality_rules import _distinct_options
+    from globmed_data.text_metrics import option_counts
+
+    rows = [
+        ["Aspirin", "aspirin ", "Heparin"], ["A  b", "a b", "a\tb"], ["ΟΔΟΣ", "οδος", "οδοσ"],
+        ["İ", "i̇", "I"], ["", "x", "\u3000 "], ["one", "two"], [], None, ["same", "same"], ["x y", "xy"],
+    ]  # fmt: skip
+    series = pl.Series(rows, dtype=pl.List(pl.String))
+    n, empty, maybe_same = option_counts(series)
+    # The definition: lower case, white space runs as one space, no space at the ends.
+    norm = [[" ".join(o.lower().split()) for o in r or []] for r in rows]
+    assert n.tolist() == [len(r) for r in norm]
+    assert empty.tolist() == [sum(o == "" for o in r) for r in norm]
+    distinct = _distinct_options(series, n, maybe_same).to_list()
+    assert distinct == [len(set(r)) for r in norm]
+    # "x y" and "xy" read alike without their spaces: that row is compared exactly.
+    assert maybe_same.tolist()[5] is False and maybe_same.tolist()[9] is True
+
+
+def test_word_counts_split_on_single_spaces() -> None:
+    from globmed_data.text_metrics import word_counts
+
+    texts = ["", "a b a", "a  b", " lead", "日本 日本 語", "x" * 50]
+    words, distinct = word_counts(pl.Series(texts))
+    split = [t.split(" ") for t in texts]
+    assert words.tolist() == [len(s) for s in split] and distinct.tolist() == [len(set(s)) for s in split]
