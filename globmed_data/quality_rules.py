@@ -374,26 +374,34 @@ def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
     mismatch_on = actions["language_mismatch"] != "off"
     rejected_mismatch = mismatch_on & (pl.col("langid_decision") == "reject").fill_null(False)
     flagged_mismatch = mismatch_on & (pl.col("langid_decision") == "flag").fill_null(False)
-
-    def codes(names: list[str], extra: pl.Expr | None) -> pl.Expr:
-        parts = [pl.when(hits[c]).then(pl.lit(c)) for c in names]
-        if extra is not None:
-            parts.append(pl.when(extra).then(pl.lit("language_mismatch")))
-        if not parts:
-            return pl.lit([], dtype=pl.List(pl.String))
-        return pl.concat_list(parts).list.drop_nulls()
-
     relabelled = (pl.col("langid_decision") == "relabel").fill_null(False)
-    out = df.with_columns(
-        reasons=codes(reject_codes, rejected_mismatch),
-        flags=pl.concat_list(
+    # Each rule's hit as a column; the code lists are built only for rows with a hit (a few
+    # percent), then joined back: building them for every row costs more than all the rules.
+    columns = {f"_r{k}": hits[c] for k, c in enumerate(reject_codes)} | {"_rlm": rejected_mismatch}
+    columns |= {f"_f{k}": hits[c] for k, c in enumerate(flag_codes)} | {"_flm": flagged_mismatch}
+    columns |= {"_frel": relabelled}
+    names = dict(zip(columns, [*reject_codes, "language_mismatch", *flag_codes, "language_mismatch",
+                               "language_relabelled"], strict=True))  # fmt: skip
+    out = df.select(
+        "entry_id",
+        metrics=pl.struct(
             [
-                codes(flag_codes, flagged_mismatch),
-                pl.when(relabelled)
-                .then(pl.lit(["language_relabelled"]))
-                .otherwise(pl.lit([], dtype=pl.List(pl.String))),
+                pl.col(c).round(4) if c.endswith(("ratio", "share", "fraction")) else pl.col(c)
+                for c in METRIC_COLUMNS
             ]
-        ),
+        ).struct.json_encode(),
+        **columns,
+    ).with_row_index("_i")
+
+    def codes(prefix: str) -> pl.Expr:
+        return pl.concat_list(
+            [pl.when(pl.col(c)).then(pl.lit(names[c])) for c in columns if c.startswith(prefix)]
+        ).list.drop_nulls()
+
+    listed = out.filter(pl.any_horizontal(*columns)).select("_i", reasons=codes("_r"), flags=codes("_f"))
+    none = pl.lit([], dtype=pl.List(pl.String))
+    out = out.join(listed, on="_i", how="left", maintain_order="left").with_columns(
+        reasons=pl.col("reasons").fill_null(none), flags=pl.col("flags").fill_null(none)
     )
     out = out.with_columns(
         passed=pl.col("reasons").list.len() == 0,
@@ -401,11 +409,5 @@ def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
             pl.lit(1 - WEIGHTS["reject"]).pow(pl.col("reasons").list.len())
             * pl.lit(1 - WEIGHTS["flag"]).pow(pl.col("flags").list.len())
         ),
-        metrics=pl.struct(
-            [
-                pl.col(c).round(4) if c.endswith(("ratio", "share", "fraction")) else pl.col(c)
-                for c in METRIC_COLUMNS
-            ]
-        ).struct.json_encode(),
     )
     return out.select("entry_id", "passed", "score", "reasons", "flags", "metrics")
