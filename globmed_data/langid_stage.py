@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -251,23 +251,23 @@ def run_langid(
         workers = settings.workers or min(os.cpu_count() or 1, 8)
         detector = Detector(options, workers if todo >= PARALLEL_MIN else 1)
         waiting: Batch | None = None
-        try:
-            # Pipelined: batch k is handed to the workers before batch k-1 is judged and
-            # written, so the parent's share overlaps the workers'.
+        with ExitStack() as stack:
+            stack.callback(detector.close)
+            # Pipelined: batch k is handed to the workers before batch k-1 is judged, and
+            # DuckDB writes in the background, so the parent's share overlaps the workers'.
+            upsert = stack.enter_context(wh.background_upserts())
             tables = wh.stream_arrow(_READ, [settings_hash], CHUNK)
             frames = (cast(pl.DataFrame, pl.from_arrow(t)) for t in tables)
             for frame in itertools.chain(frames, [None]):
                 batch = Batch(frame, detector) if frame is not None else None
                 if waiting is not None:
                     table = decide_batch(waiting, ident, settings, settings_hash, run_id)
-                    wh.upsert("langid_results", table)
+                    upsert("langid_results", table)
                     this_run.update(table.column("decision").to_pylist())
                     done += table.num_rows
                     if log:
                         log(f"langid: {done}/{todo} entries decided")
                 waiting = batch
-        finally:
-            detector.close()
     totals = dict(wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"))
     return {
         "checked": done,

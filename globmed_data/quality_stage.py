@@ -43,20 +43,21 @@ def run_quality(
     todo = pending(wh, rules_hash)
     reasons: Counter[str] = Counter()
     passed = done = 0
-    for table in wh.stream_arrow(_READ, [rules_hash], CHUNK) if todo else []:
-        batch = cast(pl.DataFrame, pl.from_arrow(table))
-        decided = evaluate(batch, settings).with_columns(
-            content_hash=batch.get_column("content_hash"),
-            settings_hash=pl.lit(rules_hash),
-            run_id=pl.lit(run_id),
-            decided_at=pl.lit(now()),
-        )
-        wh.upsert("quality_results", decided.to_arrow())
-        passed += int(decided.get_column("passed").sum())
-        reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
-        done += len(batch)
-        if log:
-            log(f"quality: {done}/{todo} entries checked")
+    with wh.background_upserts() as upsert:  # DuckDB writes one batch while the next is decided
+        for table in wh.stream_arrow(_READ, [rules_hash], CHUNK) if todo else []:
+            batch = cast(pl.DataFrame, pl.from_arrow(table))
+            decided = evaluate(batch, settings).with_columns(
+                content_hash=batch.get_column("content_hash"),
+                settings_hash=pl.lit(rules_hash),
+                run_id=pl.lit(run_id),
+                decided_at=pl.lit(now()),
+            )
+            upsert("quality_results", decided.to_arrow())
+            passed += int(decided.get_column("passed").sum())
+            reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
+            done += len(batch)
+            if log:
+                log(f"quality: {done}/{todo} entries checked")
     total, total_passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
     return {
         "checked": done,

@@ -12,7 +12,9 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -216,15 +218,39 @@ class Warehouse:
         finally:
             cursor.close()
 
+    @contextmanager
+    def background_upserts(self, pending: int = 2) -> Iterator[Callable[[str, pa.Table], None]]:
+        """A function that upserts in one background thread, in order, so a stage goes on with
+        its next batch while DuckDB writes (it releases the GIL). At most `pending` writes wait;
+        leaving the block waits for them all, and a failed write raises here."""
+        futures: deque[Future[None]] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="globmed-writer") as pool:
+
+            def submit(table: str, rows: pa.Table) -> None:
+                while len(futures) >= pending:
+                    futures.popleft().result()
+                futures.append(pool.submit(self.upsert, table, rows))
+
+            try:
+                yield submit
+            finally:
+                errors = [f.exception() for f in futures]
+                for error in errors:
+                    if error is not None:
+                        raise error
+
     def upsert(self, table: str, rows: pa.Table) -> None:
         """Insert or replace rows (matched on the table's primary key) in one transaction."""
-        with self.transaction() as con:
-            con.register("b_rows", rows)
+        names = ", ".join(rows.column_names)
+        with self._lock:
+            self.con.register("b_rows", rows)
             try:
-                names = ", ".join(rows.column_names)
-                con.execute(f"INSERT OR REPLACE INTO {table} ({names}) SELECT {names} FROM b_rows")
+                with self.transaction() as con:
+                    con.execute(f"INSERT OR REPLACE INTO {table} ({names}) SELECT {names} FROM b_rows")
             finally:
-                con.unregister("b_rows")
+                # After the transaction: inside a failed one, unregistering would raise and hide
+                # the real error.
+                self.con.unregister("b_rows")
 
     # -- runs ---------------------------------------------------------------------
     def start_run(

@@ -186,18 +186,6 @@ def test_detecting_many_at_once_matches_one_by_one(ident) -> None:
     assert {d.detector for d in one_by_one} >= {"script", "none", "py3langid", "fasttext:lid.176"}
 
 
-def test_stream_arrow_reads_every_row_once_while_writing(warehouse, demo) -> None:
-    collect_all(warehouse, demo)
-    ids = []
-    for table in warehouse.stream_arrow(
-        "SELECT entry_id FROM entries WHERE status = ? ORDER BY entry_id", ["active"], batch_size=100
-    ):
-        assert table.num_rows <= 2048  # bounded batches (DuckDB rounds up to its vector size)
-        ids += table.column("entry_id").to_pylist()
-        warehouse.query("UPDATE entries SET updated_run_id = 'touched' WHERE entry_id = ?", [ids[-1]])
-    assert ids == sorted(set(ids)) and len(ids) == 315
-
-
 def test_judging_whole_columns_matches_one_by_one() -> None:
     import itertools
 
