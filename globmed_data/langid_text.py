@@ -23,8 +23,8 @@ import numba
 import numpy as np
 import polars as pl
 
-from globmed_data.minhash_kernels import _decode, _encode, from_utf8_buffers, utf8_buffers
 from globmed_data.text_metrics import SCRIPTS, char_tables
+from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
 
 URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
 SEPARATORS = r"[\p{P}\p{S}\p{N}_\s]"
@@ -97,7 +97,7 @@ def _prepare(data: np.ndarray, offsets: np.ndarray, separator: np.ndarray, scrip
         beyond_latin = False
         k = offsets[row]
         while k < offsets[row + 1]:
-            cp, k = _decode(data, k)
+            cp, k = decode(data, k)
             if cp < len(separator) and separator[cp]:
                 pending = m > 0
                 continue
@@ -136,7 +136,7 @@ def _prepare(data: np.ndarray, offsets: np.ndarray, separator: np.ndarray, scrip
         while end > start and cps[end - 1] == 0x20:
             end -= 1
         for q in range(start, end):
-            w = _encode(out, w, cps[q])
+            w = encode(out, w, cps[q])
             letters[row] += cps[q] != 0x20
         out_offsets[row + 1] = w
     return out[:w].copy(), out_offsets, script, letters

@@ -16,7 +16,8 @@ import numba
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
 
 # Code points above this are letters NFKC leaves alone (CJK extensions, private use, tags).
 _TABLE_LIMIT = 0x30000
@@ -51,72 +52,12 @@ def _separator(ch: str) -> bool:
     return unicodedata.category(ch)[0] in "PSZ" or ch in _WHITESPACE
 
 
-def utf8_buffers(series: pl.Series | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, offsets) of a string Series or Arrow array; nulls read as empty strings."""
-    if isinstance(series, pl.Series):
-        arr = series.fill_null("").to_arrow(compat_level=pl.CompatLevel.oldest())
-    else:
-        arr = pc.fill_null(series, "")
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.large_string())
-    arr = arr.cast(pa.large_string())
-    if len(arr) == 0:
-        return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    _, offsets, data = arr.buffers()
-    off = np.frombuffer(offsets, np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return raw, off
-
-
-def from_utf8_buffers(name: str, data: np.ndarray, offsets: np.ndarray) -> pl.Series:
-    arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
-    return pl.Series(name, arr, dtype=pl.String)
-
-
 def normalise_series(series: pl.Series | pa.Array, name: str = "") -> pl.Series:
     """NFKC per character, lower case, runs of punctuation, symbols and spaces as one space,
     no space at either end. Null gives ""."""
     data, offsets = utf8_buffers(series)
     out, out_offsets = _normalise(data, offsets, *fold_table())
     return from_utf8_buffers(name or getattr(series, "name", ""), out, out_offsets)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _decode(data: np.ndarray, k: int) -> tuple[int, int]:
-    """The code point at byte k and the byte after it (invalid bytes read as U+FFFD)."""
-    c = np.int64(data[k])
-    if c < 0x80:
-        return c, k + 1
-    if c >= 0xF0 and k + 3 < len(data):
-        cp = ((c & 0x07) << 18) | ((np.int64(data[k + 1]) & 0x3F) << 12)
-        return cp | ((np.int64(data[k + 2]) & 0x3F) << 6) | (np.int64(data[k + 3]) & 0x3F), k + 4
-    if c >= 0xE0 and k + 2 < len(data):
-        cp = ((c & 0x0F) << 12) | ((np.int64(data[k + 1]) & 0x3F) << 6)
-        return cp | (np.int64(data[k + 2]) & 0x3F), k + 3
-    if c >= 0xC0 and k + 1 < len(data):
-        return ((c & 0x1F) << 6) | (np.int64(data[k + 1]) & 0x3F), k + 2
-    return 0xFFFD, k + 1
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _encode(out: np.ndarray, w: int, cp: int) -> int:
-    if cp < 0x80:
-        out[w] = cp
-        return w + 1
-    if cp < 0x800:
-        out[w] = 0xC0 | (cp >> 6)
-        out[w + 1] = 0x80 | (cp & 0x3F)
-        return w + 2
-    if cp < 0x10000:
-        out[w] = 0xE0 | (cp >> 12)
-        out[w + 1] = 0x80 | ((cp >> 6) & 0x3F)
-        out[w + 2] = 0x80 | (cp & 0x3F)
-        return w + 3
-    out[w] = 0xF0 | (cp >> 18)
-    out[w + 1] = 0x80 | ((cp >> 12) & 0x3F)
-    out[w + 2] = 0x80 | ((cp >> 6) & 0x3F)
-    out[w + 3] = 0x80 | (cp & 0x3F)
-    return w + 4
 
 
 @numba.njit(cache=True, nogil=True)
@@ -153,7 +94,7 @@ def _normalise_row(data: np.ndarray, k: int, end: int, start: np.ndarray, length
             w += 1
             k += 1
             continue
-        cp, nxt = _decode(data, k)
+        cp, nxt = decode(data, k)
         count = length[cp] if cp < len(length) else 0
         if count == 0:  # unchanged: copy its bytes
             if pending_space:
@@ -174,7 +115,7 @@ def _normalise_row(data: np.ndarray, k: int, end: int, start: np.ndarray, length
                     out[w] = 0x20
                     w += 1
                     pending_space = False
-                w = _encode(out, w, mapped)
+                w = encode(out, w, mapped)
         k = nxt
     return w
 
@@ -250,7 +191,7 @@ def _tokens(data: np.ndarray, k: int, end: int, unspaced: bool, n: int, ring: np
         state[1] = whole
     while k < end:
         if unspaced:
-            cp, k = _decode(data, k)
+            cp, k = decode(data, k)
             if cp == 0x20:
                 continue
             tok = (np.uint64(cp) + np.uint64(0x51ED27)) * mix

@@ -15,8 +15,8 @@ import numba
 import numpy as np
 import polars as pl
 
-from globmed_data.minhash_kernels import _decode, utf8_buffers
 from globmed_data.scripts import SCRIPT_RANGES
+from globmed_data.utf8 import decode, utf8_buffers
 
 LETTER, DIGIT, SPACE = 1, 2, 3  # character kinds; 0 is anything else (a symbol)
 _TABLE_LIMIT = 0x40000  # past this: variation selectors (marks), tags and private use
@@ -78,7 +78,7 @@ def _count(data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, script: np.n
         chars = letters = digits = symbols = 0
         last = -1  # the last symbol, to fold runs; letters, digits and spaces do not break a run
         while k < end:
-            cp, k = _decode(data, k)
+            cp, k = decode(data, k)
             chars += 1
             if cp < limit:
                 c = kind[cp]
@@ -129,7 +129,7 @@ def _dup_ngrams(data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, unspace
         weights = np.empty(end - k, np.int64)
         count = 0
         while k < end:
-            cp, nxt = _decode(data, k)
+            cp, nxt = decode(data, k)
             if _is_space(cp, kind):
                 k = nxt
                 continue
@@ -139,7 +139,7 @@ def _dup_ngrams(data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, unspace
             else:  # a word: its bytes hashed, its characters counted
                 h, chars = np.uint64(0xCBF29CE484222325), 0
                 while k < end:
-                    cp, nxt = _decode(data, k)
+                    cp, nxt = decode(data, k)
                     if _is_space(cp, kind):
                         break
                     for m in range(k, nxt):
@@ -223,7 +223,7 @@ def _option_counts(data: np.ndarray, flat_offsets: np.ndarray, offsets: np.ndarr
             k, end = flat_offsets[offsets[row] + o], flat_offsets[offsets[row] + o + 1]
             h, chars = np.uint64(0x2545F4914F6CDD1D), 0
             while k < end:
-                cp, k = _decode(data, k)
+                cp, k = decode(data, k)
                 if cp < len(kind) and kind[cp] == SPACE:  # regex \s
                     continue
                 chars += 1
