@@ -189,12 +189,28 @@ class LanguageIdentifier:
         prepared: Sequence[Prepared],
         declared: Sequence[str | None],
         ranked: list[Ranked],
+        unsure: list[tuple[int, Ranked]] | None = None,
     ) -> list[Detection]:
-        """The plan's detections, given fastText's top labels for its texts."""
+        """The plan's detections, given fastText's top labels for its texts. With `unsure` (a
+        list), texts that need second opinions keep fastText's answer and are added to it as
+        (position, top labels), for the caller to finish: second opinions can then be asked
+        in one process, which loads their models once."""
         out = list(planned.routed)
         for k, top in zip(planned.need, ranked, strict=True):
-            out[k] = self.finish(*prepared[k], declared[k], top)
+            if unsure is None:
+                out[k] = self.finish(*prepared[k], declared[k], top)
+                continue
+            out[k] = _best(dict(top), self.model.name, prepared[k][1], prepared[k][2])
+            if self.unsure(out[k], declared[k]):  # type: ignore[arg-type]
+                unsure.append((k, top))
         return out  # type: ignore[return-value]  # every None was filled
+
+    def unsure(self, best: Detection, declared: str | None) -> bool:
+        """Whether fastText's answer needs second opinions: not confident, and not the declared
+        language (a mismatch needs evidence; fastText's first choice agreeing is enough)."""
+        if best.confidence >= self.confident or not self.seconds:
+            return False
+        return not (declared and family(best.language) == family(declared))
 
     def detect_many(self, prepared: Sequence[Prepared], declared: Sequence[str | None]) -> list[Detection]:
         """detect_prepared for many texts, with fastText called in one loop."""
@@ -227,10 +243,8 @@ class LanguageIdentifier:
         """The detection from fastText's top labels, with second opinions where it is unsure."""
         ranked = dict(top)
         best = _best(ranked, self.model.name, script, letters)
-        if best.confidence >= self.confident or not self.seconds:
+        if not self.unsure(best, declared):
             return best
-        if declared and family(best.language) == family(declared):
-            return best  # a mismatch needs evidence; fastText's first choice agreeing is enough
         # Unsure: ask the second opinions in order, cheapest first, and stop as soon as one
         # backs fastText's first choice or the mean so far backs the declared language: the
         # slow one (langdetect, ~20 ms) then only breaks ties that could become a mismatch.
@@ -253,12 +267,21 @@ def start_worker(options: dict[str, Any]) -> None:
     _WORKER = LanguageIdentifier(**options)
 
 
-def detect_prepared_texts(prepared: list[Prepared], declared: list[str]) -> list[list[Any]]:
-    """Detect prepared texts with the worker's identifier; the result is columnar (one list per
-    Detection field): a few long lists pickle far cheaper than many small tuples."""
+def detect_prepared_texts(
+    prepared: list[Prepared], declared: list[str]
+) -> tuple[list[list[Any]], list[tuple[int, Ranked]]]:
+    """Detect prepared texts with the worker's identifier, leaving second opinions to the
+    caller: columns (one list per Detection field; a few long lists pickle far cheaper than
+    many small tuples), and the unsure texts as (position, fastText's top labels)."""
     assert _WORKER is not None, "start_worker runs first (the pool's initializer)"
-    detections = _WORKER.detect_many(prepared, declared)
-    return [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
+    planned = _WORKER.plan(prepared, declared)
+    ranked = _WORKER.model.top_many(planned.texts, k=3)
+    unsure: list[tuple[int, Ranked]] = []
+    detections = _WORKER.complete(planned, prepared, declared, ranked, unsure)
+    columns = (
+        [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
+    )
+    return columns, unsure
 
 
 class Planned(NamedTuple):

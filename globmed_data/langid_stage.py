@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data.config import LangIdSettings, LoadedConfig
+from globmed_data.fasttext_model import Ranked
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
     LANGID_VERSION,
@@ -90,6 +91,9 @@ def stage_hash(settings: LangIdSettings, loaded: LoadedConfig) -> str:
     return stable_hash("langid", LANGID_VERSION, str(model), str(size), settings.model_dump_json())
 
 
+Detected = tuple[list[list[Any]], list[tuple[int, Ranked]]]  # columns, unsure (position, top 3)
+
+
 class Detector:
     """Detections (columns of Detection fields) of entry texts, in this process or across
     worker processes."""
@@ -116,7 +120,7 @@ class Detector:
             for _ in range(workers):
                 self.pool.submit(int)
 
-    def submit(self, texts: list[Prepared], declared: list[str]) -> Callable[[], list[list[Any]]]:
+    def submit(self, texts: list[Prepared], declared: list[str]) -> Callable[[], Detected]:
         """Start detecting; the returned function waits for the result."""
         if self.pool is None:
             done = detect_prepared_texts(texts, declared)
@@ -131,9 +135,7 @@ class Detector:
             return self._in_process(texts, declared)
         return lambda: self._gather(parts, texts, declared)
 
-    def _gather(
-        self, parts: list[Future[list[list[Any]]]], texts: list[Prepared], declared: list[str]
-    ) -> list[list[Any]]:
+    def _gather(self, parts: list[Future[Detected]], texts: list[Prepared], declared: list[str]) -> Detected:
         try:
             done = [part.result() for part in parts]
         except BrokenProcessPool as exc:
@@ -141,9 +143,14 @@ class Detector:
             # spawn): finish in this process rather than fail the stage.
             warnings.warn(f"langid worker processes failed ({exc}); detecting in-process", stacklevel=2)
             return self._in_process(texts, declared)()
-        return [[v for part in done for v in part[k]] for k in range(len(Detection._fields))]
+        columns = [[v for columns, _ in done for v in columns[k]] for k in range(len(Detection._fields))]
+        unsure, start = [], 0
+        for part_columns, part_unsure in done:  # positions are the part's: shift them
+            unsure += [(start + k, top) for k, top in part_unsure]
+            start += len(part_columns[0])
+        return columns, unsure
 
-    def _in_process(self, texts: list[Prepared], declared: list[str]) -> Callable[[], list[list[Any]]]:
+    def _in_process(self, texts: list[Prepared], declared: list[str]) -> Callable[[], Detected]:
         self.close()
         start_worker(self.options)
         done = detect_prepared_texts(texts, declared)
@@ -195,14 +202,24 @@ class Batch:
         self.frame = frame
         self.declared: list[str] = frame.get_column("language").to_list()
         texts = frame.select(entry_text_expr()).to_series()
-        prepared = list(prepare_frame(texts, detector.options["max_chars"]).iter_rows())
-        self.detections = detector.submit(prepared, self.declared)
+        self.prepared = list(prepare_frame(texts, detector.options["max_chars"]).iter_rows())
+        self.detected = detector.submit(self.prepared, self.declared)
+
+    def detections(self, ident: LanguageIdentifier) -> list[list[Any]]:
+        """The workers' detections, with second opinions asked here for the unsure texts: this
+        process loads their models once, the workers never."""
+        columns, unsure = self.detected()
+        for k, top in unsure:
+            det = ident.finish(*self.prepared[k], self.declared[k], top)
+            for field, value in enumerate(det):
+                columns[field][k] = value
+        return columns
 
 
 def decide_batch(
     batch: Batch, ident: LanguageIdentifier, settings: LangIdSettings, settings_hash: str, run_id: str
 ) -> pa.Table:
-    d = batch.detections()
+    d = batch.detections(ident)
     frame = pl.DataFrame(
         dict(zip(Detection._fields, d, strict=True)) | {"declared": batch.declared},
         schema=DETECTION_SCHEMA | {"declared": pl.String},

@@ -183,6 +183,18 @@ def test_detecting_many_at_once_matches_one_by_one(ident) -> None:
     assert ident.detect_many(prepared, declared) == one_by_one
     planned = ident.plan(prepared, declared)
     assert len(planned.texts) == 3  # only the fastText cases reach the model
+
+    # The worker's path: second opinions left to the caller, then asked there.
+    from globmed_data.langid import Detection as D
+    from globmed_data.langid import detect_prepared_texts, start_worker
+
+    start_worker({"max_chars": ident.max_chars})
+    columns, unsure = detect_prepared_texts(prepared, declared)
+    assert unsure and all(one_by_one[k].detector.count("+") for k, _ in unsure)
+    for k, top in unsure:
+        for field, value in enumerate(ident.finish(*prepared[k], declared[k], top)):
+            columns[field][k] = value
+    assert [D(*row) for row in zip(*columns, strict=True)] == one_by_one
     assert {d.detector for d in one_by_one} >= {"script", "none", "py3langid", "fasttext:lid.176"}
 
 
