@@ -4,10 +4,14 @@
 
 Collects ../shared/data (configs/shared-real.yaml) into a temp warehouse, copies every entry
 --scale times under new ids, then times each stage over all entries in one run:
-  langid   whole stage: read from DuckDB, prepare texts (polars), detect and decide in worker
-           processes (one per core), write decisions back;
-  quality  whole stage: read, all rules as polars expressions on 50k-entry batches, write;
+  langid   whole stage: one streamed read from DuckDB, texts prepared in the parent (polars and
+           a compiled pass), detection in worker processes (one per core), second opinions and
+           the policy in the parent, writes in a background thread; batches pipelined;
+  quality  whole stage: read, the rules (polars and compiled counts, one thread per core) on
+           50k-entry batches, writes in a background thread;
   rules    the rule evaluation alone (quality_rules.evaluate), the part the issue's target names.
+The --scale copies are exact copies under new ids: a stage that cached by text would gain from
+them, so neither stage does (their rates at scale 1 are the real data as it is).
 Baseline in the same process: fastText (lid.176) predictions alone on the prepared texts, one
 process, which is the floor cost of language ID per entry.
 Peak memory: this process, and its largest worker (ru_maxrss of the children).
