@@ -61,6 +61,7 @@ def main() -> None:
         wh = collected(path)
         wh.con.execute("DELETE FROM langid_results; DELETE FROM quality_results")
         scale_entries(wh, args.scale)
+        wh.con.execute("CHECKPOINT")  # as after a collect run: the stages read a settled file
         n = wh.query("SELECT count(*) FROM entries WHERE status = 'active'")[0][0]
         print(f"{n:,} active entries (shared-real x{args.scale})")
 
