@@ -2,8 +2,9 @@
 
 Per batch, the parent reads entries and prepares their texts (polars, then one compiled pass);
 worker processes detect them (fastText holds the GIL, so each core adds its full rate); the
-parent then applies the policy and writes. The batches are pipelined: while the workers detect one, the
-parent judges and writes the one before.
+parent asks second opinions for the few texts fastText is unsure of, applies the policy over
+whole columns and hands the rows to a background writer. The batches are pipelined: while the
+workers detect one, the parent finishes the one before.
 """
 
 from __future__ import annotations
