@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
 
+_COMPOSING = r"[\p{M}\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]"  # marks, conjoining jamo
 # Code points above this are letters NFKC leaves alone (CJK extensions, private use, tags).
 _TABLE_LIMIT = 0x30000
 _SPACE = 0x20
@@ -53,9 +54,19 @@ def _separator(ch: str) -> bool:
 
 
 def normalise_series(series: pl.Series | pa.Array, name: str = "") -> pl.Series:
-    """NFKC per character, lower case, runs of punctuation, symbols and spaces as one space,
-    no space at either end. Null gives ""."""
-    data, offsets = utf8_buffers(series)
+    """NFKC, lower case, runs of punctuation, symbols and spaces as one space, no space at
+    either end. Null gives "".
+
+    The table applies NFKC one character at a time, which is NFKC itself except where
+    characters compose: a base and a combining mark ("e" + U+0301 is "é"), or conjoining Hangul
+    jamo. The few texts holding either are put in NFKC by polars first.
+    """
+    texts = (series if isinstance(series, pl.Series) else pl.Series(series)).cast(pl.String)
+    composing = texts.str.contains(_COMPOSING).fill_null(False)
+    if composing.any():
+        rows = composing.arg_true()
+        texts = texts.scatter(rows, texts.gather(rows).str.normalize("NFKC"))
+    data, offsets = utf8_buffers(texts)
     out, out_offsets = _normalise(data, offsets, *fold_table())
     return from_utf8_buffers(name or getattr(series, "name", ""), out, out_offsets)
 

@@ -317,6 +317,8 @@ def test_compiled_normalisation_matches_the_unicode_definition() -> None:
         "患儿4岁，体重16kg？",
         "Ελληνικά ΣΟΦΙΑ", "مرحبا، كيف حالك؟ ١٢٣", "नमस्ते दुनिया। ५", "tab\tnew\nline\u00a0nbsp\u3000ideo",
         "µg ½ x² ™ …", "İstanbul ǈ ß", "\U0001f600 emoji 😀 end", "\ufeffbom",
+        # Characters that compose: a base and a combining mark, conjoining Hangul jamo.
+        "Cafe\u0301 A\u030a", "\u1100\u1161\u11a8 한", "\u0928\u093c",
     ]  # fmt: skip
     assert normalised(pl.Series(values)).to_list() == reference_normalised(values)
 
@@ -356,3 +358,9 @@ def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
     new = rng.random(n) < 0.1
     i, j = candidate_pairs(exact, bands, new)
     assert (new[i] | new[j]).all() and len(i) > 0
+
+
+def test_a_column_of_nulls_normalises_to_empty_texts() -> None:
+    from globmed_data.minhash import normalised
+
+    assert normalised(pl.Series("p", [None, None])).to_list() == ["", ""]
