@@ -23,7 +23,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from globmed_data.text_metrics import SCRIPTS, char_tables
+from globmed_data.text_metrics import SCRIPTS, TABLE_LIMIT, char_tables, code_points
 from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
 
 URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
@@ -42,15 +42,14 @@ SCRIPT_NAMES = [
     "Hebrew",
 ]
 SCRIPT_SAMPLE = 120  # the dominant script is judged on the first characters
-_LIMIT = 0x40000  # no separator lies beyond: planes 4-13 are empty, then tags and private use
 
 
 @cache
 def _tables() -> tuple[np.ndarray, np.ndarray]:
-    """(separator flag per code point, column in SCRIPT_NAMES per script id of text_metrics)."""
-    points = np.r_[np.arange(0xD800), np.arange(0xE000, _LIMIT)]
-    chars = pl.Series([chr(cp) for cp in points], dtype=pl.String)
-    separator = np.zeros(_LIMIT, np.bool_)
+    """(separator flag per code point, column in SCRIPT_NAMES per script id of text_metrics).
+    No separator lies past TABLE_LIMIT: planes 4-13 are empty, then come tags and private use."""
+    points, chars = code_points()
+    separator = np.zeros(TABLE_LIMIT, np.bool_)
     separator[points[chars.str.contains(f"^{SEPARATORS}$").to_numpy()]] = True
     column = np.full(len(SCRIPTS) + 1, -1, np.int64)
     for k, name in enumerate(SCRIPTS):

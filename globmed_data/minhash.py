@@ -31,6 +31,7 @@ from globmed_data.minhash_kernels import (
 )
 from globmed_data.minhash_kernels import band_keys as band_keys  # re-exported for the stage
 from globmed_data.scripts import UNSPACED_LANGUAGES
+from globmed_data.utf8 import list_parts
 
 SIGNATURE_VERSION = f"2-polars{pl.__version__}"
 _SEP = "\x1f"
@@ -93,15 +94,6 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
         main.alias("near_text"),
         pl.Series("near_options", pa.LargeListArray.from_arrays(option_offsets, canonical.to_arrow())),
     )
-
-
-def list_parts(series: pl.Series) -> tuple[np.ndarray, pa.Array]:
-    """(offsets, flat values) of a list Series; a null list reads as empty."""
-    arr = series.to_arrow(compat_level=pl.CompatLevel.oldest())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
-    counts = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
-    return np.r_[0, np.cumsum(counts)].astype(np.int64), arr.flatten()
 
 
 def _mix64(h: np.ndarray) -> np.ndarray:

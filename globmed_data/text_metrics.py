@@ -16,28 +16,35 @@ import numpy as np
 import polars as pl
 
 from globmed_data.scripts import SCRIPT_RANGES
-from globmed_data.utf8 import decode, utf8_buffers
+from globmed_data.utf8 import decode, list_parts, utf8_buffers
 
 LETTER, DIGIT, SPACE = 1, 2, 3  # character kinds; 0 is anything else (a symbol)
-_TABLE_LIMIT = 0x40000  # past this: variation selectors (marks), tags and private use
+TABLE_LIMIT = 0x40000  # past this: variation selectors (marks), tags and private use
 SCRIPTS = list(SCRIPT_RANGES)  # script k counts in column k + 1; column 0 is "none"
 _RUN_ONCE = np.array([ord("_"), ord("."), ord("-")], np.int64)  # a run of 2+ counts once
 _ELLIPSIS = ord("…")  # a run of 1+ counts once
 
 
 @cache
+def code_points() -> tuple[np.ndarray, pl.Series]:
+    """Every code point below TABLE_LIMIT but the surrogates, and each as a one-character
+    string: the tables below apply polars' own Unicode routines to them all at once."""
+    points = np.r_[np.arange(0xD800), np.arange(0xE000, TABLE_LIMIT)]
+    return points, pl.Series([chr(cp) for cp in points], dtype=pl.String)
+
+
+@cache
 def char_tables() -> tuple[np.ndarray, np.ndarray]:
-    """(kind, script) per code point below _TABLE_LIMIT.
+    """(kind, script) per code point below TABLE_LIMIT.
 
     The kinds come from the very regex classes the measures are defined by (polars' Unicode
     tables), applied to every code point at once: no Python loop over 262,144 characters.
     """
-    points = np.r_[np.arange(0xD800), np.arange(0xE000, _TABLE_LIMIT)]  # no surrogates
-    chars = pl.Series([chr(cp) for cp in points], dtype=pl.String)
-    kind = np.zeros(_TABLE_LIMIT, np.uint8)
+    points, chars = code_points()
+    kind = np.zeros(TABLE_LIMIT, np.uint8)
     for value, cls in ((LETTER, r"[\p{L}\p{M}]"), (DIGIT, r"\p{N}"), (SPACE, r"\s")):
         kind[points[chars.str.contains(f"^{cls}$").to_numpy()]] = value
-    script = np.zeros(_TABLE_LIMIT, np.uint8)
+    script = np.zeros(TABLE_LIMIT, np.uint8)
     for k, name in enumerate(SCRIPTS):
         for lo, hi in _ranges(SCRIPT_RANGES[name]):
             script[lo : hi + 1] = k + 1
@@ -177,11 +184,10 @@ def lower_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per code point, its lower case (polars' to_lowercase, one character at a time) as
     (start, length) into a pool; length 0: unchanged. The Greek sigmas all read as σ, since
     lower-casing a whole string picks ς or σ by the letters around it."""
-    points = np.r_[np.arange(0xD800), np.arange(0xE000, _TABLE_LIMIT)]
-    chars = pl.Series([chr(cp) for cp in points], dtype=pl.String)
+    points, chars = code_points()
     lowered = chars.str.to_lowercase()
-    start = np.zeros(_TABLE_LIMIT, np.int32)
-    length = np.zeros(_TABLE_LIMIT, np.int8)
+    start = np.zeros(TABLE_LIMIT, np.int32)
+    length = np.zeros(TABLE_LIMIT, np.int8)
     pool: list[int] = []
     for k in (chars != lowered).arg_true().to_list():
         start[points[k]], length[points[k]] = len(pool), len(lowered[k])
@@ -199,8 +205,6 @@ def option_counts(options: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     The check reads each option lower-cased with all white space left out: options equal once
     lower-cased with their spaces folded are equal in it too, so "all distinct" is exact."""
-    from globmed_data.minhash import list_parts  # its Arrow list helper
-
     offsets, flat = list_parts(options)
     data, flat_offsets = utf8_buffers(flat)
     kind, _ = char_tables()

@@ -1,5 +1,6 @@
-"""UTF-8 text as numba kernels see it: a string column's bytes and offsets, and one code point
-read or written at a time. Shared by the compiled passes of dedup, language ID and quality."""
+"""Columns as numba kernels see them: a string column's UTF-8 bytes and offsets (one code point
+read or written at a time), and a list column's offsets and values. Shared by the compiled
+passes of dedup, language ID and quality."""
 
 from __future__ import annotations
 
@@ -68,3 +69,12 @@ def encode(out: np.ndarray, w: int, cp: int) -> int:
     out[w + 2] = 0x80 | ((cp >> 6) & 0x3F)
     out[w + 3] = 0x80 | (cp & 0x3F)
     return w + 4
+
+
+def list_parts(series: pl.Series) -> tuple[np.ndarray, pa.Array]:
+    """(offsets, flat values) of a list Series; a null list reads as empty."""
+    arr = series.to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    counts = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), arr.flatten()
