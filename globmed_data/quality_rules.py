@@ -149,9 +149,6 @@ def _script_share(languages: pl.Series, letters: np.ndarray, scripts: np.ndarray
     return pl.Series("script_share", share, dtype=pl.Float64).fill_nan(None)
 
 
-_SEP = "\x1f"  # joins options into one string, so option checks run as string kernels
-
-
 def _distinct_options(options: pl.Series, n_options: np.ndarray, maybe_same: np.ndarray) -> pl.Series:
     """Options distinct once lower-cased with spaces folded: the count of options, except in
     the few rows whose options may repeat, which are compared exactly."""

@@ -1,7 +1,8 @@
 """Writing systems: which script a text is in, and which scripts each language is written in.
 
-The character classes are plain ranges of literal characters, so the same pattern works in
-Python's `re` and in polars (Rust regex), which the quality rules use on whole columns.
+The script ranges are plain ranges of literal characters: the compiled passes read them as
+code point ranges (text_metrics), and as regex classes (SCRIPT_CLASS) they work alike in
+Python's `re` and in polars, where the tests' reference definitions use them.
 """
 
 from __future__ import annotations
@@ -59,8 +60,3 @@ UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo"})
 
 def scripts_of(language: str) -> tuple[str, ...]:
     return LANGUAGE_SCRIPTS.get(language, DEFAULT_SCRIPTS)
-
-
-def expected_script_class(language: str) -> str:
-    """One regex character class matching the letters of the language's scripts."""
-    return "[" + "".join(SCRIPT_RANGES[s] for s in scripts_of(language)) + "]"
