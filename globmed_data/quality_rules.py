@@ -374,11 +374,14 @@ def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
     relabelled = (pl.col("langid_decision") == "relabel").fill_null(False)
     # Each rule's hit as a column; the code lists are built only for rows with a hit (a few
     # percent), then joined back: building them for every row costs more than all the rules.
-    columns = {f"_r{k}": hits[c] for k, c in enumerate(reject_codes)} | {"_rlm": rejected_mismatch}
-    columns |= {f"_f{k}": hits[c] for k, c in enumerate(flag_codes)} | {"_flm": flagged_mismatch}
-    columns |= {"_frel": relabelled}
-    names = dict(zip(columns, [*reject_codes, "language_mismatch", *flag_codes, "language_mismatch",
-                               "language_relabelled"], strict=True))  # fmt: skip
+    listed_codes = {
+        "_r": [*((c, hits[c]) for c in reject_codes), ("language_mismatch", rejected_mismatch)],
+        "_f": [*((c, hits[c]) for c in flag_codes), ("language_mismatch", flagged_mismatch),
+               ("language_relabelled", relabelled)],
+    }  # fmt: skip
+    columns = {
+        f"{prefix}{k}": hit for prefix, pairs in listed_codes.items() for k, (_, hit) in enumerate(pairs)
+    }
     out = df.select(
         "entry_id",
         metrics=pl.struct(
@@ -392,7 +395,10 @@ def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
 
     def codes(prefix: str) -> pl.Expr:
         return pl.concat_list(
-            [pl.when(pl.col(c)).then(pl.lit(names[c])) for c in columns if c.startswith(prefix)]
+            [
+                pl.when(pl.col(f"{prefix}{k}")).then(pl.lit(code))
+                for k, (code, _) in enumerate(listed_codes[prefix])
+            ]
         ).list.drop_nulls()
 
     listed = out.filter(pl.any_horizontal(*columns)).select("_i", reasons=codes("_r"), flags=codes("_f"))
