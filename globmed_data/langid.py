@@ -212,10 +212,16 @@ class LanguageIdentifier:
             return False
         return not (declared and family(best.language) == family(declared))
 
-    def detect_many(self, prepared: Sequence[Prepared], declared: Sequence[str | None]) -> list[Detection]:
-        """detect_prepared for many texts, with fastText called in one loop."""
+    def detect_many(
+        self,
+        prepared: Sequence[Prepared],
+        declared: Sequence[str | None],
+        unsure: list[tuple[int, Ranked]] | None = None,
+    ) -> list[Detection]:
+        """detect_prepared for many texts, with fastText called in one loop (`unsure`: as in
+        complete)."""
         planned = self.plan(prepared, declared)
-        return self.complete(planned, prepared, declared, self.model.top_many(planned.texts, k=3))
+        return self.complete(planned, prepared, declared, self.model.top_many(planned.texts, k=3), unsure)
 
     def route(self, clean: str, script: str | None, letters: int, declared: str | None) -> Detection | None:
         """What is decided without fastText: by script, or by the coverage detector for a declared
@@ -274,10 +280,8 @@ def detect_prepared_texts(
     caller: columns (one list per Detection field; a few long lists pickle far cheaper than
     many small tuples), and the unsure texts as (position, fastText's top labels)."""
     assert _WORKER is not None, "start_worker runs first (the pool's initializer)"
-    planned = _WORKER.plan(prepared, declared)
-    ranked = _WORKER.model.top_many(planned.texts, k=3)
     unsure: list[tuple[int, Ranked]] = []
-    detections = _WORKER.complete(planned, prepared, declared, ranked, unsure)
+    detections = _WORKER.detect_many(prepared, declared, unsure)
     columns = (
         [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
     )
