@@ -16,8 +16,6 @@ import polars as pl
 
 from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
 
-__all__ = ["FastTextModel", "LangIdError", "default_model_path"]  # re-exported for callers
-
 LANGID_VERSION = "1"
 
 # Detected codes that count as the declared language (close varieties the models confuse).
