@@ -7,14 +7,16 @@ plain Python around fastText, and the policy verdict also runs over whole column
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache, cached_property
+from collections.abc import Collection, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
+from globmed_data.second_opinions import LangDetect, Py3LangId
 
 LANGID_VERSION = "1"
 
@@ -54,6 +56,9 @@ def prepare(text: str, max_chars: int) -> tuple[str, str | None, int]:
 
 
 Prepared = tuple[str, str | None, int]  # clean text, dominant script, letters
+DETECTION_SCHEMA = {"language": pl.String, "confidence": pl.Float64, "detector": pl.String,
+                    "runner_up": pl.String, "runner_up_confidence": pl.Float64, "script": pl.String,
+                    "letters": pl.Int64}  # fmt: skip
 
 
 class Detection(NamedTuple):
@@ -64,61 +69,6 @@ class Detection(NamedTuple):
     runner_up_confidence: float
     script: str | None
     letters: int
-
-
-class Py3LangId:
-    """py3langid (a langid.py port): covers Zulu, Hausa, Kinyarwanda, Yoruba and others."""
-
-    name = "py3langid"
-
-    def __init__(self) -> None:
-        try:
-            import py3langid  # noqa: F401
-        except ImportError:
-            raise LangIdError("py3langid is not installed: `pip install py3langid`") from None
-
-    @property
-    def _model(self) -> Any:
-        return _py3langid_model()
-
-    @cached_property
-    def labels(self) -> frozenset[str]:
-        return frozenset(self._model.nb_classes)
-
-    def scores(self, text: str) -> dict[str, float]:
-        return {code: float(p) for code, p in self._model.rank(text)[:3]}
-
-
-class LangDetect:
-    name = "langdetect"
-
-    def __init__(self) -> None:
-        from langdetect import DetectorFactory
-
-        DetectorFactory.seed = 0  # langdetect is random unless seeded
-
-    def scores(self, text: str) -> dict[str, float]:
-        from langdetect import detect_langs
-        from langdetect.lang_detect_exception import LangDetectException
-
-        try:
-            return {_langdetect_code(r.lang): float(r.prob) for r in detect_langs(text)}
-        except LangDetectException:
-            return {}
-
-
-@cache
-def _py3langid_model() -> Any:
-    # Loaded on first use, once per process: unpacking the model takes about a second, and
-    # many runs never ask.
-    from py3langid.langid import MODEL_FILE
-    from py3langid.langid import LanguageIdentifier as _Model
-
-    return _Model.from_model_file(MODEL_FILE, norm_probs=True)
-
-
-def _langdetect_code(code: str) -> str:
-    return {"zh-cn": "zh", "zh-tw": "zh"}.get(code, code)
 
 
 SECOND_OPINIONS = {"langdetect": LangDetect, "py3langid": Py3LangId}
@@ -175,34 +125,6 @@ class LanguageIdentifier:
             return routed
         return self.finish(clean, script, letters, declared, self.model.top(clean, k=3))
 
-    def plan(self, prepared: Sequence[Prepared], declared: Sequence[str | None]) -> Planned:
-        """Detect what needs no fastText; list the texts that do (for fastText in bulk)."""
-        routed = [self.route(*p, lang) for p, lang in zip(prepared, declared, strict=True)]
-        need = [k for k, det in enumerate(routed) if det is None]
-        return Planned(routed, need, [prepared[k][0] for k in need])
-
-    def complete(
-        self,
-        planned: Planned,
-        prepared: Sequence[Prepared],
-        declared: Sequence[str | None],
-        ranked: list[Ranked],
-        unsure: list[tuple[int, Ranked]] | None = None,
-    ) -> list[Detection]:
-        """The plan's detections, given fastText's top labels for its texts. With `unsure` (a
-        list), texts that need second opinions keep fastText's answer and are added to it as
-        (position, top labels), for the caller to finish: second opinions can then be asked
-        in one process, which loads their models once."""
-        out = list(planned.routed)
-        for k, top in zip(planned.need, ranked, strict=True):
-            if unsure is None:
-                out[k] = self.finish(*prepared[k], declared[k], top)
-                continue
-            out[k] = _best(dict(top), self.model.name, prepared[k][1], prepared[k][2])
-            if self.unsure(out[k], declared[k]):  # type: ignore[arg-type]
-                unsure.append((k, top))
-        return out  # type: ignore[return-value]  # every None was filled
-
     def unsure(self, best: Detection, declared: str | None) -> bool:
         """Whether fastText's answer needs second opinions: not confident, and not the declared
         language (a mismatch needs evidence; fastText's first choice agreeing is enough)."""
@@ -210,16 +132,69 @@ class LanguageIdentifier:
             return False
         return not (declared and family(best.language) == family(declared))
 
-    def detect_many(
-        self,
-        prepared: Sequence[Prepared],
-        declared: Sequence[str | None],
-        unsure: list[tuple[int, Ranked]] | None = None,
-    ) -> list[Detection]:
-        """detect_prepared for many texts, with fastText called in one loop (`unsure`: as in
-        complete)."""
-        planned = self.plan(prepared, declared)
-        return self.complete(planned, prepared, declared, self.model.top_many(planned.texts, k=3), unsure)
+    def detect_frame(self, prepared: pl.DataFrame, declared: pl.Series, threads: int = 1) -> pl.DataFrame:
+        """detect_prepared over whole columns (`prepared` as prepare_frame gives it): routes and
+        fastText's answers are columns, fastText runs compiled on `threads` threads, and only
+        the rows that need a second opinion (or the coverage detector) are asked one by one."""
+        n = prepared.height
+        clean, script = prepared.get_column("clean"), prepared.get_column("script").to_numpy()
+        letters = prepared.get_column("letters").to_numpy()
+        declared_ = declared.to_numpy()
+        language = np.full(n, None, dtype=object)
+        confidence, runner_conf = np.zeros(n), np.zeros(n)
+        detector = np.full(n, "none", dtype=object)
+        runner = np.full(n, None, dtype=object)
+
+        def among(column: str | pl.Series, values: Collection[str]) -> np.ndarray:
+            series = prepared.get_column(column) if isinstance(column, str) else column
+            return series.is_in(list(values)).fill_null(False).to_numpy()
+
+        by_script = among("script", ["Han", "Kana"]) & (letters >= 2)
+        short = ~by_script & (letters < self.min_letters)
+        routed_lang = np.where(script == "Han", "zh", "ja").astype(object)
+        for name, lang in SCRIPT_LANGUAGE.items():
+            routed_lang[short & (script == name)] = lang
+        routed = by_script | (short & among("script", SCRIPT_LANGUAGE))
+        language[routed] = routed_lang[routed]
+        confidence[routed], detector[routed] = 1.0, "script"
+        covered = ~(by_script | short) & among(declared, self._coverage_only())
+        need = np.flatnonzero(~(by_script | short | covered))
+
+        ids, probs, counts = self.model.top_k(clean.gather(need), 3, threads)
+        names = np.array([*self.model.label_list, None], dtype=object)  # id -1: no label
+        p = np.minimum(probs.astype(np.float64), 1.0)
+        language[need], confidence[need] = names[ids[:, 0]], np.where(counts > 0, p[:, 0], 0.0)
+        runner[need], runner_conf[need] = names[ids[:, 1]], np.where(counts > 1, p[:, 1], 0.0)
+        detector[need] = self.model.name
+        # One by one: the coverage detector's rows; fastText rows with tied scores (the order
+        # is then by code); and the unsure, which ask second opinions.
+        tied = (counts > 1) & ((p[:, 0] == p[:, 1]) | ((counts > 2) & (p[:, 1] == p[:, 2])))
+        sure = (confidence[need] >= self.confident) | (not self.seconds)
+        agrees = _families(language[need]) == _families(declared_[need])
+        slow = need[tied | ~(sure | (agrees & (declared_[need] != None)))]  # noqa: E711
+        for k in [*np.flatnonzero(covered), *slow]:
+            row = (clean[int(k)], script[k], int(letters[k]))
+            if covered[k]:
+                det = self.route(*row, declared_[k])
+            else:
+                at = int(np.searchsorted(need, k))
+                top = [(str(names[ids[at, j]]), float(p[at, j])) for j in range(counts[at])]
+                det = self.finish(*row, declared_[k], top)
+            assert det is not None
+            language[k], confidence[k], detector[k], runner[k], runner_conf[k] = det[:5]
+        return pl.DataFrame(
+            {"language": language.tolist(), "confidence": confidence, "detector": detector.tolist(),
+             "runner_up": runner.tolist(),
+             "runner_up_confidence": runner_conf, "script": prepared.get_column("script"),
+             "letters": prepared.get_column("letters")},
+            schema=DETECTION_SCHEMA,
+        )  # fmt: skip
+
+    def _coverage_only(self) -> set[str]:
+        """Languages only the coverage detector knows (the route() that bypasses fastText)."""
+        if not self.coverage:
+            return set()
+        return set(self.coverage.labels) - set(self.model.labels)
 
     def route(self, clean: str, script: str | None, letters: int, declared: str | None) -> Detection | None:
         """What is decided without fastText: by script, or by the coverage detector for a declared
@@ -262,36 +237,6 @@ class LanguageIdentifier:
         return _best(_mean(votes), "+".join(names), script, letters)
 
 
-# In a langid worker process (or in-process for small runs): one identifier, made once.
-_WORKER: LanguageIdentifier | None = None
-
-
-def start_worker(options: dict[str, Any]) -> None:
-    global _WORKER
-    _WORKER = LanguageIdentifier(**options)
-
-
-def detect_prepared_texts(
-    prepared: list[Prepared], declared: list[str]
-) -> tuple[list[list[Any]], list[tuple[int, Ranked]]]:
-    """Detect prepared texts with the worker's identifier, leaving second opinions to the
-    caller: columns (one list per Detection field; a few long lists pickle far cheaper than
-    many small tuples), and the unsure texts as (position, fastText's top labels)."""
-    assert _WORKER is not None, "start_worker runs first (the pool's initializer)"
-    unsure: list[tuple[int, Ranked]] = []
-    detections = _WORKER.detect_many(prepared, declared, unsure)
-    columns = (
-        [list(c) for c in zip(*detections, strict=True)] if detections else [[] for _ in Detection._fields]
-    )
-    return columns, unsure
-
-
-class Planned(NamedTuple):
-    routed: list[Detection | None]  # None: fastText decides
-    need: list[int]  # the positions fastText decides
-    texts: list[str]  # their clean texts
-
-
 def _second(kind: str) -> LangDetect | Py3LangId:
     try:
         return SECOND_OPINIONS[kind]()
@@ -299,6 +244,10 @@ def _second(kind: str) -> LangDetect | Py3LangId:
         raise LangIdError(
             f"unknown language detector {kind!r}; use one of {sorted(SECOND_OPINIONS)}"
         ) from None
+
+
+def _families(codes: np.ndarray) -> np.ndarray:
+    return np.array([AGREEMENT_FAMILIES.get(c, c) for c in codes], dtype=object)
 
 
 def _mean(votes: list[dict[str, float]]) -> dict[str, float]:

@@ -137,15 +137,15 @@ def with_langid(loaded, **changes):
     return loaded.model_copy(update={"config": loaded.config.model_copy(update={"langid": langid})})
 
 
-def test_worker_processes_give_the_same_decisions(warehouse, demo, monkeypatch) -> None:
-    import globmed_data.langid_stage as stage
+def test_threads_give_the_same_decisions(warehouse, demo, monkeypatch) -> None:
+    import globmed_data.fasttext_model as fasttext_model
 
     collect_all(warehouse, demo)
-    run_langid(warehouse, demo, "single")
+    run_langid(warehouse, with_langid(demo, workers=1), "single")
     single = {k: v[:3] for k, v in _langid_rows(warehouse).items()}
     warehouse.con.execute("DELETE FROM langid_results")
-    monkeypatch.setattr(stage, "PARALLEL_MIN", 10)
-    run_langid(warehouse, with_langid(demo, workers=2), "parallel")
+    monkeypatch.setattr(fasttext_model, "MIN_PER_THREAD", 10)  # the demo is small: share it anyway
+    run_langid(warehouse, with_langid(demo, workers=2), "threads")
     assert {k: v[:3] for k, v in _langid_rows(warehouse).items()} == single
 
 
@@ -161,41 +161,36 @@ def test_langid_results_survive_reopening(tmp_path, demo) -> None:
     con.close()
 
 
-def test_detecting_many_at_once_matches_one_by_one(ident) -> None:
-    """The stage's bulk path (route, fastText in one loop, finish) decides as single calls do:
-    by script, too short, by the coverage detector, fastText sure, and unsure with second
-    opinions."""
-    from globmed_data.langid import prepare
+def test_detecting_whole_columns_matches_one_by_one(ident) -> None:
+    """The stage's column path (routes and fastText over arrays, second opinions row by row)
+    decides as single calls do: by script, too short, by the coverage detector, fastText sure,
+    and unsure with second opinions."""
+    import polars as pl
+
+    from globmed_data.langid import prepare_frame
 
     cases = [
         ("高血压的首选治疗药物是什么？", "zh"),
         ("高血圧の第一選択薬はどれか。1つ選べ。", "ja"),
         ("Oui", "fr"),
+        ("안녕", "ko"),
         ("cishe seziqhubeke isikhathi eside kanganani lezi zimpawu?", "zu"),
         ("Quel est le traitement de première intention de l'hypertension artérielle ?", "fr"),
         ("Mgonjwa ana homa kali na maumivu makali ya kichwa tangu jana usiku", "yo"),
         ("Patient mit Fieber und Kopfschmerzen seit gestern Abend", "en"),
+        ("The concentration of a negative ion is 100 mMoUL extracellular", "en"),
         ("", "en"),
     ]
-    prepared = [prepare(text, ident.max_chars) for text, _ in cases]
-    declared = [lang for _, lang in cases]
-    one_by_one = [ident.detect_prepared(*p, lang) for p, lang in zip(prepared, declared, strict=True)]
-    assert ident.detect_many(prepared, declared) == one_by_one
-    planned = ident.plan(prepared, declared)
-    assert len(planned.texts) == 3  # only the fastText cases reach the model
-
-    # The worker's path: second opinions left to the caller, then asked there.
-    from globmed_data.langid import Detection as D
-    from globmed_data.langid import detect_prepared_texts, start_worker
-
-    start_worker({"max_chars": ident.max_chars})
-    columns, unsure = detect_prepared_texts(prepared, declared)
-    assert unsure and all(one_by_one[k].detector.count("+") for k, _ in unsure)
-    for k, top in unsure:
-        for field, value in enumerate(ident.finish(*prepared[k], declared[k], top)):
-            columns[field][k] = value
-    assert [D(*row) for row in zip(*columns, strict=True)] == one_by_one
-    assert {d.detector for d in one_by_one} >= {"script", "none", "py3langid", "fasttext:lid.176"}
+    texts = pl.Series([text for text, _ in cases], dtype=pl.String)
+    declared = pl.Series([lang for _, lang in cases], dtype=pl.String)
+    prepared = prepare_frame(texts, ident.max_chars)
+    rows = zip(prepared.iter_rows(), declared, strict=True)
+    one_by_one = [ident.detect_prepared(*row, lang) for row, lang in rows]
+    columns = ident.detect_frame(prepared, declared)
+    assert [Detection(*row) for row in columns.iter_rows()] == one_by_one
+    detectors = {d.detector for d in one_by_one}
+    assert detectors >= {"script", "none", "py3langid", "fasttext:lid.176"}
+    assert any("+" in d for d in detectors)  # an unsure text that asked second opinions
 
 
 def test_judging_whole_columns_matches_one_by_one() -> None:
