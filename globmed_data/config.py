@@ -290,7 +290,7 @@ class LangIdSettings(Strict):
     min_confidence: float = Field(0.5, gt=0, le=1)  # below this a disagreement is only "unsure"
     min_letters: int = Field(12, ge=1)
     max_chars: int = Field(120, ge=50)  # text given to the detectors (cut at this length)
-    workers: int | None = Field(None, ge=1, le=64)  # detector processes; default: the cores (max 8)
+    workers: int | None = Field(None, ge=1, le=64)  # fastText threads; default: the cores (max 8)
     on_mismatch: MismatchPolicy = "flag"
     per_source: dict[str, MismatchPolicy] = Field(default_factory=dict)
 
