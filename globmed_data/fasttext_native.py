@@ -28,6 +28,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from globmed_data.model_cache import cached_arrays
+
 MAGIC, VERSION = 793712314, 12
 HS, SOFTMAX = 1, 3  # fastText's loss codes; others (ns, ova) are left to the C++ engine
 LABEL_PREFIX = b"__label__"
@@ -108,7 +110,31 @@ class NativeModel:
 
 
 def load(path: Path) -> NativeModel:
-    """Read a fastText supervised model (.bin or quantised .ftz)."""
+    """Read a fastText supervised model (.bin or quantised .ftz). What takes work to derive
+    from the file (the vocabulary table, each word's n-gram rows, unpacked quantised rows) is
+    kept in the model cache, so a later process reads it at once and maps the file's dense
+    matrices where they lie."""
+    a = cached_arrays(f"fasttext-{path.stem}", path, lambda: _derive(path))
+    nwords, bucket, minn, maxn, word_ngrams, loss, pruned_all = (int(v) for v in a["args"])
+    with path.open("rb") as fh:
+        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def matrix(name: str) -> np.ndarray:
+        if name in a:
+            return a[name]
+        at, rows, cols = (int(v) for v in a[f"{name}_at"])  # dense: in the file itself
+        return np.frombuffer(buf, np.float32, rows * cols, at).reshape(rows, cols)
+
+    return NativeModel(
+        labels=a["labels"].tolist(), nwords=nwords, bucket=bucket, minn=minn, maxn=maxn,
+        word_ngrams=word_ngrams, loss=loss, slots=a["slots"], entry_hash=a["entry_hash"],
+        entry_bytes=a["entry_bytes"], entry_offsets=a["entry_offsets"], sub_offsets=a["sub_offsets"],
+        sub_ids=a["sub_ids"], prune=a["prune"], pruned_all=bool(pruned_all), input=matrix("input"),
+        output=matrix("output"), output_scale=a["output_scale"], left=a["left"], right=a["right"],
+    )  # fmt: skip
+
+
+def _derive(path: Path) -> dict[str, np.ndarray]:
     with path.open("rb") as fh:
         buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     reader = _Reader(buf)
@@ -133,16 +159,17 @@ def load(path: Path) -> NativeModel:
         count, _kind = reader.unpack("<qb")
         counts.append(count)
     pairs = reader.array(np.int32, 2 * max(prune_size, 0)).reshape(-1, 2)
-    input_, _ = _matrix(reader, rows_scaled=True)
-    output, output_scale = _matrix(reader, rows_scaled=False)
-    if input_.shape[1] != dim or output.shape[0] != nlabels:
+    out: dict[str, np.ndarray] = {}
+    _matrix(reader, "input", out, rows_scaled=True)
+    _matrix(reader, "output", out, rows_scaled=False)
+    shapes = [out[m].shape if m in out else tuple(out[f"{m}_at"][1:]) for m in ("input", "output")]
+    if shapes[0][1] != dim or shapes[1][0] != nlabels:
         raise UnsupportedModel(f"{path}: matrix shapes do not match the dictionary")
 
     entry_bytes = np.frombuffer(b"".join(words), np.uint8)
     entry_offsets = np.zeros(size + 1, np.int64)
     entry_offsets[1:] = np.cumsum([len(w) for w in words])
     entry_hash = _hashes(entry_bytes, entry_offsets)
-    slots = _slots(entry_hash, entry_bytes, entry_offsets)
     prune = np.zeros(0, np.int32)
     if prune_size > 0:
         prune = np.full(bucket, -1, np.int32)
@@ -152,13 +179,13 @@ def load(path: Path) -> NativeModel:
         entry_bytes, entry_offsets, nwords, bucket, minn, maxn, prune, pruned_all
     )
     left, right = _tree(np.asarray(counts[nwords:], np.int64))
-    return NativeModel(
-        labels=[w.removeprefix(LABEL_PREFIX).decode("utf-8", "replace") for w in words[nwords:]],
-        nwords=nwords, bucket=bucket, minn=minn, maxn=maxn, word_ngrams=word_ngrams, loss=loss,
-        slots=slots, entry_hash=entry_hash, entry_bytes=entry_bytes, entry_offsets=entry_offsets,
-        sub_offsets=sub_offsets, sub_ids=sub_ids, prune=prune, pruned_all=pruned_all,
-        input=input_, output=output, output_scale=output_scale, left=left, right=right,
-    )  # fmt: skip
+    labels = [w.removeprefix(LABEL_PREFIX).decode("utf-8", "replace") for w in words[nwords:]]
+    return out | {
+        "args": np.array([nwords, bucket, minn, maxn, word_ngrams, loss, pruned_all], np.int64),
+        "labels": np.array(labels, dtype=str), "slots": _slots(entry_hash, entry_bytes, entry_offsets),
+        "entry_hash": entry_hash, "entry_bytes": entry_bytes, "entry_offsets": entry_offsets,
+        "sub_offsets": sub_offsets, "sub_ids": sub_ids, "prune": prune, "left": left, "right": right,
+    }  # fmt: skip
 
 
 class _Reader:
@@ -176,15 +203,18 @@ class _Reader:
         return arr
 
 
-def _matrix(reader: _Reader, rows_scaled: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A matrix and a scale per row. A dense one is read in place (memory-mapped). A quantised
-    one is unpacked to its centroids; fastText scales an input row's centroids by its norm
-    before adding them (so they are scaled here), and an output row's dot product after."""
+def _matrix(reader: _Reader, name: str, out: dict[str, np.ndarray], rows_scaled: bool) -> None:
+    """A matrix and its scale per row, into `out`. A dense one is left in the file: `out` gets
+    where it lies ({name}_at: offset, rows, columns). A quantised one is unpacked to its
+    centroids; fastText scales an input row's centroids by its norm before adding them (so
+    they are scaled here), and an output row's dot product after."""
     (quantised,) = reader.unpack("<?")
     if not quantised:
         rows, cols = reader.unpack("<2q")
-        dense = reader.array(np.float32, rows * cols).reshape(rows, cols)
-        return dense, np.ones(rows, np.float32)
+        out[f"{name}_at"] = np.array([reader.at, rows, cols], np.int64)
+        reader.at += rows * cols * 4
+        out[f"{name}_scale"] = np.ones(rows, np.float32)
+        return
     qnorm, rows, cols, codesize = reader.unpack("<?qqi")
     codes = reader.array(np.uint8, codesize)
     dense = _unpack_codes(codes, rows, *_quantiser(reader))
@@ -194,8 +224,8 @@ def _matrix(reader: _Reader, rows_scaled: bool) -> tuple[np.ndarray, np.ndarray]
         _dim, _nsubq, _dsub, _last = reader.unpack("<4i")
         norms = reader.array(np.float32, _KSUB)[norm_codes]  # one-dimensional centroids
     if rows_scaled:
-        return (dense * norms[:, None]).astype(np.float32), np.ones(rows, np.float32)
-    return dense, norms
+        dense, norms = (dense * norms[:, None]).astype(np.float32), np.ones(rows, np.float32)
+    out[name], out[f"{name}_scale"] = dense, norms
 
 
 def _quantiser(reader: _Reader) -> tuple[int, int, int, int, np.ndarray]:

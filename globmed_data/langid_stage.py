@@ -58,6 +58,7 @@ _PENDING = """FROM entries e LEFT JOIN langid_results l USING (entry_id)
 _READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task, e.language, e.question, e.context,
                    e.options, e.premise, e.hypothesis, e.answer
             {_PENDING} ORDER BY e.entry_id"""
+_DROP_STALE = f"DELETE FROM langid_results WHERE entry_id IN (SELECT e.entry_id {_PENDING})"
 
 
 def identifier_options(settings: LangIdSettings, loaded: LoadedConfig) -> dict[str, Any]:
@@ -139,7 +140,12 @@ def run_langid(
     if todo:
         ident = LanguageIdentifier(**identifier_options(settings, loaded))
         threads = settings.workers or min(os.cpu_count() or 1, 8)
-        with wh.background_upserts() as upsert:
+        # The pending entries' stale results go first, so the new ones are plain inserts (about
+        # half the cost of replacing). A crash in between leaves those entries pending, nothing
+        # else: the next run decides them.
+        with wh.transaction() as con:
+            con.execute(_DROP_STALE, [settings_hash])
+        with wh.background_upserts(new_rows=True) as upsert:
             # The next batch is read and prepared in the background while this one is detected.
             for frame, prepared in prefetched(read_batches(wh, settings_hash, ident.max_chars)):
                 decided = decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads)

@@ -17,6 +17,9 @@ import yaml
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
+# The model cache of the tests stays in the checkout (the models tests write are many and
+# small), not in the user's ~/.cache.
+os.environ.setdefault("GLOBMED_CACHE_DIR", str(Path(__file__).parents[1] / ".globmed" / "model-cache"))
 
 from globmed_data.collect import SourceReport, collect_source
 from globmed_data.config import LoadedConfig, load_config
