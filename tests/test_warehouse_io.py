@@ -29,3 +29,14 @@ def test_background_upserts_write_in_order_and_report_a_failed_write(warehouse) 
     assert warehouse.query("SELECT key, value FROM kv") == [("a", 4)]  # the last write wins
     with pytest.raises(Exception, match="no_such_table"), warehouse.background_upserts() as upsert:
         upsert("no_such_table", rows[0])
+
+
+def test_background_inserts_of_new_rows_refuse_a_key_already_there(warehouse) -> None:
+    warehouse.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value INTEGER)")
+    with warehouse.background_upserts(new_rows=True) as insert:
+        insert("kv", pa.table({"key": ["a", "b"], "value": [1, 2]}))
+    assert warehouse.query("SELECT key, value FROM kv ORDER BY key") == [("a", 1), ("b", 2)]
+    duplicate = pa.table({"key": ["b"], "value": [3]})
+    with pytest.raises(Exception, match=r"(?i)constraint"), warehouse.background_upserts(new_rows=True) as w:
+        w("kv", duplicate)
+    assert warehouse.query("SELECT value FROM kv WHERE key = 'b'") == [(2,)]  # nothing replaced
