@@ -33,7 +33,6 @@ from globmed_data.model_cache import cached_arrays
 MAGIC, VERSION = 793712314, 12
 HS, SOFTMAX = 1, 3  # fastText's loss codes; others (ns, ova) are left to the C++ engine
 LABEL_PREFIX = b"__label__"
-EOS = b"</s>"
 _KSUB = 256  # centroids per sub-quantiser (8-bit codes)
 
 
@@ -404,13 +403,7 @@ def _word_subwords(
         start, length = entry_offsets[w], entry_offsets[w + 1] - entry_offsets[w]
         rows[0] = w
         count = 1
-        is_eos = (
-            length == 4
-            and entry_bytes[start] == 60
-            and entry_bytes[start + 1] == 47
-            and (entry_bytes[start + 2] == 115 and entry_bytes[start + 3] == 62)
-        )  # "</s>"
-        if not is_eos:
+        if not _is_eos(entry_bytes, start, length):
             word[0] = 60  # <
             word[1 : length + 1] = entry_bytes[start : start + length]
             word[length + 1] = 62  # >
@@ -447,6 +440,18 @@ def _tree(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @numba.njit(cache=True, nogil=True, inline="always")
 def _std_log(x: np.float32) -> np.float32:
     return np.float32(np.log(np.float64(x) + 1e-5))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _is_eos(buf: np.ndarray, start: int, length: int) -> bool:
+    """Whether buf[start:start + length] is fastText's end-of-sentence token, </s>."""
+    return (
+        length == 4
+        and buf[start] == 60
+        and buf[start + 1] == 47
+        and buf[start + 2] == 115
+        and (buf[start + 3] == 62)
+    )
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -506,7 +511,7 @@ def _predict(data, offsets, lo, hi, k, nwords, bucket, minn, maxn, word_ngrams, 
                     length += 1
                     pos += 1
             token = word[1 : 1 + length]
-            done = length == 4 and token[0] == 60 and token[1] == 47 and token[2] == 115 and token[3] == 62
+            done = _is_eos(token, 0, length)
             h = _FNV_START
             for j in range(length):
                 h = _fnv(h, token[j])

@@ -1,8 +1,9 @@
 """Language identification of entries: fastText first, a second opinion where it is unsure.
 
-The model and its engine are in fasttext_model (which needs no polars: it loads light in any
-process). Texts are prepared in one compiled pass (langid_text); the detection per entry is
-plain Python around fastText, and the policy verdict also runs over whole columns (judge_frame).
+Texts are prepared in one compiled pass (langid_text); fastText runs compiled over whole
+columns (fasttext_model, fasttext_native); the second opinions (second_opinions) are asked
+row by row for the few texts that need them. The same decisions are made for one text
+(detect) and for whole columns (detect_frame, then judge_frame for the policy's verdict).
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class LanguageIdentifier:
         routed = by_script | (short & among("script", SCRIPT_LANGUAGE))
         language[routed] = routed_lang[routed]
         confidence[routed], detector[routed] = 1.0, "script"
-        covered = ~(by_script | short) & among(declared, self._coverage_only())
+        covered = ~(by_script | short) & among(declared, self._coverage_only(declared))
         need = np.flatnonzero(~(by_script | short | covered))
 
         ids, probs, counts = self.model.top_k(clean.gather(need), 3, threads)
@@ -190,11 +191,13 @@ class LanguageIdentifier:
             schema=DETECTION_SCHEMA,
         )  # fmt: skip
 
-    def _coverage_only(self) -> set[str]:
-        """Languages only the coverage detector knows (the route() that bypasses fastText)."""
-        if not self.coverage:
+    def _coverage_only(self, declared: pl.Series) -> set[str]:
+        """The declared languages only the coverage detector knows (route() sends them there).
+        Its model is loaded only when some declared language is one fastText lacks."""
+        lacking = set(declared.drop_nulls().unique().to_list()) - self.model.labels
+        if not lacking or not self.coverage:
             return set()
-        return set(self.coverage.labels) - set(self.model.labels)
+        return lacking & self.coverage.labels
 
     def route(self, clean: str, script: str | None, letters: int, declared: str | None) -> Detection | None:
         """What is decided without fastText: by script, or by the coverage detector for a declared

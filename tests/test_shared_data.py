@@ -210,3 +210,25 @@ def test_compiled_langid_preparation_matches_the_regex_definition_on_every_real_
     texts = frame.select(entry_text_expr()).to_series()
     assert len(texts) > 60_000
     assert prepare_frame(texts, 120).equals(reference_prepare(texts, 120))
+
+
+def test_compiled_fasttext_predicts_as_the_engine_on_every_real_entry(shared) -> None:
+    import polars as pl
+
+    from globmed_data.fasttext_model import FastTextModel, _engine, default_model_path
+    from globmed_data.langid import entry_text_expr, prepare_frame
+
+    frame = pl.from_arrow(
+        shared.arrow("SELECT task, question, premise, hypothesis, options, answer, context FROM entries")
+    )
+    texts = prepare_frame(frame.select(entry_text_expr()).to_series(), 120)["clean"]
+    assert len(texts) > 60_000
+    model = FastTextModel(default_model_path())
+    ids, probs, counts = model.top_k(texts, 3, threads=2)
+    engine = _engine(default_model_path()).f
+    for i, text in enumerate(texts):
+        want = [
+            (p, label.removeprefix("__label__")) for p, label in engine.predict(f"{text}\n", 3, 0.0, "strict")
+        ]
+        got = [(float(probs[i, j]), model.label_list[ids[i, j]]) for j in range(counts[i])]
+        assert got == want, text  # same labels, same float32 probabilities
