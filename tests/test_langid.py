@@ -253,3 +253,33 @@ def test_compiled_preparation_matches_the_regex_definition(max_chars) -> None:
 
     texts = pl.Series(PREPARE_CASES, dtype=pl.String)
     assert prepare_frame(texts, max_chars).equals(reference_prepare(texts, max_chars))
+
+
+def test_a_run_that_fails_midway_is_finished_by_the_next(warehouse, demo, monkeypatch) -> None:
+    import globmed_data.langid_stage as stage
+
+    collect_all(warehouse, demo)
+    run_langid(warehouse, demo, "first")
+    before = {k: v[:3] for k, v in _langid_rows(warehouse).items()}
+    changed = with_langid(demo, per_source={"demo_dosing": "relabel"})  # every entry is pending
+    monkeypatch.setattr(stage, "CHUNK", 100)
+    real, calls = stage.decide_batch, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "decide_batch", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_langid(warehouse, changed, "crashed")
+    written = len(_langid_rows(warehouse))
+    assert 0 < written < 315  # the stale rows went; the batches before the failure were written
+    monkeypatch.setattr(stage, "decide_batch", real)
+    assert run_langid(warehouse, changed, "again")["checked"] == 315 - written
+    after = _langid_rows(warehouse)
+    assert len(after) == 315 == warehouse.query("SELECT count(DISTINCT entry_id) FROM langid_results")[0][0]
+    assert {k: v[:2] for k, v in after.items() if k in before} == {
+        k: ("relabel", "sw") if v[0] == "flag" else v[:2] for k, v in before.items()
+    }
