@@ -145,11 +145,11 @@ def run_langid(
         # else: the next run decides them.
         with wh.transaction() as con:
             con.execute(_DROP_STALE, [settings_hash])
-        with wh.background_upserts(new_rows=True) as upsert:
+        with wh.background_upserts(new_rows=True) as insert:
             # The next batch is read and prepared in the background while this one is detected.
             for frame, prepared in prefetched(read_batches(wh, settings_hash, ident.max_chars)):
                 decided = decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads)
-                upsert("langid_results", decided)
+                insert("langid_results", decided)
                 this_run.update(decided.column("decision").to_pylist())
                 done += decided.num_rows
                 if log:
