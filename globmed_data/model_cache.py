@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,16 +38,20 @@ def cached_arrays(name: str, source: Path, build: Callable[[], Arrays]) -> Array
     try:
         with np.load(path, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
-    except (OSError, ValueError):
-        pass  # not cached yet (or unreadable): build it
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # not cached yet, or unreadable (a truncated or foreign file): build it again
     arrays = build()
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-            np.savez(tmp, **arrays)
-        os.replace(tmp.name, path)  # whole or not at all, even with processes racing
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
+            tmp = fh.name
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)  # whole or not at all, even with processes racing
     except OSError as exc:
         log.debug("model cache not written (%s): %s", path, exc)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)  # a disk that filled up keeps no half file
     return arrays
 
 

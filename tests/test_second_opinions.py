@@ -95,6 +95,10 @@ def test_the_model_cache_builds_once_and_again_when_the_source_changes(tmp_path,
     source.write_text("v2, a longer file")  # a new package version: a new entry
     model_cache.cached_arrays("demo", source, build)
     assert builds == ["v1", "v2, a longer file"]
+    for entry in (tmp_path / "cache").glob("demo-*.npz"):  # truncated, say by a full disk
+        entry.write_bytes(entry.read_bytes()[:100])
+    assert model_cache.cached_arrays("demo", source, build)["names"].tolist() == ["a", "bc"]
+    assert len(builds) == 3  # built again, not an error
     # A cache that cannot be written is not an error: the arrays are built each time.
     monkeypatch.setenv("GLOBMED_CACHE_DIR", str(source))  # a file, not a folder
     assert model_cache.cached_arrays("demo", source, build)["values"].tolist() == [0, 1, 2]
