@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Sequence
+from collections.abc import KeysView, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -28,7 +28,7 @@ from globmed_data import fasttext_native
 from globmed_data.utf8 import utf8_buffers
 
 Ranked = list[tuple[str, float]]  # (language code, probability), best first
-# Top-k label ids (-1: none), probabilities and how many, per text; the ids index `labels`.
+# Top-k label ids (-1: none), probabilities and how many, per text; the ids index `label_list`.
 TopK = tuple[np.ndarray, np.ndarray, np.ndarray]
 MIN_PER_THREAD = 1_000  # fewer texts than this are not worth a thread
 
@@ -64,8 +64,12 @@ class FastTextModel:
         except (struct.error, ValueError, IndexError) as exc:
             raise LangIdError(f"cannot load language-ID model {path}: truncated or corrupt ({exc})") from None
         self.label_list: list[str] = self.native.labels if self.native else sorted(self._probe_labels())
-        self.labels = frozenset(self.label_list)
         self._index = {label: k for k, label in enumerate(self.label_list)}
+
+    @property
+    def labels(self) -> KeysView[str]:
+        """The model's labels (a set view: `in`, `-` and `&` work on it)."""
+        return self._index.keys()
 
     def _probe_labels(self) -> set[str]:
         # fasttext-predict has no get_labels(); k=-1 lists every label with a non-zero score.
@@ -123,7 +127,6 @@ class FastTextModel:
         if label not in self._index:  # a label the probes did not bring up
             self._index[label] = len(self.label_list)
             self.label_list.append(label)
-            self.labels = frozenset(self.label_list)
         return self._index[label]
 
 

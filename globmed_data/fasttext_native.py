@@ -443,6 +443,12 @@ def _std_log(x: np.float32) -> np.float32:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _add_row(hidden: np.ndarray, inputs: np.ndarray, row: int) -> None:
+    for j in range(len(hidden)):
+        hidden[j] += inputs[row, j]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _is_eos(buf: np.ndarray, start: int, length: int) -> bool:
     """Whether buf[start:start + length] is fastText's end-of-sentence token, </s>."""
     return (
@@ -516,7 +522,11 @@ def _predict(data, offsets, lo, hi, k, nwords, bucket, minn, maxn, word_ngrams, 
             for j in range(length):
                 h = _fnv(h, token[j])
             at = _lookup(slots, known_hash, known_bytes, known_bytes_at, h, token, length)
-            if at < 0:
+            source = known_rows
+            if at >= 0:
+                label = known_label[at]
+                first, last = known_rows_at[at], known_rows_at[at + 1]
+            else:
                 wid = _lookup(vocab_slots, entry_hash, entry_bytes, entry_offsets, h, token, length)
                 label = wid >= nwords or (wid < 0 and length >= 9 and _has_label_prefix(token))
                 n = 0
@@ -538,23 +548,13 @@ def _predict(data, offsets, lo, hi, k, nwords, bucket, minn, maxn, word_ngrams, 
                     known_rows[first:last] = rows[:n]
                     known_rows_at[known] = last
                     _place(slots, h, at)
-                if label:
-                    continue
-                if at < 0:  # the cache is full: use the rows as they are
-                    for r in range(n):
-                        for j in range(dim):
-                            hidden[j] += inputs[rows[r], j]
-                    count += n
-                    hashes[nhash] = np.int64(np.int32(h))
-                    nhash += 1
-                    continue
-            if known_label[at]:
+                else:  # the cache is full: use the rows as they are
+                    source, first, last = rows, 0, n
+            if label:
                 continue
-            for r in range(known_rows_at[at], known_rows_at[at + 1]):
-                row = known_rows[r]
-                for j in range(dim):
-                    hidden[j] += inputs[row, j]
-            count += known_rows_at[at + 1] - known_rows_at[at]
+            for r in range(first, last):
+                _add_row(hidden, inputs, source[r])
+            count += last - first
             hashes[nhash] = np.int64(np.int32(h))  # fastText keeps word hashes as int32
             nhash += 1
         for i in range(nhash):
@@ -563,8 +563,7 @@ def _predict(data, offsets, lo, hi, k, nwords, bucket, minn, maxn, word_ngrams, 
                 wh = wh * np.uint64(116049371) + np.uint64(hashes[j])
                 row = _ngram_row(np.uint32(wh % np.uint64(bucket)), nwords, bucket, prune, pruned_all)
                 if row >= 0:
-                    for d in range(dim):
-                        hidden[d] += inputs[row, d]
+                    _add_row(hidden, inputs, row)
                     count += 1
         if count == 0:
             top_count[t] = 0
