@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from globmed_data.text_metrics import SCRIPTS, TABLE_LIMIT, char_tables, code_points
-from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
+from globmed_data.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
 
 URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
 SEPARATORS = r"[\p{P}\p{S}\p{N}_\s]"
@@ -100,10 +100,8 @@ def _prepare(data: np.ndarray, offsets: np.ndarray, separator: np.ndarray, scrip
             if cp < len(separator) and separator[cp]:
                 pending = m > 0
                 continue
-            if pending:
-                cps[m] = 0x20
-                m += 1
-                pending = False
+            m = space_before(cps, m, pending)
+            pending = False
             cps[m] = cp
             m += 1
             beyond_latin |= cp > 0x24F and not (0x1E00 <= cp <= 0x1EFF)

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from globmed_data.utf8 import decode, encode, from_utf8_buffers, utf8_buffers
+from globmed_data.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
 
 _COMPOSING = r"[\p{M}\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]"  # marks, conjoining jamo
 # Code points above this are letters NFKC leaves alone (CJK extensions, private use, tags).
@@ -97,10 +97,8 @@ def _normalise_row(data: np.ndarray, k: int, end: int, start: np.ndarray, length
     while k < end:
         c = data[k]
         if c < 0x80 and (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39):  # a-z, 0-9: as they are
-            if pending_space:
-                out[w] = 0x20
-                w += 1
-                pending_space = False
+            w = space_before(out, w, pending_space)
+            pending_space = False
             out[w] = c
             w += 1
             k += 1
@@ -108,10 +106,8 @@ def _normalise_row(data: np.ndarray, k: int, end: int, start: np.ndarray, length
         cp, nxt = decode(data, k)
         count = length[cp] if cp < len(length) else 0
         if count == 0:  # unchanged: copy its bytes
-            if pending_space:
-                out[w] = 0x20
-                w += 1
-                pending_space = False
+            w = space_before(out, w, pending_space)
+            pending_space = False
             for m in range(k, nxt):
                 out[w] = data[m]
                 w += 1
@@ -122,10 +118,8 @@ def _normalise_row(data: np.ndarray, k: int, end: int, start: np.ndarray, length
                 if mapped == 0x20:
                     pending_space = w > row_start
                     continue
-                if pending_space:
-                    out[w] = 0x20
-                    w += 1
-                    pending_space = False
+                w = space_before(out, w, pending_space)
+                pending_space = False
                 w = encode(out, w, mapped)
         k = nxt
     return w

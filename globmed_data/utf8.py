@@ -51,6 +51,16 @@ def decode(data: np.ndarray, k: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def space_before(out: np.ndarray, w: int, pending: bool) -> int:
+    """Where separators were skipped before the next character (`pending`), one space goes at
+    out[w]; returns the next position. Writers collapse separator runs this way."""
+    if pending:
+        out[w] = 0x20
+        return w + 1
+    return w
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def encode(out: np.ndarray, w: int, cp: int) -> int:
     if cp < 0x80:
         out[w] = cp
