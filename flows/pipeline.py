@@ -21,6 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
+from globmed_data.curation import record_stage_settings
 from globmed_data.dedup_stage import run_dedup
 from globmed_data.export.stage import card_text, run_export
 from globmed_data.export.versions import get_version
@@ -89,6 +90,25 @@ def export_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, A
     return _stage(wh, run_id, "export", lambda log: run_export(wh, loaded, run_id, log=log))
 
 
+def _mark_crashed(flow_run_ids: list[str]) -> None:
+    """A killed run's flow run stays Running in Prefect (nothing was left to report its end):
+    the next run on the warehouse, which found it killed, sets it Crashed."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    logger = get_run_logger()
+    with get_client(sync_client=True) as client:
+        for flow_run_id in flow_run_ids:
+            try:
+                state = client.read_flow_run(flow_run_id).state
+                if state is not None and not state.is_final():
+                    message = "killed: found still running by the next run on this warehouse"
+                    client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+                    logger.warning(f"flow run {flow_run_id} was killed; marked Crashed")
+            except Exception as exc:  # another Prefect server, or the run was deleted
+                logger.warning(f"cannot mark flow run {flow_run_id} Crashed: {type(exc).__name__}: {exc}")
+
+
 def _run_status(reports: list[dict[str, Any]]) -> str:
     failed = sum(r["status"] == "failed" for r in reports)
     if failed == 0:
@@ -114,12 +134,14 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
     flow_run_id = flow_run.get_id()
     sources = [s for s in loaded.config.sources if s.enabled]
     with Warehouse(wh_path) as wh:
-        wh.start_run(
+        crashed = wh.start_run(
             run_id,
             config_hash=loaded.config.config_hash(),
             config_path=str(loaded.path),
             flow_run_id=str(flow_run_id) if flow_run_id else None,
         )
+        _mark_crashed(crashed)
+        record_stage_settings(wh, loaded)
         try:
             runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
             with runner:

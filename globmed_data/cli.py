@@ -69,21 +69,44 @@ def _open_read(warehouse: Path | None) -> Warehouse:
 def run(
     config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
     warehouse: Path | None = WarehouseOpt,
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an operational error."),
 ) -> None:
     """Run the pipeline flow (Prefect; ephemeral unless PREFECT_API_URL points at a server)."""
-    try:
-        loaded = load_config(config)  # refuse an invalid config before Prefect even starts
-    except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+    loaded = _load(config)  # refuse an invalid config before Prefect even starts
+    _open_write(loaded, warehouse).close()  # a held lock or an unwritable folder: said now, in one line
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.pipeline import pipeline_flow
 
     enabled = [s.name for s in loaded.config.sources if s.enabled]
     console.print(f"running [bold]{loaded.config.name}[/] ({len(enabled)} sources) from {config}")
-    result = pipeline_flow(config_path=str(config), warehouse=str(warehouse) if warehouse else None)
+    try:
+        result = pipeline_flow(config_path=str(config), warehouse=str(warehouse) if warehouse else None)
+    except Exception as exc:
+        if debug:
+            raise
+        raise _fail(_operational(exc), 1) from None
     _print_run(result)
     code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[result["status"]]
     raise typer.Exit(code)
+
+
+def _operational(exc: Exception) -> str:
+    """One line: what failed and what to do (the traceback is behind --debug)."""
+    from globmed_data.curation import PendingWork
+
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    lowered = text.lower()
+    if "no space left" in lowered or "disk full" in lowered:
+        return (
+            f"{text}: the disk is full; free space (or move the warehouse with --warehouse), then run again"
+        )
+    if "read-only" in lowered or "permission denied" in lowered:
+        return f"{text}: the location is not writable; choose another with --warehouse or fix its permissions"
+    if "lock" in lowered:
+        return f"{text}: another process has the warehouse; wait for it to finish, or use another --warehouse"
+    if isinstance(exc, PendingWork):
+        return text
+    return f"{text} (run again with --debug for the traceback; a re-run resumes where this one stopped)"
 
 
 def _print_run(result: dict[str, Any]) -> None:
@@ -315,19 +338,29 @@ def export_cmd(
     config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
     warehouse: Path | None = WarehouseOpt,
     publish: bool = typer.Option(True, "--publish/--no-publish", help="Push to the configured targets."),
+    run_stages: bool = typer.Option(
+        False, "--run-stages", help="First run the stages that have pending work (langid, quality, ...)."
+    ),
 ) -> None:
     """Export the curated view as a dataset version (none when nothing changed) and publish it.
 
-    Re-running retries a version whose publication failed."""
+    Re-running retries a version whose publication failed. Refused (exit 2) while a stage has
+    pending work, such as after a killed run, unless --run-stages runs it first."""
+    import uuid
+
+    from globmed_data.curation import PendingWork
+    from globmed_data.curation import run_stages as run_pending_stages
     from globmed_data.export.stage import run_export
 
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
-    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-    with Warehouse(resolve_warehouse_path(warehouse, configured)) as wh:
-        result = run_export(wh, loaded, publish=publish, log=lambda m: console.print(m, highlight=False))
+    loaded = _load(config)
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    with _open_write(loaded, warehouse) as wh:
+        try:
+            if run_stages:
+                run_pending_stages(wh, loaded, f"export-{uuid.uuid4().hex[:12]}", log=say)
+            result = run_export(wh, loaded, publish=publish, log=say)
+        except PendingWork as exc:
+            raise _fail(str(exc), EXIT_CONFIG) from None
     _print_export(result)
     raise typer.Exit(EXIT_PARTIAL if result.get("status") == "failed" else 0)
 
@@ -488,7 +521,10 @@ def _load(config: Path) -> Any:
 
 def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
     configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-    return Warehouse(resolve_warehouse_path(warehouse, configured))
+    try:
+        return Warehouse(resolve_warehouse_path(warehouse, configured))
+    except (WarehouseError, OSError) as exc:
+        raise _fail(_operational(exc), EXIT_CONFIG) from None
 
 
 @translate_app.command("run")
@@ -590,12 +626,24 @@ def review_import(
 
 
 @config_app.command("validate")
-def config_validate(config: Path = typer.Argument(..., help="Pipeline config (YAML).")) -> None:
-    """Validate a config without running anything."""
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+def config_validate(
+    config: Path = typer.Argument(..., help="Pipeline config (YAML)."),
+    strict: bool = typer.Option(False, "--strict", help="Treat warnings (missing files...) as errors."),
+) -> None:
+    """Validate a config without running anything; warn about what would fail at run time."""
+    from globmed_data.sources.locate import check_sources
+
+    loaded = _load(config)
+    warnings = check_sources(loaded)
+    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    where = resolve_warehouse_path(None, configured).resolve()
+    folder = next(p for p in (where, *where.parents) if p.exists())
+    if not os.access(folder if folder.is_dir() else folder.parent, os.W_OK):
+        warnings.append(f"warehouse {where}: {folder} is not writable")
+    for line in warnings:
+        console.print(f"[yellow]warning:[/] {line}", highlight=False)
+    if strict and warnings:
+        raise _fail(f"{len(warnings)} warning(s) and --strict", EXIT_CONFIG)
     names = ", ".join(s.name for s in loaded.config.sources)
     out.print(f"{config}: valid ({len(loaded.config.sources)} sources: {names})")
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from globmed_data import faults
 from globmed_data.config import FileSource, HubSource, LoadedConfig
 from globmed_data.ids import canonical_json, stable_hash
 from globmed_data.normalize import NORMALIZER_VERSION
@@ -104,14 +105,9 @@ class SourceCollector:
         try:
             self._collect()
         except (SourceError, OSError) as exc:
-            self.report.status, self.report.error = "failed", str(exc)
-            self.wh.fail_source(
-                source=self.source.name,
-                kind=self.source.kind,
-                run_id=self.run_id,
-                spec_hash=self.spec_hash,
-                error=str(exc),
-            )
+            self._fail(str(exc))
+        except Exception as exc:  # no input may stop the run: the source fails, with the cause
+            self._fail(f"{type(exc).__name__}: {exc}")
         self.report.seconds = round(time.perf_counter() - t0, 3)
         self.report.by_language = dict(sorted(self.languages.items()))
         self.report.by_reason = dict(sorted(self.reasons.items()))
@@ -127,6 +123,13 @@ class SourceCollector:
         )
         return self.report
 
+    def _fail(self, error: str) -> None:
+        self.report.status, self.report.error = "failed", error
+        self.wh.fail_source(
+            source=self.source.name, kind=self.source.kind, run_id=self.run_id, spec_hash=self.spec_hash,
+            error=error,
+        )  # fmt: skip
+
     def _collect(self) -> None:
         state = self.wh.source_state(self.source.name)
         revision = None
@@ -140,12 +143,19 @@ class SourceCollector:
         located = self._locate(revision)
         self.report.files = len(located.files)
         checksums = [(f.rel, f.sha256()) for f in located.files]
+        # A file that cannot be opened counts in the fingerprint, so mending it is a change.
+        checksums += [(rel, f"unreadable: {why}") for rel, why in located.unreadable]
         if revision is None:
             fingerprint = _fingerprint(self.spec_hash, None, checksums)
             if state and state["status"] == "complete" and state["fingerprint"] == fingerprint:
                 self._skip("files unchanged")
                 return
         self._collect_files(located, dict(checksums))
+        if located.unreadable:
+            batch = _Batch()
+            for rel, why in located.unreadable:
+                self._quarantine(batch, rel, "file", None, "file_unreadable", why, None, 0)
+            self._flush(batch, None)
         self.report.vanished = self.wh.finish_source(
             source=self.source.name,
             kind=self.source.kind,
@@ -153,7 +163,7 @@ class SourceCollector:
             spec_hash=self.spec_hash,
             fingerprint=fingerprint,
             revision=revision,
-            files=[f.rel for f in located.files],
+            files=[f.rel for f in located.files] + [rel for rel, _ in located.unreadable],
         )
 
     def _locate(self, revision: str | None) -> Located:
@@ -196,7 +206,12 @@ class SourceCollector:
             )
             for item in items:
                 records += 1
-                self._add(batch, f, ctx, item)
+                try:
+                    self._add(batch, f, ctx, item)
+                except Exception as exc:  # one odd record never stops the file: it is quarantined
+                    reason = "too_deep" if isinstance(exc, RecursionError) else "record_error"
+                    self._quarantine(batch, f.rel, item.locator, None, reason, f"{type(exc).__name__}: {exc}",
+                                     item.raw_text, item.size)  # fmt: skip
                 if len(batch) >= self.settings.batch_size:
                     self._flush(batch, None)
                     batch = _Batch()
@@ -294,6 +309,7 @@ class SourceCollector:
         )
         for k in ("added", "updated", "unchanged", "quarantined"):
             setattr(self.report, k, getattr(self.report, k) + counts[k])
+        faults.point("collect.batch")
 
 
 def collect_source(

@@ -623,6 +623,23 @@ def expand_env(text: str) -> str:
     return _ENV.sub(repl, text)
 
 
+def unset_variables(data: Any, where: str = "") -> list[str]:
+    """Every `${VAR}` (without a `:-default`) whose variable is unset, with the key it is under:
+    found before any work starts, not when a stage first resolves the path."""
+    if isinstance(data, dict):
+        return [m for k, v in data.items() for m in unset_variables(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, list):
+        return [m for i, v in enumerate(data) for m in unset_variables(v, f"{where}[{i}]")]
+    if not isinstance(data, str):
+        return []
+    return [
+        f"  - {where}: environment variable {m.group(1)} is not set "
+        f"(set it, or give a default: ${{{m.group(1)}:-DEFAULT}})"
+        for m in _ENV.finditer(data)
+        if m.group(2) is None and os.environ.get(m.group(1)) is None
+    ]
+
+
 def resolve_path(text: str, base: Path) -> Path:
     path = Path(expand_env(text)).expanduser()
     return path if path.is_absolute() else (base / path)
@@ -669,6 +686,9 @@ def load_config(path: str | Path) -> LoadedConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     config = parse_config(data, str(path))
+    unset = unset_variables(data)
+    if unset:
+        raise ConfigError("\n".join([f"invalid configuration in {path}:", *unset]))
     return LoadedConfig(config=config, path=path.resolve(), base_dir=path.resolve().parent)
 
 

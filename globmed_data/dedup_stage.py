@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from globmed_data import faults
 from globmed_data.config import DedupSettings, LoadedConfig
 from globmed_data.ids import stable_hash
 from globmed_data.minhash import (
@@ -73,6 +74,8 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, si
             "numbers": keys["numbers"].to_arrow(),
             "signature": pa.ListArray.from_arrays(offsets, flat),
             "run_id": pa.array([run_id] * len(keys), pa.string()),
+            # Not linked yet: an upsert keeps columns it does not name, so this one is named.
+            "linked_index": pa.nulls(len(keys), pa.string()),
         }
     )
     wh.upsert("dedup_signatures", table)
@@ -237,44 +240,71 @@ def _read_signatures(
     )
 
 
+def index_hash(s: DedupSettings) -> str:
+    """The LSH index links are searched under: links made under another one no longer hold."""
+    bands, rows = lsh_shape(s)
+    return stable_hash(signature_hash(s), str(bands), str(rows), str(s.threshold), str(s.verify_margin))
+
+
+def members_key(wh: Warehouse, s: DedupSettings) -> str:
+    """What the stored clusters were decided from: the participants (id and content, as a
+    count and an order-free digest) and every dedup setting. A change means dedup has work."""
+    count, digest = wh.query(
+        f"SELECT count(*), coalesce(bit_xor(hash(entry_id || ':' || content_hash)), 0) FROM ({_PARTICIPANTS})"
+    )[0]
+    return stable_hash("dedup-members", s.model_dump_json(), str(count), str(digest))
+
+
+def pending(wh: Warehouse, s: DedupSettings) -> int:
+    """Participants not yet signed and linked under the current index."""
+    return int(
+        wh.query(
+            f"SELECT count(*) FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "
+            "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash "
+            "WHERE s.linked_index IS DISTINCT FROM ?",
+            [index_hash(s)],
+        )[0][0]
+    )
+
+
+def clusters_stale(wh: Warehouse, s: DedupSettings) -> bool:
+    """The participants or the settings changed since the clusters were decided (an entry
+    vanished or was rejected, say: it may have been the one its cluster kept)."""
+    return dict(wh.query("SELECT key, value FROM dedup_state")).get("members") != members_key(wh, s)
+
+
 def run_dedup(
     wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
+    """Sign, link and cluster. Resumable by construction: signatures are committed per chunk,
+    but an entry counts as done only once its links are stored, and its links, that mark and
+    the clusters are committed together. A run killed anywhere leaves its entries pending."""
     started = time.perf_counter()
     say = log or (lambda _: None)
     s = loaded.config.dedup
     bands, rows = lsh_shape(s)
-    shash = signature_hash(s)
-    index_hash = stable_hash(shash, str(bands), str(rows), str(s.threshold), str(s.verify_margin))
-    if dict(wh.query("SELECT key, value FROM dedup_state")).get("index") != index_hash:
-        # New LSH parameters: links made under the old ones no longer hold.
-        with wh.transaction() as con:
-            con.execute("DELETE FROM dedup_edges")
-            con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('index', ?)", [index_hash])
-        relink_all = True
-    else:
-        relink_all = False
+    shash, ihash = signature_hash(s), index_hash(s)
 
+    decided_from = members_key(wh, s)
     part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY e.entry_id"))
     assert isinstance(part, pl.DataFrame)
-    current = pl.from_arrow(wh.arrow("SELECT entry_id, content_hash, settings_hash FROM dedup_signatures"))
-    assert isinstance(current, pl.DataFrame)
-    fresh = part.join(current, on=["entry_id", "content_hash"], how="left").filter(
-        pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
+    current = pl.from_arrow(
+        wh.arrow("SELECT entry_id, content_hash, settings_hash, linked_index FROM dedup_signatures")
     )
-    # Map: sign new and edited entries; their old links go.
+    assert isinstance(current, pl.DataFrame)
+    known = part.join(current, on=["entry_id", "content_hash"], how="left")
+    unsigned = pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
+    fresh = known.filter(unsigned)
+    # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
+    unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
+    # Map: sign new and edited entries (their rows come back with no links searched).
     for start in range(0, len(fresh), CHUNK):
         batch = fresh.slice(start, CHUNK)
         keys, sig = sign(batch, s)
         _store_signatures(wh, batch, keys, sig, shash, run_id)
         say(f"dedup: signed {min(start + CHUNK, len(fresh))}/{len(fresh)} entries")
-    fresh_ids = fresh["entry_id"].to_list()
-    if fresh_ids:
-        with wh.transaction() as con:
-            con.register("b_fresh", pa.table({"entry_id": pa.array(fresh_ids, pa.string())}))
-            con.execute("DELETE FROM dedup_edges WHERE a IN (SELECT entry_id FROM b_fresh) "
-                        "OR b IN (SELECT entry_id FROM b_fresh)")  # fmt: skip
-            con.unregister("b_fresh")
+        faults.point("dedup.signed")
+    unlinked_ids = unlinked["entry_id"].to_list()
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
     ids = part["entry_id"].to_list()
@@ -296,13 +326,10 @@ def run_dedup(
         how="vertical_relaxed",
     )
     node_ids = nodes["entry_id"].to_list()
+    unlinked_set = set(unlinked_ids)
     is_new = np.zeros(len(nodes), dtype=bool)
-    if relink_all:
-        is_new[:] = True
-    else:
-        fresh_set = set(fresh_ids)
-        is_new[[i for i, e in enumerate(node_ids) if e in fresh_set]] = True
-        is_new[len(part) :] = True  # benchmark items are linked every run
+    is_new[[i for i, e in enumerate(node_ids) if e in unlinked_set]] = True
+    is_new[len(part) :] = True  # benchmark items are linked every run
     i, j = candidate_pairs(exact, band_keys(sig, bands, rows), is_new)
     links = pl.DataFrame({"i": [], "j": [], "method": [], "similarity": []},
                          schema={"i": pl.Int64, "j": pl.Int64, "method": pl.String,
@@ -323,19 +350,28 @@ def run_dedup(
     stored = named.filter(
         ~pl.col("a").str.starts_with("benchmark:") & ~pl.col("b").str.starts_with("benchmark:")
     )
-    if len(stored):
-        run_col = pl.lit(run_id).alias("run_id")
-        wh.upsert("dedup_edges", stored.select("a", "b", "method", "similarity", run_col)
-                  .unique(["a", "b"]).to_arrow())  # fmt: skip
+    new_edges = stored.select("a", "b", "method", "similarity", pl.lit(run_id).alias("run_id")).unique(
+        ["a", "b"]
+    )
 
-    # Components over all current links between participants, and this run's benchmark links.
+    # Components over the links as they will stand (the stored ones, less those of the entries
+    # linked again now, plus the new ones) and this run's benchmark links.
     position = {e: k for k, e in enumerate(node_ids)}
     bench_links = named.filter(
         pl.col("a").str.starts_with("benchmark:") | pl.col("b").str.starts_with("benchmark:")
     )
+    kept_edges = [
+        (a, b)
+        for a, b in wh.query("SELECT a, b FROM dedup_edges")
+        if a not in unlinked_set and b not in unlinked_set
+    ]
     edges = [
         (position[a], position[b])
-        for a, b in [*wh.query("SELECT a, b FROM dedup_edges"), *bench_links.select("a", "b").iter_rows()]
+        for a, b in [
+            *kept_edges,
+            *new_edges.select("a", "b").iter_rows(),
+            *bench_links.select("a", "b").iter_rows(),
+        ]
         if a in position and b in position
     ]
     left = np.array([e[0] for e in edges], dtype=np.int64)
@@ -347,20 +383,31 @@ def run_dedup(
         pl.Series(in_cluster)
     )
     decided, contamination = decide_clusters(members, s, sig, exact, run_id)
+    faults.point("dedup.decided")
+    # One transaction: the links, the mark that they were searched, and the clusters.
     with wh.transaction() as con:
+        con.register("b_ids", pa.table({"entry_id": pa.array(unlinked_ids, pa.string())}))
+        con.execute("DELETE FROM dedup_edges WHERE a IN (SELECT entry_id FROM b_ids) "
+                    "OR b IN (SELECT entry_id FROM b_ids)")  # fmt: skip
+        con.execute("UPDATE dedup_signatures SET linked_index = ? "
+                    "WHERE entry_id IN (SELECT entry_id FROM b_ids)", [ihash])  # fmt: skip
+        con.unregister("b_ids")
         con.execute("DELETE FROM dedup_members")
         con.execute("DELETE FROM contamination")
-        for table, frame in (("dedup_members", decided), ("contamination", contamination)):
+        for table, frame in (("dedup_edges", new_edges), ("dedup_members", decided),
+                             ("contamination", contamination)):  # fmt: skip
             if len(frame):
                 con.register("b_rows", frame.to_arrow())
-                con.execute(f"INSERT INTO {table} SELECT * FROM b_rows")
+                con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM b_rows")
                 con.unregister("b_rows")
+        con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('members', ?)", [decided_from])
     counts = dict(wh.query("SELECT decision, count(*) FROM dedup_members GROUP BY 1"))
     by_method = dict(
         wh.query("SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1")
     )
     return {
-        "checked": len(fresh_ids),
+        "checked": len(fresh),
+        "linked": len(unlinked_ids),
         "entries": len(part),
         "benchmark_items": len(bench),
         "bands": bands,

@@ -17,6 +17,7 @@ from typing import Any, cast
 import polars as pl
 import pyarrow as pa
 
+from globmed_data import faults
 from globmed_data.config import LangIdSettings, LoadedConfig
 from globmed_data.ids import stable_hash
 from globmed_data.langid import (
@@ -145,6 +146,7 @@ def run_langid(
         # else: the next run decides them.
         with wh.transaction() as con:
             con.execute(_DROP_STALE, [settings_hash])
+        faults.point("langid.dropped")
         with wh.background_upserts(new_rows=True) as insert:
             # The next batch is read and prepared in the background while this one is detected.
             for frame, prepared in prefetched(read_batches(wh, settings_hash, ident.max_chars)):
@@ -152,6 +154,7 @@ def run_langid(
                 insert("langid_results", decided)
                 this_run.update(decided.column("decision").to_pylist())
                 done += decided.num_rows
+                faults.point("langid.batch")
                 if log:
                     log(f"langid: {done}/{todo} entries decided")
     totals = dict(wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"))

@@ -10,6 +10,7 @@ from typing import cast
 
 import polars as pl
 
+from globmed_data import faults
 from globmed_data.config import LoadedConfig
 from globmed_data.quality_rules import evaluate, settings_hash
 from globmed_data.warehouse import Warehouse, now
@@ -56,6 +57,7 @@ def run_quality(
             passed += int(decided.get_column("passed").sum())
             reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
             done += len(batch)
+            faults.point("quality.batch")
             if log:
                 log(f"quality: {done}/{todo} entries checked")
     total, total_passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]

@@ -267,15 +267,21 @@ class Warehouse:
     # -- runs ---------------------------------------------------------------------
     def start_run(
         self, run_id: str, *, config_hash: str, config_path: str | None, flow_run_id: str | None = None
-    ) -> None:
+    ) -> list[str]:
+        """Record a new run; returns the Prefect flow-run ids of the runs found killed."""
         with self.transaction() as con:
             # One process holds the file, so a run still marked running was killed.
-            con.execute("UPDATE runs SET status = 'crashed' WHERE status = 'running'")
+            crashed = con.execute(
+                "UPDATE runs SET status = 'crashed', "
+                "error = coalesce(error, 'killed: found still running by the next run') "
+                "WHERE status = 'running' RETURNING flow_run_id"
+            ).fetchall()
             con.execute(
                 "INSERT INTO runs (run_id, flow_run_id, config_path, config_hash, status, started_at) "
                 "VALUES (?, ?, ?, ?, 'running', ?)",
                 [run_id, flow_run_id, config_path, config_hash, now()],
             )
+        return [r[0] for r in crashed if r[0]]
 
     def finish_run(self, run_id: str, status: str, counts: dict[str, Any], error: str | None = None) -> None:
         with self.transaction() as con:

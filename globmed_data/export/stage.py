@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from globmed_data import faults
 from globmed_data.config import LoadedConfig
+from globmed_data.curation import PendingWork, pending_work, record_stage_settings
 from globmed_data.export.card import CardInputs, render_card
 from globmed_data.export.events import emit_published
 from globmed_data.export.layout import CARD, read_manifest, write_version_folder
@@ -19,6 +21,7 @@ from globmed_data.export.versions import (
     get_version,
     latest_version,
     next_version,
+    record_event,
     record_publication,
     record_version,
     settle_status,
@@ -91,7 +94,13 @@ def run_export(
 ) -> dict[str, Any]:
     s = loaded.config.export
     started = time.perf_counter()
+    # Fail closed: the curated view must hold only what every enabled stage decided.
+    record_stage_settings(wh, loaded)
+    pending = pending_work(wh, loaded)
+    if pending:
+        raise PendingWork(pending)
     snap = take_snapshot(wh, s)
+    faults.point("export.snapshot")
     if snap.entries == 0:
         log("export: the curated view is empty; nothing to export")
         return {"status": "skipped", "entries": 0}
@@ -104,7 +113,6 @@ def run_export(
         version = _create_version(wh, loaded, run_id, snap, latest, log)
         created = True
     record = get_version(wh, s.repo_id, version)
-    was_published = record["status"] == "published"
     result: dict[str, Any] = {
         "version": version,
         "created": created,
@@ -117,7 +125,10 @@ def run_export(
     status = record["status"]
     if publish:
         status, published_to = _publish(wh, loaded, record, log)
-        if status == "published" and not was_published:
+        faults.point("export.published")
+        # Sent once the version is published, and until it was sent (a run killed in between
+        # sends it next time: at least once, never before every tag exists).
+        if status == "published" and record.get("event_id") is None:
             event = emit_published(
                 repo_id=s.repo_id,
                 version=version,
@@ -126,6 +137,8 @@ def run_export(
                 targets=published_to,
             )
             result["event"] = str(event.id) if event is not None else None
+            if event is not None:
+                record_event(wh, s.repo_id, version, str(event.id))
             log(
                 f"export: v{version} published; event globmed.dataset.published "
                 f"{'emitted' if event is not None else 'not emitted (no Prefect API)'}"
@@ -170,6 +183,7 @@ def _create_version(
         row_group_rows=s.row_group_rows,
         zstd_level=s.zstd_level,
     )
+    faults.point("export.written")
     counts = {
         "entries": snap.entries,
         "files": len(manifest["files"]),
@@ -194,6 +208,7 @@ def _create_version(
         folder=str(folder),
         run_id=run_id,
     )
+    faults.point("export.recorded")
     log(
         f"export: v{version} ({bump}) written to {folder}: {counts['files']} files, "
         f"{counts['bytes'] / 1e6:.1f} MB; +{changes['added']:,} −{changes['removed']:,} "
@@ -216,6 +231,7 @@ def _publish(
             revision = target.publish(folder, record["version"], record["created_at"])
         except PublishError as exc:
             error = str(exc)
+        faults.point("export.tagged")
         record_publication(
             wh,
             repo_id=s.repo_id,

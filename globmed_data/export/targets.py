@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from globmed_data import faults
 from globmed_data.config import HubTargetSettings
 from globmed_data.export.layout import MANIFEST, read_manifest
 from globmed_data.secrets import credential, redact
@@ -49,8 +50,16 @@ class LocalGitTarget:
         self.location = str(self.path)
 
     def _git(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+        done = self._run(*args, env=env)
+        if check and done.returncode != 0:
+            raise PublishError(f"git {' '.join(args)} failed in {self.path}: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def _run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        done = subprocess.run(
+        # Named outright: a damaged .git must fail, never send git up to an enclosing repository.
+        base |= {"GIT_DIR": str(self.path / ".git"), "GIT_WORK_TREE": str(self.path)}
+        return subprocess.run(
             [
                 "git",
                 "-c",
@@ -66,9 +75,6 @@ class LocalGitTarget:
             capture_output=True,
             text=True,
         )
-        if check and done.returncode != 0:
-            raise PublishError(f"git {' '.join(args)} failed in {self.path}: {done.stderr.strip()}")
-        return done.stdout.strip()
 
     def tag_commit(self, tag: str) -> str | None:
         out = self._git("rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}", check=False)
@@ -79,6 +85,7 @@ class LocalGitTarget:
             raise PublishError("git is not installed: install it, or set export.local.enabled: false")
         tag = f"v{version}"
         self.path.mkdir(parents=True, exist_ok=True)
+        self._repair()
         if not (self.path / ".git").exists():
             self._git("init", "-q", "-b", "main")
         fingerprint = read_manifest(folder)["fingerprint"]
@@ -102,9 +109,51 @@ class LocalGitTarget:
             "GIT_COMMITTER_DATE": stamp,
         }
         self._git("add", "-A")
-        self._git("commit", "-q", "--allow-empty", "--no-verify", "-m", f"globmed-data {tag}", env=env)
+        faults.point("export.git_added")
+        message = f"globmed-data {tag}"
+        if not self._committed(message):  # a run killed between commit and tag made it already
+            self._git("commit", "-q", "--allow-empty", "--no-verify", "-m", message, env=env)
+        faults.point("export.git_committed")
         self._git("tag", tag)
         return self._git("rev-parse", "HEAD")
+
+    def _committed(self, message: str) -> bool:
+        """HEAD is this version's commit, and the index holds exactly its files."""
+        head = self._run("log", "-1", "--format=%s", "HEAD")
+        if head.returncode != 0 or head.stdout.strip() != message:
+            return False
+        return self._run("diff", "--cached", "--quiet", "HEAD").returncode == 0
+
+    def _repair(self) -> None:
+        """Undo what a killed git leaves behind, so one kill never blocks every later publish.
+
+        Locks: the warehouse's writer is the only process that publishes to this repository,
+        so a lock file found now was left by a killed git. A repository whose `git init` was
+        killed (no HEAD) and that holds no tag yet is made again; one with tags is never
+        deleted: it gets its HEAD back, or a clear error.
+        """
+        git_dir = self.path / ".git"
+        if not git_dir.is_dir():
+            return
+        for lock in git_dir.rglob("*.lock"):
+            lock.unlink(missing_ok=True)
+        if self._run("rev-parse", "--git-dir").returncode == 0 and (git_dir / "HEAD").is_file():
+            return
+        tags = git_dir / "refs" / "tags"
+        packed = git_dir / "packed-refs"
+        has_tags = (tags.is_dir() and any(tags.iterdir())) or (
+            packed.is_file() and "refs/tags/" in packed.read_text(errors="replace")
+        )
+        if not has_tags:
+            shutil.rmtree(git_dir)
+            return
+        (git_dir / "HEAD").write_text("ref: refs/heads/main\n")
+        check = self._run("rev-parse", "--git-dir")
+        if check.returncode != 0:
+            raise PublishError(
+                f"the git repository {self.path} is damaged ({check.stderr.strip()}) and holds "
+                "published tags: move it aside and publish again, or repair it with git"
+            )
 
     def _check_tagged(self, tag: str, commit: str, fingerprint: str) -> str:
         shown = self._git("show", f"{tag}:{MANIFEST}", check=False)

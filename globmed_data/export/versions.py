@@ -217,6 +217,14 @@ def record_publication(
         )
 
 
+def record_event(wh: Warehouse, repo_id: str, version: str, event_id: str) -> None:
+    with wh.transaction() as con:
+        con.execute(
+            "UPDATE dataset_versions SET event_id = ? WHERE repo_id = ? AND version = ?",
+            [event_id, repo_id, version],
+        )
+
+
 def settle_status(wh: Warehouse, repo_id: str, version: str, targets: list[str]) -> str:
     """published when every target's tag exists; failed (with the error) when any push failed."""
     rows = wh.query_dicts(

@@ -6,6 +6,8 @@ import fnmatch
 import glob
 import hashlib
 import os
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class SourceFile:
 class Located:
     files: list[SourceFile]
     revision: str | None  # Hub commit sha; None for local files
+    unreadable: tuple[tuple[str, str], ...] = ()  # (name, why): matched, but cannot be opened
 
 
 def _static_root(pattern: str) -> Path:
@@ -47,33 +50,124 @@ def _static_root(pattern: str) -> Path:
 
 def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
     found: dict[str, SourceFile] = {}
+    unreadable: dict[str, str] = {}
     for raw in source.paths:
         pattern = str(loaded.resolve(raw))
         if glob.has_magic(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
+            matches = match_files(pattern)
             if not matches:
                 raise SourceError(f"source '{source.name}': no files match {raw!r} (resolved to {pattern})")
         else:
-            if not Path(pattern).exists():
+            if not os.path.lexists(pattern):
                 raise SourceError(f"source '{source.name}': file not found: {raw!r} (resolved to {pattern})")
             matches = [pattern]
         root = _static_root(pattern)
         for match in matches:
             path = Path(match)
-            if path.is_dir():
-                continue
             rel = os.path.relpath(path, root).replace(os.sep, "/")
             if _excluded(rel, source.exclude):
                 continue
-            if rel in found and found[rel].path != path.resolve():
+            try:  # a symlink loop or a dangling link fails here, for this file alone
+                if path.is_dir():
+                    continue
+                real, size = Path(os.path.realpath(path, strict=True)), path.stat().st_size
+            except OSError as exc:
+                unreadable[rel] = f"{path}: {exc.strerror or exc}"
+                continue
+            if rel in found and found[rel].path != real:
                 raise SourceError(
                     f"source '{source.name}': two files share the name {rel!r} "
                     f"({found[rel].path} and {path}); split them into two sources"
                 )
-            found[rel] = SourceFile(path.resolve(), rel, path.stat().st_size)
-    if not found:
+            found[rel] = SourceFile(real, rel, size)
+    if not found and not unreadable:
         raise SourceError(f"source '{source.name}': every matching file was excluded")
-    return Located(sorted(found.values(), key=lambda f: f.rel), None)
+    return Located(sorted(found.values(), key=lambda f: f.rel), None, tuple(sorted(unreadable.items())))
+
+
+def check_sources(loaded: LoadedConfig) -> list[str]:
+    """What would fail when the local sources are read (a missing file, a folder with no match),
+    found without reading them. Hub sources are not contacted."""
+    problems = []
+    for source in loaded.config.sources:
+        if not source.enabled:
+            continue
+        try:
+            if isinstance(source, FileSource):
+                located = locate_files(source, loaded)
+                problems += [f"source '{source.name}': {why}" for _, why in located.unreadable]
+            elif source.local_path:
+                locate_hub(source, loaded, None)
+        except SourceError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def match_files(pattern: str) -> list[str]:
+    """`glob.glob(pattern, recursive=True)` for files, except that a folder reached through
+    symbolic links is read once (a link loop under `**` would list each file once per lap).
+    Real paths are preferred to linked ones; hidden names match only a pattern part that starts
+    with a dot, as in glob."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root, wanted = Path(*parts[:first]) if first else Path("."), list(parts[first:])
+    depth = None if "**" in wanted else len(wanted)
+    skip_hidden = not any(p.startswith(".") for p in wanted)
+    return sorted(
+        str(path) for names, path in _walk(root, depth, skip_hidden) if _matches(wanted, list(names))
+    )
+
+
+def _walk(root: Path, depth: int | None, skip_hidden: bool) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """(names under root, path) of every non-folder entry; each real folder is entered once."""
+    seen: set[tuple[int, int]] = set()
+    real: deque[tuple[Path, tuple[str, ...]]] = deque([(root, ())])
+    linked: deque[tuple[Path, tuple[str, ...]]] = deque()
+    while real or linked:
+        folder, names = real.popleft() if real else linked.popleft()
+        try:
+            st = os.stat(folder)
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        for entry in entries:
+            child = (*names, entry.name)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a link loop: listed as a file, which then fails alone
+                is_dir = False
+            if not is_dir:
+                yield child, Path(entry.path)
+            elif not (skip_hidden and entry.name.startswith(".")) and (depth is None or len(child) < depth):
+                (linked if entry.is_symlink() else real).append((Path(entry.path), child))
+
+
+def _matches(parts: list[str], names: list[str]) -> bool:
+    """glob's rules, one path component at a time: `**` spans zero or more visible folders."""
+    if not parts:
+        return not names
+    head, rest = parts[0], parts[1:]
+    if head == "**":
+        for k in range(len(names) + 1):
+            if k and names[k - 1].startswith("."):
+                return False
+            if _matches(rest, names[k:]):
+                return True
+        return False
+    if not names:
+        return False
+    name = names[0]
+    if glob.has_magic(head):
+        if name.startswith(".") and not head.startswith("."):
+            return False
+        if not fnmatch.fnmatchcase(name, head):
+            return False
+    elif name != head:
+        return False
+    return _matches(rest, names[1:])
 
 
 def _excluded(rel: str, patterns: list[str]) -> bool:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 BOM = b"\xef\xbb\xbf"
 FORMATS = ("json", "jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
@@ -66,9 +68,9 @@ def read_file(
     elif fmt in ("csv", "tsv"):
         yield from _read_csv(path, encoding, "\t" if fmt == "tsv" else ",", max_record_bytes)
     elif fmt == "parquet":
-        yield from _read_parquet(path)
+        yield from _read_parquet(path, max_record_bytes)
     elif fmt == "json":
-        yield from _read_json(path, encoding, record_path)
+        yield from _read_json(path, encoding, record_path, max_record_bytes)
     else:  # pragma: no cover - config validation forbids it
         raise FileReadError(f"unsupported format {fmt}")
 
@@ -123,7 +125,39 @@ def _read_jsonl(path: Path, encoding: str, max_bytes: int) -> Iterator[RawItem]:
                     detail=f"{exc.msg} at column {exc.colno}",
                 )
                 continue
+            except RecursionError:
+                yield RawItem(loc, raw_text=text[:65536], size=size, reason="too_deep", detail=_TOO_DEEP)
+                continue
             yield _object_item(loc, obj, text, size)
+
+
+_TOO_DEEP = "nested too deeply to read (Python's recursion limit)"
+
+
+def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
+    """A record of a format with no text per record (JSON documents, Parquet rows): its size is
+    that of its JSON text, so `max_record_bytes` holds in every format."""
+    try:
+        size = len(orjson.dumps(obj, default=str))
+    except (orjson.JSONEncodeError, RecursionError):  # orjson stops at 255 levels
+        return RawItem(loc, raw_text=_preview(obj), reason="too_deep", detail=_TOO_DEEP)
+    if size > max_bytes:
+        return RawItem(
+            loc,
+            raw_text=_preview(obj),
+            size=size,
+            reason="record_too_large",
+            detail=f"{size} bytes > max_record_bytes {max_bytes}",
+        )
+    return _object_item(loc, obj, None, size, **extra)
+
+
+def _preview(obj: Any) -> str:
+    """The start of a record that cannot be kept whole, for the quarantine row."""
+    try:
+        return orjson.dumps(obj, default=str)[:65536].decode("utf-8", errors="replace")
+    except (orjson.JSONEncodeError, RecursionError):
+        return repr(type(obj))
 
 
 def _object_item(loc: str, obj: Any, text: str | None, size: int, **extra: Any) -> RawItem:
@@ -191,7 +225,7 @@ def _safe(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def _read_parquet(path: Path) -> Iterator[RawItem]:
+def _read_parquet(path: Path, max_bytes: int) -> Iterator[RawItem]:
     import pyarrow.parquet as pq
 
     try:
@@ -201,11 +235,11 @@ def _read_parquet(path: Path) -> Iterator[RawItem]:
     row = 0
     for batch in pf.iter_batches(batch_size=4096):
         for obj in batch.to_pylist():
-            yield RawItem(f"R{row}", record=obj)
+            yield _sized_item(f"R{row}", obj, max_bytes)
             row += 1
 
 
-def _read_json(path: Path, encoding: str, record_path: str | None) -> Iterator[RawItem]:
+def _read_json(path: Path, encoding: str, record_path: str | None, max_bytes: int) -> Iterator[RawItem]:
     data = path.read_bytes()
     try:
         doc = json.loads(_decode(data, encoding))
@@ -213,27 +247,31 @@ def _read_json(path: Path, encoding: str, record_path: str | None) -> Iterator[R
         raise FileReadError(f"{path}: not valid {encoding} at byte {exc.start}: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise FileReadError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise FileReadError(f"{path}: {_TOO_DEEP}") from None
     steps = record_path.split(".") if record_path else []
-    yield from _walk(doc, steps, [], [], path)
+    yield from _walk(doc, steps, [], [], path, max_bytes)
 
 
-def _walk(node: Any, steps: list[str], trail: list[str], wild: list[str], path: Path) -> Iterator[RawItem]:
+def _walk(
+    node: Any, steps: list[str], trail: list[str], wild: list[str], path: Path, max_bytes: int
+) -> Iterator[RawItem]:
     if not steps:
         prefix = "/".join(trail)
         extra = {"_path": "/".join(wild)} if wild else {}
         if isinstance(node, list):
             for i, obj in enumerate(node):
-                yield _object_item(f"{prefix}#{i}", obj, None, 0, **extra)
+                yield _sized_item(f"{prefix}#{i}", obj, max_bytes, **extra)
         else:
-            yield _object_item(f"{prefix}#0", node, None, 0, **extra)
+            yield _sized_item(f"{prefix}#0", node, max_bytes, **extra)
         return
     step, rest = steps[0], steps[1:]
     if not isinstance(node, dict):
         raise FileReadError(f"{path}: record_path step '{step}' at '{'/'.join(trail)}' needs an object")
     if step == "*":
         for key, child in node.items():
-            yield from _walk(child, rest, [*trail, key], [*wild, key], path)
+            yield from _walk(child, rest, [*trail, key], [*wild, key], path, max_bytes)
     elif step in node:
-        yield from _walk(node[step], rest, [*trail, step], wild, path)
+        yield from _walk(node[step], rest, [*trail, step], wild, path, max_bytes)
     else:
         raise FileReadError(f"{path}: record_path step '{step}' not found at '{'/'.join(trail) or '(root)'}'")

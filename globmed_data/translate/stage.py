@@ -14,7 +14,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from globmed_data.config import LoadedConfig, TranslationJob
+from globmed_data import faults
+from globmed_data.config import LoadedConfig, TranslateSettings, TranslationJob
 from globmed_data.ids import content_hash, entry_id, stable_hash
 from globmed_data.translate.backends import Backend, make_backend
 from globmed_data.translate.checks import OutputChecker
@@ -131,6 +132,7 @@ class Translator:
                     for row in chosen.iter_rows(named=True)
                     if not _settled(done.get((row["entry_id"], target)), row["content_hash"], attempted)
                 ]
+                faults.point("translate.planned")
                 self.stats["skipped"] += chosen.height - len(pending)
                 self.log(
                     f"translate: job {job.name} → {target}: {chosen.height} selected, {len(pending)} to do"
@@ -140,6 +142,7 @@ class Translator:
                     ok, bad = self.translate_chunk(job, target, pending[start : start + CHUNK], attempted)
                     counts["translated"] += ok
                     counts["rejected"] += bad
+                    faults.point("translate.chunk")
                     self.log(
                         f"translate: {target}: {min(start + CHUNK, len(pending))}/{len(pending)} entries; "
                         f"{self.stats['cache_hits']} cached / {self.stats['model_segments']} new segments"
@@ -406,3 +409,29 @@ def run_translate(
     backends: dict[str, Backend] | None = None,
 ) -> dict[str, Any]:
     return Translator(wh, loaded, run_id, log, backends).run()
+
+
+def pending(wh: Warehouse, loaded: LoadedConfig) -> int:
+    """Parents a job selects that have no outcome for their current content yet (a run was
+    killed, or they are new). Backend errors waiting for a retry do not count: they may never
+    clear, and what they hold back is a translation, not a decision about a published entry."""
+    frame = pl.from_arrow(wh.arrow(_PARENTS))
+    assert isinstance(frame, pl.DataFrame)
+    done = dict(
+        wh.query("SELECT parent_entry_id || '|' || target_language, parent_content_hash FROM translations")
+    )
+    todo = 0
+    for job in loaded.config.translate.jobs:
+        for target in job.targets:
+            chosen = select_parents(frame, job, target)
+            todo += sum(
+                done.get(f"{e}|{target}") != h
+                for e, h in zip(chosen["entry_id"].to_list(), chosen["content_hash"].to_list(), strict=True)
+            )
+    return todo
+
+
+def translate_hash(settings: TranslateSettings) -> str:
+    """The stage's settings, as recorded in stage_state (translated entries carry their own
+    lineage; this hash only tells a reader which settings the last run had)."""
+    return stable_hash("translate", settings.model_dump_json())

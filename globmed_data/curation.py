@@ -1,0 +1,96 @@
+"""What the curated view may show: the enabled stages, their settings, and their pending work.
+
+The view `v_curated_entries` fails closed: an entry is in it only when every stage enabled in
+`stage_state` decided it for its current content under the recorded settings. A run (and an
+export) records its config's stages first, so a config change makes the entries it affects
+pending rather than silently stale. `pending_work` tells the export what is still undecided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from globmed_data.config import LoadedConfig
+from globmed_data.warehouse import Warehouse, now
+
+Log = Callable[[str], None]
+CLUSTERS = "dedup:clusters"  # pending_work's key when only dedup's clusters are out of date
+
+
+class PendingWork(RuntimeError):
+    """A stage has entries it has not decided yet: exporting now would publish a guess."""
+
+    def __init__(self, pending: dict[str, int]) -> None:
+        self.pending = pending
+        listed = ", ".join(
+            "dedup clusters out of date" if stage == CLUSTERS else f"{stage} {n:,} entries undecided"
+            for stage, n in pending.items()
+        )
+        super().__init__(
+            f"stages have pending work ({listed}): run them first with "
+            "`globmed run -c CONFIG`, or `globmed export -c CONFIG --run-stages`"
+        )
+
+
+def stage_settings(loaded: LoadedConfig) -> dict[str, tuple[bool, str]]:
+    """stage -> (enabled, the settings hash its stored decisions must carry)."""
+    from globmed_data.dedup_stage import index_hash
+    from globmed_data.langid_stage import stage_hash
+    from globmed_data.quality_rules import settings_hash
+    from globmed_data.translate.stage import translate_hash
+
+    c = loaded.config
+    return {
+        "langid": (c.langid.enabled, stage_hash(c.langid, loaded)),
+        "quality": (c.quality.enabled, settings_hash(c.quality)),
+        "translate": (c.translate.enabled, translate_hash(c.translate)),
+        "dedup": (c.dedup.enabled, index_hash(c.dedup)),
+    }
+
+
+def record_stage_settings(wh: Warehouse, loaded: LoadedConfig) -> None:
+    """Make the config's stages the ones the curated view requires decisions from."""
+    rows = [(stage, on, h, now()) for stage, (on, h) in stage_settings(loaded).items()]
+    with wh.transaction() as con:
+        con.executemany("INSERT OR REPLACE INTO stage_state VALUES (?, ?, ?, ?)", rows)
+
+
+def pending_work(wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+    """Entries each enabled stage has yet to decide (only stages with some)."""
+    from globmed_data import dedup_stage, langid_stage, quality_stage
+    from globmed_data.translate import stage as translate_stage
+
+    settings = stage_settings(loaded)
+    counts: dict[str, int] = {}
+    if settings["langid"][0]:
+        counts["langid"] = langid_stage.pending(wh, settings["langid"][1])
+    if settings["quality"][0]:
+        counts["quality"] = quality_stage.pending(wh, settings["quality"][1])
+    if settings["translate"][0]:
+        counts["translate"] = translate_stage.pending(wh, loaded)
+    if settings["dedup"][0]:
+        counts["dedup"] = dedup_stage.pending(wh, loaded.config.dedup)
+        counts[CLUSTERS] = int(not counts["dedup"] and dedup_stage.clusters_stale(wh, loaded.config.dedup))
+    return {stage: n for stage, n in counts.items() if n}
+
+
+def run_stages(wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Log) -> dict[str, object]:
+    """The curation stages in the pipeline's order, without Prefect (`globmed export
+    --run-stages`): each does only its pending work."""
+    from globmed_data.dedup_stage import run_dedup
+    from globmed_data.langid_stage import run_langid
+    from globmed_data.quality_stage import run_quality
+    from globmed_data.translate.stage import run_translate
+
+    c = loaded.config
+    steps: list[tuple[str, bool, Callable[[], dict[str, object]]]] = [
+        ("langid", c.langid.enabled, lambda: run_langid(wh, loaded, run_id, log=log)),
+        ("quality", c.quality.enabled, lambda: run_quality(wh, loaded, run_id, log=log)),
+        ("translate", c.translate.enabled, lambda: run_translate(wh, loaded, run_id, log=log)),
+        ("langid:translated", c.translate.enabled and c.langid.enabled,
+         lambda: run_langid(wh, loaded, run_id, log=log)),
+        ("quality:translated", c.translate.enabled and c.quality.enabled,
+         lambda: run_quality(wh, loaded, run_id, log=log)),
+        ("dedup", c.dedup.enabled, lambda: run_dedup(wh, loaded, run_id, log=log)),
+    ]  # fmt: skip
+    return {name: work() for name, enabled, work in steps if enabled}
