@@ -67,7 +67,7 @@ POINTS = [
 class _EchoTranslator(BaseHTTPRequestHandler):
     """Test double of an OpenAI-compatible chat endpoint: the user text, words reversed."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         text = body["messages"][-1]["content"]
         reply = {"choices": [{"message": {"content": " ".join(reversed(text.split()))}}]}
@@ -195,8 +195,9 @@ def main() -> None:
     print(f"\n{'point':<24} {'killed':>6} {'export alone':>12} {'re-run':>6} {'crashed':>8}  equal")
     for r in rows:
         print(
-            f"{r['point']:<24} {'yes' if r['killed'] else 'no':>6} {r['export_exit']:>12} {r['rerun_exit']:>6} "
-            f"{r['prefect_state'] or '-':>8}  {'EQUAL' if r['equal'] else 'DIFFERENT: ' + r['diff']}"
+            f"{r['point']:<24} {'yes' if r['killed'] else 'no':>6} {r['export_exit']:>12} "
+            f"{r['rerun_exit']:>6} {r['prefect_state'] or '-':>8}  "
+            + ("EQUAL" if r["equal"] else f"DIFFERENT: {r['diff']}")
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -235,6 +236,7 @@ def run_matrix(config: Path, points: list[str], translate: bool) -> list[dict[st
         if code not in (0, 3):
             raise SystemExit(f"the reference run failed:\n{out}")
         reference = summary(reference_dir / "wh.duckdb", reference_dir / "repos")
+        print(f"reference: {json.dumps(reference)[:600]}", flush=True)
         return [_one_point(point, config, url, work, env, reference) for point in points]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
