@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 unexpected error; 2 invalid configuration or usage (not
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -77,6 +78,8 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.pipeline import pipeline_flow
 
+    if not debug:
+        _console_without_tracebacks()
     enabled = [s.name for s in loaded.config.sources if s.enabled]
     console.print(f"running [bold]{loaded.config.name}[/] ({len(enabled)} sources) from {config}")
     try:
@@ -88,6 +91,29 @@ def run(
     _print_run(result)
     code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[result["status"]]
     raise typer.Exit(code)
+
+
+class _NoTraceback(logging.Formatter):
+    """Prefect's console lines with any traceback cut off (the Prefect UI and the API logs keep
+    them whole; `globmed run --debug` prints them)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self.inner.format(record)
+        cut = text.find("Traceback (most recent call last)")
+        return text if cut < 0 else text[:cut].rstrip() + " (--debug shows the traceback)"
+
+
+def _console_without_tracebacks() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in (logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)):
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, PrefectConsoleHandler) and not isinstance(handler.formatter, _NoTraceback):
+                handler.setFormatter(_NoTraceback(handler.formatter))
 
 
 def _operational(exc: Exception) -> str:
@@ -104,7 +130,7 @@ def _operational(exc: Exception) -> str:
         return f"{text}: the location is not writable; choose another with --warehouse or fix its permissions"
     if "lock" in lowered:
         return f"{text}: another process has the warehouse; wait for it to finish, or use another --warehouse"
-    if isinstance(exc, PendingWork):
+    if isinstance(exc, PendingWork | WarehouseError):  # their messages say what to do
         return text
     return f"{text} (run again with --debug for the traceback; a re-run resumes where this one stopped)"
 

@@ -108,7 +108,13 @@ class Warehouse:
         if read_only and not self.path.exists():
             raise WarehouseError(f"no warehouse at {self.path}: run `globmed run` first or pass --warehouse")
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise WarehouseError(
+                    f"cannot create the folder {self.path.parent} for the warehouse "
+                    f"({exc.strerror or exc}): choose a writable location with --warehouse"
+                ) from None
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:

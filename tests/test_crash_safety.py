@@ -226,3 +226,37 @@ def test_sigkill_at_every_point_then_a_rerun_equals_an_uninterrupted_run() -> No
         assert r["run_statuses"][0] == "crashed" and r["prefect_state"] == "CRASHED"
         if r["point"].split(".")[0] in ("collect", "langid", "quality", "translate", "dedup"):
             assert r["export_exit"] == 2  # stages had pending work: `globmed export` refused
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+                      capture_output=True).returncode:  # fmt: skip
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_finishes(prefect_api, small_disk) -> None:
+    wh = small_disk / "wh.duckdb"
+    full = runner.invoke(app, ["run", "-c", str(DEMO_CONFIG), "--warehouse", str(wh)])
+    said = " ".join(full.output.split())
+    assert full.exit_code == 1 and "No space left on device" in said and "the disk is full" in said
+    assert "Traceback" not in said
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    again = runner.invoke(app, ["run", "-c", str(DEMO_CONFIG), "--warehouse", str(wh)])
+    assert again.exit_code == 0, again.output
+    with Warehouse(wh, read_only=True) as w:
+        assert [r[0] for r in w.query("SELECT status FROM runs ORDER BY started_at")] == [
+            "failed",
+            "succeeded",
+        ]
+        assert w.query("SELECT count(*) FROM v_curated_entries")[0][0] == 288
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    read_only = runner.invoke(
+        app, ["run", "-c", str(DEMO_CONFIG), "--warehouse", str(small_disk / "new.duckdb")]
+    )
+    assert read_only.exit_code == 2 and "the location is not writable" in " ".join(read_only.output.split())
