@@ -95,13 +95,7 @@ def _read_jsonl(path: Path, encoding: str, max_bytes: int) -> Iterator[RawItem]:
             loc = f"L{lineno}"
             size = len(line)
             if size > max_bytes:
-                yield RawItem(
-                    loc,
-                    raw_text=_excerpt(line),
-                    size=size,
-                    reason="record_too_large",
-                    detail=f"{size} bytes > max_record_bytes {max_bytes}",
-                )
+                yield _too_large(loc, _excerpt(line), size, max_bytes)
                 continue
             try:
                 text = _decode(line, encoding)
@@ -142,14 +136,13 @@ def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
     except (orjson.JSONEncodeError, RecursionError):  # orjson stops at 255 levels
         return RawItem(loc, raw_text=_preview(obj), reason="too_deep", detail=_TOO_DEEP)
     if size > max_bytes:
-        return RawItem(
-            loc,
-            raw_text=_preview(obj),
-            size=size,
-            reason="record_too_large",
-            detail=f"{size} bytes > max_record_bytes {max_bytes}",
-        )
+        return _too_large(loc, _preview(obj), size, max_bytes)
     return _object_item(loc, obj, None, size, **extra)
+
+
+def _too_large(loc: str, excerpt: str, size: int, max_bytes: int) -> RawItem:
+    return RawItem(loc, raw_text=excerpt, size=size, reason="record_too_large",
+                   detail=f"{size} bytes > max_record_bytes {max_bytes}")  # fmt: skip
 
 
 def _preview(obj: Any) -> str:
@@ -188,13 +181,7 @@ def _read_csv(path: Path, encoding: str, delimiter: str, max_bytes: int) -> Iter
             text = delimiter.join(row)
             size = len(text.encode("utf-8", errors="surrogateescape"))
             if size > max_bytes:
-                yield RawItem(
-                    loc,
-                    raw_text=_safe(text[:65536]),
-                    size=size,
-                    reason="record_too_large",
-                    detail=f"{size} bytes > max_record_bytes {max_bytes}",
-                )
+                yield _too_large(loc, _safe(text[:65536]), size, max_bytes)
                 continue
             if _has_surrogates(text):
                 yield RawItem(
