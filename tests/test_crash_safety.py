@@ -142,6 +142,31 @@ def test_the_curated_view_follows_the_recorded_settings(tmp_path) -> None:
         assert wh.query("SELECT count(*) FROM v_curated_entries")[0][0] > 0
 
 
+@pytest.mark.parametrize("point", ["langid.dropped", "langid.batch"])
+def test_language_id_stopped_midway_decides_each_entry_once_on_the_next_run(
+    tmp_path, inject, monkeypatch, point
+) -> None:
+    from globmed_data import langid_stage
+
+    loaded = _demo(tmp_path)
+    decisions = "SELECT entry_id, decision, language, confidence FROM langid_results ORDER BY 1"
+    with Warehouse(tmp_path / "ref.duckdb") as ref:
+        collect_all(ref, loaded)
+        run_langid(ref, loaded, "r", log=quiet)
+        expected = ref.query(decisions)
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        collect_all(wh, loaded)
+        monkeypatch.setattr(langid_stage, "CHUNK", 64)
+        inject(point)
+        with pytest.raises(faults.InjectedFault):
+            run_langid(wh, loaded, "killed", log=quiet)
+        settings = langid_stage.stage_hash(loaded.config.langid, loaded)
+        assert langid_stage.pending(wh, settings) > 0
+        monkeypatch.delenv(faults.ENV)
+        run_langid(wh, loaded, "again", log=quiet)
+        assert langid_stage.pending(wh, settings) == 0 and wh.query(decisions) == expected
+
+
 def _version_folder(tmp_path: Path, version: str) -> Path:
     folder = tmp_path / f"v{version}"
     (folder / "data").mkdir(parents=True, exist_ok=True)

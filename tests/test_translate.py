@@ -621,3 +621,21 @@ def test_translate_commands(tiny_models, tmp_path) -> None:
     assert imported.exit_code == 3 and "not one of accept, fix, reject" in imported.output
     status = json.loads(runner.invoke(app, ["status", "-w", wh, "--json"]).stdout)
     assert status["translated"]["by_target"] == {"sw": {"ok": 0, "rejected": 3}}
+
+
+def test_a_run_stopped_after_a_chunk_is_finished_by_the_next(translating, monkeypatch) -> None:
+    from globmed_data import faults
+    from globmed_data.translate import stage
+
+    wh, loaded = translating
+    monkeypatch.setattr(stage, "CHUNK", 1)  # one parent per commit
+    monkeypatch.setenv(faults.ENV, "translate.chunk:1:raise")
+    faults.reset()
+    with pytest.raises(faults.InjectedFault):
+        run_translate(wh, loaded, "killed", log=quiet, backends={"double": SwahiliDouble()})
+    assert stage.pending(wh, loaded) == 2  # the first parent's outcome was committed
+    monkeypatch.delenv(faults.ENV)
+    again = run_translate(wh, loaded, "again", log=quiet, backends={"double": SwahiliDouble()})
+    assert (again["translated"], again["skipped"]) == (2, 1) and stage.pending(wh, loaded) == 0
+    assert wh.query("SELECT count(*) FROM entries WHERE origin = 'translated'")[0][0] == 3
+    faults.reset()
