@@ -24,8 +24,9 @@ _hits: Counter[str] = Counter()
 _lock = threading.Lock()
 
 
-class InjectedFault(RuntimeError):
-    """Raised at a fault point in `raise` mode."""
+class InjectedFault(BaseException):
+    """Raised at a fault point in `raise` mode. A BaseException, as a kill is not an error: the
+    handlers that keep a run going past bad input (`except Exception`) must not catch it."""
 
 
 def _target() -> tuple[str, int, str] | None:

@@ -16,8 +16,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from huggingface_hub import HfApi
 from typer.testing import CliRunner
 
+from globmed_data import faults
 from globmed_data.cli import app
 from globmed_data.config import ConfigError, LoadedConfig, load_config, parse_config
 from globmed_data.dedup_stage import run_dedup
@@ -371,6 +373,20 @@ def test_hub_push_is_idempotent_resumable_and_pulls_back(olah, tmp_path: Path, m
             commits = hub.commits
             assert run_export(wh, loaded, "r3", log=quiet)["status"] == "published"
             assert hub.commits == commits  # the tag was there: nothing pushed again
+            # A run killed between the Hub commit and its tag (the next version): the re-run tags it.
+            with wh.transaction() as con:
+                con.execute("UPDATE entries SET status = 'vanished' WHERE record_key = 'bmi-en-0'")
+            run_dedup(wh, loaded, "r4", log=quiet)
+            monkeypatch.setenv(faults.ENV, "export.hub_committed:1:raise")
+            faults.reset()
+            with pytest.raises(faults.InjectedFault):
+                run_export(wh, loaded, "r4", log=quiet)
+            monkeypatch.delenv(faults.ENV)
+            assert get_version(wh, "globmed/hub-push", "1.1.0")["status"] == "draft"
+            assert run_export(wh, loaded, "r5", log=quiet)["status"] == "published"
+            tags = {t.name for t in HfApi(endpoint=hub.url, token=token).list_repo_refs(
+                "globmed/hub-push", repo_type="dataset").tags}  # fmt: skip
+            assert tags == {"v1.0.0", "v1.1.0"}
             assert hub.seen_tokens == {token}
             fingerprint = retried["fingerprint"]
     manifest = pull_version("globmed/hub-push", "v1.0.0", tmp_path / "out", endpoint=url)

@@ -210,6 +210,7 @@ class HubTarget:
             CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()
         ]
         info = api.create_commit(**repo, operations=operations, commit_message=f"globmed-data {tag}")
+        faults.point("export.hub_committed")  # a kill here: the next publish commits again, then tags
         api.create_tag(**repo, tag=tag, revision=info.oid, exist_ok=True)
         tagged = {t.name: t.target_commit for t in api.list_repo_refs(**repo).tags}
         if tag not in tagged:
