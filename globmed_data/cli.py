@@ -251,6 +251,9 @@ def status(
         f"dedup: {d['clusters']} clusters, {d['duplicates']} duplicates, {d['contaminated']} contaminated; "
         f"{data['curated']} curated entries"
     )
+    if data["undecided"]:
+        listed = ", ".join(f"{stage} {n}" for stage, n in data["undecided"].items())
+        out.print(f"[yellow]undecided (left out of the curated view until the stages run):[/] {listed}")
     for v in data["versions"]:
         out.print(
             f"dataset {v['repo_id']}: latest v{v['version']} ({v['status']}), {v['entries']} entries"

@@ -94,3 +94,19 @@ def run_stages(wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Log) -> di
         ("dedup", c.dedup.enabled, lambda: run_dedup(wh, loaded, run_id, log=log)),
     ]  # fmt: skip
     return {name: work() for name, enabled, work in steps if enabled}
+
+
+def undecided(wh: Warehouse) -> dict[str, int]:
+    """Entries each stage recorded enabled in `stage_state` has not decided under its recorded
+    settings: pending work seen without the config (`globmed status`). Dedup's clusters being out
+    of date needs the config's settings, so only `pending_work` tells that."""
+    from globmed_data import langid_stage, quality_stage
+    from globmed_data.dedup_stage import unlinked
+
+    recorded = dict(wh.query("SELECT stage, settings_hash FROM stage_state WHERE enabled"))
+    counts = {
+        "langid": langid_stage.pending(wh, recorded["langid"]) if "langid" in recorded else 0,
+        "quality": quality_stage.pending(wh, recorded["quality"]) if "quality" in recorded else 0,
+        "dedup": unlinked(wh, recorded["dedup"]) if "dedup" in recorded else 0,
+    }
+    return {stage: n for stage, n in counts.items() if n}

@@ -257,12 +257,17 @@ def members_key(wh: Warehouse, s: DedupSettings) -> str:
 
 def pending(wh: Warehouse, s: DedupSettings) -> int:
     """Participants not yet signed and linked under the current index."""
+    return unlinked(wh, index_hash(s))
+
+
+def unlinked(wh: Warehouse, index: str) -> int:
+    """Participants not signed and linked under the LSH index with this hash."""
     return int(
         wh.query(
             f"SELECT count(*) FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "
             "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash "
             "WHERE s.linked_index IS DISTINCT FROM ?",
-            [index_hash(s)],
+            [index],
         )[0][0]
     )
 

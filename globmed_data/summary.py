@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from globmed_data.curation import undecided
 from globmed_data.warehouse import Warehouse
 
 STATUS_JSON_VERSION = 1
@@ -22,6 +23,10 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "SELECT run_id, flow_run_id, status, started_at, finished_at FROM runs "
         "ORDER BY started_at DESC LIMIT 1"
     )
+    if last and last[0]["status"] == "running" and wh.read_only:
+        # Read-only opens only while no process writes the file: a run still "running" was killed
+        # (the next run records it so).
+        last[0]["status"] = "crashed"
     stages = wh.query_dicts(
         "SELECT stage, source, status, seconds, counts FROM run_stages WHERE run_id = ? "
         "ORDER BY stage, source",
@@ -51,6 +56,7 @@ def status(wh: Warehouse) -> dict[str, Any]:
         "quality": _quality_counts(wh),
         "dedup": _dedup_counts(wh),
         "curated": int(wh.query("SELECT count(*) FROM v_curated_entries")[0][0]),
+        "undecided": undecided(wh),
         "versions": _latest_versions(wh),
         "translated": _translation_counts(wh),
         "sources": [

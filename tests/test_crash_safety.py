@@ -5,6 +5,7 @@ benchmarks/fault_matrix.py; its demo run is the slow test at the end.)"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -112,6 +113,11 @@ def test_a_run_stopped_in_quality_exports_nothing_undecided(tmp_path, inject, mo
     config = str(loaded.path)
     refused = runner.invoke(app, ["export", "-c", config, "--warehouse", str(wh_path)])
     assert refused.exit_code == 2 and "--run-stages" in refused.output
+    status = json.loads(runner.invoke(app, ["status", "--json", "--warehouse", str(wh_path)]).stdout)
+    rejected = decided[1] - decided[0]  # not dedup participants
+    assert status["undecided"] == {"quality": 315 - decided[1], "dedup": 315 - rejected}
+    assert status["curated"] == 0
+    assert status["last_run"]["status"] == "crashed"  # still "running", and nothing holds the file
     done = runner.invoke(app, ["export", "-c", config, "--warehouse", str(wh_path), "--run-stages"])
     assert done.exit_code == 0, done.output
     with Warehouse(wh_path, read_only=True) as wh:
