@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -360,27 +360,21 @@ def run_dedup(
     )
 
     # Components over the links as they will stand (the stored ones, less those of the entries
-    # linked again now, plus the new ones) and this run's benchmark links.
-    position = {e: k for k, e in enumerate(node_ids)}
+    # linked again now, plus the new ones) and this run's benchmark links, between participants.
     bench_links = named.filter(
         pl.col("a").str.starts_with("benchmark:") | pl.col("b").str.starts_with("benchmark:")
     )
-    kept_edges = [
-        (a, b)
-        for a, b in wh.query("SELECT a, b FROM dedup_edges")
-        if a not in unlinked_set and b not in unlinked_set
-    ]
-    edges = [
-        (position[a], position[b])
-        for a, b in [
-            *kept_edges,
-            *new_edges.select("a", "b").iter_rows(),
-            *bench_links.select("a", "b").iter_rows(),
-        ]
-        if a in position and b in position
-    ]
-    left = np.array([e[0] for e in edges], dtype=np.int64)
-    right = np.array([e[1] for e in edges], dtype=np.int64)
+    kept_edges = cast(pl.DataFrame, pl.from_arrow(wh.arrow("SELECT a, b FROM dedup_edges")))
+    if unlinked_ids:
+        gone = pl.Series(unlinked_ids, dtype=pl.String)
+        kept_edges = kept_edges.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
+    position = pl.DataFrame({"id": id_series, "at": np.arange(len(node_ids), dtype=np.int64)})
+    ends = (
+        pl.concat([kept_edges, new_edges.select("a", "b"), bench_links.select("a", "b")])
+        .join(position.rename({"id": "a", "at": "left"}), on="a")
+        .join(position.rename({"id": "b", "at": "right"}), on="b")
+    )
+    left, right = ends["left"].to_numpy(), ends["right"].to_numpy()
     labels = components(len(nodes), left, right)
     sizes = np.bincount(labels)
     in_cluster = sizes[labels] > 1
@@ -399,11 +393,13 @@ def run_dedup(
         con.unregister("b_ids")
         con.execute("DELETE FROM dedup_members")
         con.execute("DELETE FROM contamination")
-        for table, frame in (("dedup_edges", new_edges), ("dedup_members", decided),
-                             ("contamination", contamination)):  # fmt: skip
+        # Edges of entries linked before stay (OR REPLACE); members and contamination are new rows.
+        writes = (("INSERT OR REPLACE", "dedup_edges", new_edges), ("INSERT", "dedup_members", decided),
+                  ("INSERT", "contamination", contamination))  # fmt: skip
+        for verb, table, frame in writes:
             if len(frame):
                 con.register("b_rows", frame.to_arrow())
-                con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM b_rows")
+                con.execute(f"{verb} INTO {table} SELECT * FROM b_rows")
                 con.unregister("b_rows")
         con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('members', ?)", [decided_from])
     counts = dict(wh.query("SELECT decision, count(*) FROM dedup_members GROUP BY 1"))
