@@ -281,10 +281,9 @@ def test_a_full_disk_is_one_line_and_the_rerun_finishes(prefect_api, small_disk)
     again = runner.invoke(app, ["run", "-c", str(DEMO_CONFIG), "--warehouse", str(wh)])
     assert again.exit_code == 0, again.output
     with Warehouse(wh, read_only=True) as w:
-        assert [r[0] for r in w.query("SELECT status FROM runs ORDER BY started_at")] == [
-            "failed",
-            "succeeded",
-        ]
+        # "failed", or "crashed" when the full disk refused even that record (found by the re-run).
+        first, second = (r[0] for r in w.query("SELECT status FROM runs ORDER BY started_at"))
+        assert first in ("failed", "crashed") and second == "succeeded"
         assert w.query("SELECT count(*) FROM v_curated_entries")[0][0] == 288
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     read_only = runner.invoke(
