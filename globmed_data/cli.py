@@ -128,7 +128,7 @@ def _operational(exc: Exception) -> str:
         )
     if "read-only" in lowered or "permission denied" in lowered:
         return f"{text}: the location is not writable; choose another with --warehouse or fix its permissions"
-    if "lock" in lowered:
+    if "could not set lock" in lowered:  # DuckDB's words for a file another process holds
         return f"{text}: another process has the warehouse; wait for it to finish, or use another --warehouse"
     if isinstance(exc, PendingWork | WarehouseError):  # their messages say what to do
         return text
@@ -548,10 +548,14 @@ def _load(config: Path) -> Any:
         raise _fail(str(exc), EXIT_CONFIG) from None
 
 
-def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
+def _warehouse_path(loaded: Any, warehouse: Path | None) -> Path:
     configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    return resolve_warehouse_path(warehouse, configured)
+
+
+def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
     try:
-        return Warehouse(resolve_warehouse_path(warehouse, configured))
+        return Warehouse(_warehouse_path(loaded, warehouse))
     except (WarehouseError, OSError) as exc:
         raise _fail(_operational(exc), EXIT_CONFIG) from None
 
@@ -664,8 +668,7 @@ def config_validate(
 
     loaded = _load(config)
     warnings = check_sources(loaded)
-    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-    where = resolve_warehouse_path(None, configured).resolve()
+    where = _warehouse_path(loaded, None).resolve()
     folder = next(p for p in (where, *where.parents) if p.exists())
     if not os.access(folder if folder.is_dir() else folder.parent, os.W_OK):
         warnings.append(f"warehouse {where}: {folder} is not writable")

@@ -56,22 +56,37 @@ def record_stage_settings(wh: Warehouse, loaded: LoadedConfig) -> None:
 
 
 def pending_work(wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
-    """Entries each enabled stage has yet to decide (only stages with some)."""
-    from globmed_data import dedup_stage, langid_stage, quality_stage
+    """Entries each stage the config enables has yet to decide (only stages with some), and
+    whether dedup's clusters are out of date."""
+    from globmed_data import dedup_stage
     from globmed_data.translate import stage as translate_stage
 
-    settings = stage_settings(loaded)
-    counts: dict[str, int] = {}
-    if settings["langid"][0]:
-        counts["langid"] = langid_stage.pending(wh, settings["langid"][1])
-    if settings["quality"][0]:
-        counts["quality"] = quality_stage.pending(wh, settings["quality"][1])
-    if settings["translate"][0]:
+    enabled = {stage: h for stage, (on, h) in stage_settings(loaded).items() if on}
+    counts = _undecided(wh, enabled)
+    if "translate" in enabled:
         counts["translate"] = translate_stage.pending(wh, loaded)
-    if settings["dedup"][0]:
-        counts["dedup"] = dedup_stage.pending(wh, loaded.config.dedup)
-        counts[CLUSTERS] = int(not counts["dedup"] and dedup_stage.clusters_stale(wh, loaded.config.dedup))
-    return {stage: n for stage, n in counts.items() if n}
+    if "dedup" in enabled and not counts["dedup"]:
+        counts[CLUSTERS] = int(dedup_stage.clusters_stale(wh, loaded.config.dedup))
+    order = ("langid", "quality", "translate", "dedup", CLUSTERS)  # the pipeline's
+    return {stage: counts[stage] for stage in order if counts.get(stage)}
+
+
+def undecided(wh: Warehouse) -> dict[str, int]:
+    """Entries each stage recorded enabled in `stage_state` has not decided under its recorded
+    settings: pending work seen without the config (`globmed status`). Dedup's clusters being out
+    of date needs the config's settings, so only `pending_work` tells that."""
+    recorded = dict(wh.query("SELECT stage, settings_hash FROM stage_state WHERE enabled"))
+    return {stage: n for stage, n in _undecided(wh, recorded).items() if n}
+
+
+def _undecided(wh: Warehouse, hashes: dict[str, str]) -> dict[str, int]:
+    """Per stage in `hashes` (langid, quality, dedup): active entries with no decision under
+    that settings hash."""
+    from globmed_data import langid_stage, quality_stage
+    from globmed_data.dedup_stage import unlinked
+
+    counting = {"langid": langid_stage.pending, "quality": quality_stage.pending, "dedup": unlinked}
+    return {stage: count(wh, hashes[stage]) for stage, count in counting.items() if stage in hashes}
 
 
 def run_stages(wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Log) -> dict[str, object]:
@@ -94,19 +109,3 @@ def run_stages(wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Log) -> di
         ("dedup", c.dedup.enabled, lambda: run_dedup(wh, loaded, run_id, log=log)),
     ]  # fmt: skip
     return {name: work() for name, enabled, work in steps if enabled}
-
-
-def undecided(wh: Warehouse) -> dict[str, int]:
-    """Entries each stage recorded enabled in `stage_state` has not decided under its recorded
-    settings: pending work seen without the config (`globmed status`). Dedup's clusters being out
-    of date needs the config's settings, so only `pending_work` tells that."""
-    from globmed_data import langid_stage, quality_stage
-    from globmed_data.dedup_stage import unlinked
-
-    recorded = dict(wh.query("SELECT stage, settings_hash FROM stage_state WHERE enabled"))
-    counts = {
-        "langid": langid_stage.pending(wh, recorded["langid"]) if "langid" in recorded else 0,
-        "quality": quality_stage.pending(wh, recorded["quality"]) if "quality" in recorded else 0,
-        "dedup": unlinked(wh, recorded["dedup"]) if "dedup" in recorded else 0,
-    }
-    return {stage: n for stage, n in counts.items() if n}

@@ -331,9 +331,8 @@ def run_dedup(
         how="vertical_relaxed",
     )
     node_ids = nodes["entry_id"].to_list()
-    unlinked_set = set(unlinked_ids)
-    is_new = np.zeros(len(nodes), dtype=bool)
-    is_new[[i for i, e in enumerate(node_ids) if e in unlinked_set]] = True
+    gone = pl.Series(unlinked_ids, dtype=pl.String)  # their stored links are searched again
+    is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
     is_new[len(part) :] = True  # benchmark items are linked every run
     i, j = candidate_pairs(exact, band_keys(sig, bands, rows), is_new)
     links = pl.DataFrame({"i": [], "j": [], "method": [], "similarity": []},
@@ -366,7 +365,6 @@ def run_dedup(
     )
     kept_edges = cast(pl.DataFrame, pl.from_arrow(wh.arrow("SELECT a, b FROM dedup_edges")))
     if unlinked_ids:
-        gone = pl.Series(unlinked_ids, dtype=pl.String)
         kept_edges = kept_edges.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
     position = pl.DataFrame({"id": id_series, "at": np.arange(len(node_ids), dtype=np.int64)})
     ends = (

@@ -36,16 +36,17 @@ class Located:
     unreadable: tuple[tuple[str, str], ...] = ()  # (name, why): matched, but cannot be opened
 
 
-def _static_root(pattern: str) -> Path:
-    """The folder part of a glob before its first wildcard: file names are taken relative to it."""
+def _split(pattern: str) -> tuple[Path, list[str]]:
+    """The folder part of a glob before its first wildcard, and the parts from there on."""
     parts = Path(pattern).parts
-    static = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        static.append(part)
-    root = Path(*static) if static else Path(".")
-    return root.parent if root.is_file() or len(static) == len(parts) else root
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return (Path(*parts[:first]) if first else Path(".")), list(parts[first:])
+
+
+def _static_root(pattern: str) -> Path:
+    """The folder file names are taken relative to: the glob's part before its first wildcard."""
+    root, wild = _split(pattern)
+    return root.parent if root.is_file() or not wild else root
 
 
 def locate_files(source: FileSource, loaded: LoadedConfig) -> Located:
@@ -108,9 +109,7 @@ def match_files(pattern: str) -> list[str]:
     symbolic links is read once (a link loop under `**` would list each file once per lap).
     Real paths are preferred to linked ones; hidden names match only a pattern part that starts
     with a dot, as in glob."""
-    parts = Path(pattern).parts
-    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    root, wanted = Path(*parts[:first]) if first else Path("."), list(parts[first:])
+    root, wanted = _split(pattern)
     depth = None if "**" in wanted else len(wanted)
     skip_hidden = not any(p.startswith(".") for p in wanted)
     return sorted(
@@ -127,12 +126,12 @@ def _walk(root: Path, depth: int | None, skip_hidden: bool) -> Iterator[tuple[tu
         folder, names = real.popleft() if real else linked.popleft()
         try:
             st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
         for entry in entries:
             child = (*names, entry.name)
             try:

@@ -132,25 +132,17 @@ def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
     """A record of a format with no text per record (JSON documents, Parquet rows): its size is
     that of its JSON text, so `max_record_bytes` holds in every format."""
     try:
-        size = len(orjson.dumps(obj, default=str))
+        text = orjson.dumps(obj, default=str)
     except (orjson.JSONEncodeError, RecursionError):  # orjson stops at 255 levels
-        return RawItem(loc, raw_text=_preview(obj), reason="too_deep", detail=_TOO_DEEP)
-    if size > max_bytes:
-        return _too_large(loc, _preview(obj), size, max_bytes)
-    return _object_item(loc, obj, None, size, **extra)
+        return RawItem(loc, raw_text=repr(type(obj)), reason="too_deep", detail=_TOO_DEEP)
+    if len(text) > max_bytes:
+        return _too_large(loc, _excerpt(text), len(text), max_bytes)
+    return _object_item(loc, obj, None, len(text), **extra)
 
 
 def _too_large(loc: str, excerpt: str, size: int, max_bytes: int) -> RawItem:
     return RawItem(loc, raw_text=excerpt, size=size, reason="record_too_large",
                    detail=f"{size} bytes > max_record_bytes {max_bytes}")  # fmt: skip
-
-
-def _preview(obj: Any) -> str:
-    """The start of a record that cannot be kept whole, for the quarantine row."""
-    try:
-        return orjson.dumps(obj, default=str)[:65536].decode("utf-8", errors="replace")
-    except (orjson.JSONEncodeError, RecursionError):
-        return repr(type(obj))
 
 
 def _object_item(loc: str, obj: Any, text: str | None, size: int, **extra: Any) -> RawItem:
