@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from globmed_data.collect import collect_source  # noqa: E402
 from globmed_data.config import load_config  # noqa: E402
+from globmed_data.sources.collect import collect_source  # noqa: E402
 from globmed_data.warehouse import Warehouse  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
+from globmed_data.sources.collect import collect_source
 from globmed_data.sources.locate import locate_files
 from globmed_data.sources.readers import detect_format, read_file
 from globmed_data.warehouse import Warehouse

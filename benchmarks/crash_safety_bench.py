@@ -25,10 +25,10 @@ from _corpus import ROOT, collected, peak_rss_mib
 from curate_bench import scale_entries
 
 from globmed_data.config import load_config
-from globmed_data.dedup_stage import run_dedup
+from globmed_data.dedup.stage import run_dedup
 from globmed_data.export.snapshot import take_snapshot
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.stage import run_quality
 
 
 def timed(label: str, work, entries: int) -> object:
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
     try:
-        from globmed_data.curation import pending_work, record_stage_settings
+        from globmed_data.pipeline.pending import pending_work, record_stage_settings
     except ImportError:  # older code: no pending check, no stage settings
         pending_work = record_stage_settings = None
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,11 +34,11 @@ import polars as pl
 from _corpus import ROOT, collected, peak_rss_mib
 
 from globmed_data.config import load_config
-from globmed_data.fasttext_model import default_model_path
-from globmed_data.langid import LanguageIdentifier, entry_text_expr, prepare_frame
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_rules import evaluate
-from globmed_data.quality_stage import _READ, run_quality
+from globmed_data.langid.fasttext_model import default_model_path
+from globmed_data.langid.identify import LanguageIdentifier, entry_text_expr, prepare_frame
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.evaluate import evaluate
+from globmed_data.quality.stage import _READ, run_quality
 
 
 def scale_entries(wh, scale: int) -> None:

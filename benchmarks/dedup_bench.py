@@ -28,8 +28,8 @@ from _corpus import ROOT, collected, peak_rss_mib
 from dedup_eval import datasketch_labels, perturb
 
 from globmed_data.config import load_config
-from globmed_data.dedup_stage import lsh_shape
-from globmed_data.minhash import LshParams, cluster_labels, dedup_texts
+from globmed_data.dedup.minhash import LshParams, cluster_labels, dedup_texts
+from globmed_data.dedup.stage import lsh_shape
 
 
 def build(out: Path, entries_wanted: int, warehouse: Path | None) -> None:

@@ -34,9 +34,9 @@ import polars as pl
 from _corpus import ROOT, collected
 
 from globmed_data.config import load_config
-from globmed_data.dedup_stage import lsh_shape
-from globmed_data.minhash import LshParams, cluster_labels, dedup_texts
-from globmed_data.scripts import UNSPACED_LANGUAGES
+from globmed_data.dedup.minhash import LshParams, cluster_labels, dedup_texts
+from globmed_data.dedup.stage import lsh_shape
+from globmed_data.kernels.scripts import UNSPACED_LANGUAGES
 
 OVERLAPS = [
     ("apollo_xmedbench", "head_qa_es"),

@@ -27,12 +27,12 @@ import pyarrow.parquet as pq
 from _corpus import ROOT, collected, peak_rss_mib
 
 from globmed_data.config import load_config
-from globmed_data.dedup_stage import run_dedup
+from globmed_data.dedup.stage import run_dedup
 from globmed_data.export.layout import verify_folder
 from globmed_data.export.snapshot import take_snapshot
 from globmed_data.export.stage import run_export
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.stage import run_quality
 
 
 def main() -> None:

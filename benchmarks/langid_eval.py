@@ -28,7 +28,7 @@ from pathlib import Path
 
 from _corpus import collected, tico_pairs
 
-from globmed_data.langid import LanguageIdentifier, entry_text, family, judge, prepare
+from globmed_data.langid.identify import LanguageIdentifier, entry_text, family, judge, prepare
 
 
 def tico_samples(per_language: int, rng: random.Random) -> dict[str, list[str]]:

@@ -32,10 +32,10 @@ from _corpus import ROOT, collected
 
 from globmed_data.config import load_config
 from globmed_data.ids import CONTENT_FIELDS
-from globmed_data.langid import LanguageIdentifier, entry_text_expr, prepare_frame
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_rules import evaluate
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.identify import LanguageIdentifier, entry_text_expr, prepare_frame
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.evaluate import evaluate
+from globmed_data.quality.stage import run_quality
 
 COLUMNS = ["entry_id", "source", *(c for c in CONTENT_FIELDS if c != "split")]
 

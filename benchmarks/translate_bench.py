@@ -31,15 +31,15 @@ from pathlib import Path
 from _corpus import ROOT, SHARED, collected, peak_rss_mib
 
 sys.path.insert(0, str(ROOT))
-from globmed_data.config import (
+from globmed_data.config import load_config
+from globmed_data.translate.evaluate import evaluate
+from globmed_data.translate.settings import (
     HFBackendSettings,
     OpenAIBackendSettings,
     TranslateSettings,
     TranslationJob,
     VLLMBackendSettings,
-    load_config,
 )
-from globmed_data.translate.evaluate import evaluate
 from globmed_data.translate.stage import Translator, run_translate
 from tests.tiny_models import build_tiny_models
 

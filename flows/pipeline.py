@@ -19,15 +19,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from globmed_data.collect import collect_source
 from globmed_data.config import LoadedConfig, load_config
-from globmed_data.curation import record_stage_settings
-from globmed_data.dedup_stage import run_dedup
+from globmed_data.dedup.stage import run_dedup
 from globmed_data.export.stage import card_text, run_export
 from globmed_data.export.versions import get_version
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_report import quality_report, render_markdown
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.stage import run_langid
+from globmed_data.pipeline.pending import record_stage_settings
+from globmed_data.quality.report import quality_report, render_markdown
+from globmed_data.quality.stage import run_quality
+from globmed_data.sources.collect import collect_source
 from globmed_data.summary import entry_count_table, run_table
 from globmed_data.translate.stage import run_translate
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path

@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from globmed_data.config import ConfigError, config_json_schema, load_config
+from globmed_data.config import config_json_schema, load_config
+from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse, WarehouseError, resolve_warehouse_path
 
 app = typer.Typer(
@@ -118,7 +119,7 @@ def _console_without_tracebacks() -> None:
 
 def _operational(exc: Exception) -> str:
     """One line: what failed and what to do (the traceback is behind --debug)."""
-    from globmed_data.curation import PendingWork
+    from globmed_data.pipeline.pending import PendingWork
 
     text = f"{type(exc).__name__}: {exc}".splitlines()[0]
     lowered = text.lower()
@@ -321,7 +322,7 @@ def quality_report_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Pass rates per source, language and task; hits per rule; language-ID decisions."""
-    from globmed_data.quality_report import quality_report, render_markdown
+    from globmed_data.quality.report import quality_report, render_markdown
 
     with _open_read(warehouse) as wh:
         report = quality_report(wh)
@@ -340,8 +341,8 @@ def quality_show(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """Entries hit by a rule, to read by eye (a stable sample: the same each time)."""
-    from globmed_data.quality_report import rejected_samples
-    from globmed_data.quality_rules import RULES
+    from globmed_data.quality.report import rejected_samples
+    from globmed_data.quality.rules import RULES
 
     if reason and reason not in RULES and reason != "language_relabelled":
         raise _fail(f"unknown rule {reason!r}; rules are: {', '.join(RULES)}", EXIT_CONFIG)
@@ -377,9 +378,9 @@ def export_cmd(
     pending work, such as after a killed run, unless --run-stages runs it first."""
     import uuid
 
-    from globmed_data.curation import PendingWork
-    from globmed_data.curation import run_stages as run_pending_stages
     from globmed_data.export.stage import run_export
+    from globmed_data.pipeline.pending import PendingWork
+    from globmed_data.pipeline.pending import run_stages as run_pending_stages
 
     loaded = _load(config)
     say = lambda m: console.print(m, highlight=False)  # noqa: E731

@@ -21,8 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "0")
 # small), not in the user's ~/.cache.
 os.environ.setdefault("GLOBMED_CACHE_DIR", str(Path(__file__).parents[1] / ".globmed" / "model-cache"))
 
-from globmed_data.collect import SourceReport, collect_source
 from globmed_data.config import LoadedConfig, load_config
+from globmed_data.sources.collect import SourceReport, collect_source
 from globmed_data.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]

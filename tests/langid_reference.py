@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from globmed_data.langid_text import SCRIPT_NAMES, SCRIPT_SAMPLE, SEPARATORS, URL_EMAIL
-from globmed_data.scripts import SCRIPT_CLASS
+from globmed_data.kernels.scripts import SCRIPT_CLASS
+from globmed_data.langid.text import SCRIPT_NAMES, SCRIPT_SAMPLE, SEPARATORS, URL_EMAIL
 
 BEYOND_LATIN = "[^\x00-\u024f\u1e00-\u1eff]"
 LATIN_WORD = r"[A-Za-z\u00c0-\u024f]+"

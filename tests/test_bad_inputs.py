@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from globmed_data.cli import app
-from globmed_data.config import ConfigError, load_config
+from globmed_data.config import load_config
+from globmed_data.settings import ConfigError
 from globmed_data.sources.locate import match_files
 from globmed_data.sources.readers import read_file
 from globmed_data.warehouse import Warehouse

@@ -5,7 +5,8 @@ import jsonschema
 import pytest
 import yaml
 
-from globmed_data.config import ConfigError, config_json_schema, load_config, parse_config
+from globmed_data.config import config_json_schema, load_config, parse_config
+from globmed_data.settings import ConfigError
 from tests.conftest import DEMO_CONFIG, ROOT
 
 MCQA = {"task": "mcqa", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}

@@ -16,16 +16,18 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from globmed_data import dedup_stage, faults, quality_stage
+from globmed_data import faults
 from globmed_data.cli import app
 from globmed_data.config import LoadedConfig, load_config
-from globmed_data.curation import PendingWork, pending_work, record_stage_settings
-from globmed_data.dedup_stage import run_dedup
+from globmed_data.dedup import stage as dedup_stage
+from globmed_data.dedup.stage import run_dedup
 from globmed_data.export.layout import MANIFEST
 from globmed_data.export.stage import run_export
 from globmed_data.export.targets import LocalGitTarget
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.stage import run_langid
+from globmed_data.pipeline.pending import PendingWork, pending_work, record_stage_settings
+from globmed_data.quality import stage as quality_stage
+from globmed_data.quality.stage import run_quality
 from globmed_data.warehouse import Warehouse
 from tests.conftest import DEMO_CONFIG, ROOT, collect_all
 from tests.test_dedup import corpus  # noqa: F401 (a fixture)
@@ -152,7 +154,7 @@ def test_the_curated_view_follows_the_recorded_settings(tmp_path) -> None:
 def test_language_id_stopped_midway_decides_each_entry_once_on_the_next_run(
     tmp_path, inject, monkeypatch, point
 ) -> None:
-    from globmed_data import langid_stage
+    from globmed_data.langid import stage as langid_stage
 
     loaded = _demo(tmp_path)
     decisions = "SELECT entry_id, decision, language, confidence FROM langid_results ORDER BY 1"

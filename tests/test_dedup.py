@@ -11,9 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from globmed_data.config import ConfigError, load_config, parse_config
-from globmed_data.dedup_stage import run_dedup
-from globmed_data.minhash import dedup_texts, optimal_bands, permutations, permute, signatures
+from globmed_data.config import load_config, parse_config
+from globmed_data.dedup.minhash import dedup_texts, optimal_bands, permutations, permute, signatures
+from globmed_data.dedup.stage import run_dedup
+from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
 from tests.conftest import collect_all, write_config
 
@@ -123,7 +124,7 @@ def test_a_text_longer_than_a_signing_chunk_is_signed_whole() -> None:
 
 
 def test_items_differing_in_numbers_or_answer_stay_apart() -> None:
-    from globmed_data.minhash import LshParams, cluster_labels
+    from globmed_data.dedup.minhash import LshParams, cluster_labels
 
     rate = "Is a resting heart rate of {} beats per minute normal for a healthy adult at rest?"
     rows = [
@@ -310,7 +311,7 @@ def reference_normalised(values: list[str | None]) -> list[str]:
 
 
 def test_compiled_normalisation_matches_the_unicode_definition() -> None:
-    from globmed_data.minhash import normalised
+    from globmed_data.dedup.minhash import normalised
 
     values = [
         "  Héllo,  WORLD!! ①  ﬁne℃ ", None, "", "a\x1fb", "ǅx", "ＡＢＣ（１２３）：テスト。",
@@ -334,7 +335,7 @@ def test_option_order_never_changes_the_signature() -> None:
 
 
 def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
-    from globmed_data.minhash import candidate_pairs, components
+    from globmed_data.dedup.minhash import candidate_pairs, components
 
     rng = np.random.default_rng(7)
     n = 3000
@@ -361,6 +362,6 @@ def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
 
 
 def test_a_column_of_nulls_normalises_to_empty_texts() -> None:
-    from globmed_data.minhash import normalised
+    from globmed_data.dedup.minhash import normalised
 
     assert normalised(pl.Series("p", [None, None])).to_list() == ["", ""]

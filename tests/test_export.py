@@ -21,15 +21,16 @@ from typer.testing import CliRunner
 
 from globmed_data import faults
 from globmed_data.cli import app
-from globmed_data.config import ConfigError, LoadedConfig, load_config, parse_config
-from globmed_data.dedup_stage import run_dedup
+from globmed_data.config import LoadedConfig, load_config, parse_config
+from globmed_data.dedup.stage import run_dedup
 from globmed_data.export import snapshot as snapshot_module
 from globmed_data.export.layout import MANIFEST, VerificationError, verify_folder
 from globmed_data.export.pull import pull_version
 from globmed_data.export.stage import run_export
 from globmed_data.export.versions import get_version, list_versions
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_stage import run_quality
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.stage import run_quality
+from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
 from tests.conftest import DEMO_CONFIG, ROOT, collect_all, free_port, wait_until_up
 from tests.hub_double import HubWriteDouble
@@ -407,7 +408,7 @@ def test_a_source_can_have_a_config_of_its_own(tmp_path: Path) -> None:
 def test_hub_token_comes_from_a_prefect_secret_block(prefect_api, monkeypatch) -> None:
     from prefect.blocks.system import Secret
 
-    from globmed_data.config import HubTargetSettings
+    from globmed_data.export.settings import HubTargetSettings
     from globmed_data.export.targets import hub_token
     from globmed_data.secrets import redact
 

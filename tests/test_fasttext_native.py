@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from globmed_data import fasttext_native
-from globmed_data.fasttext_model import FastTextModel, _engine, default_model_path
-from globmed_data.utf8 import utf8_buffers
+from globmed_data.kernels.utf8 import utf8_buffers
+from globmed_data.langid import fasttext_native
+from globmed_data.langid.fasttext_model import FastTextModel, _engine, default_model_path
 from tests.fasttext_files import write_model
 
 TEXTS = [

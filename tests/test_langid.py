@@ -7,9 +7,17 @@ import uuid
 import duckdb
 import pytest
 
-from globmed_data.config import ConfigError, parse_config
-from globmed_data.langid import Detection, LangIdError, LanguageIdentifier, entry_text, judge, prepare
-from globmed_data.langid_stage import run_langid
+from globmed_data.config import parse_config
+from globmed_data.langid.identify import (
+    Detection,
+    LangIdError,
+    LanguageIdentifier,
+    entry_text,
+    judge,
+    prepare,
+)
+from globmed_data.langid.stage import run_langid
+from globmed_data.settings import ConfigError
 from tests.conftest import collect_all
 
 
@@ -138,7 +146,7 @@ def with_langid(loaded, **changes):
 
 
 def test_threads_give_the_same_decisions(warehouse, demo, monkeypatch) -> None:
-    import globmed_data.fasttext_model as fasttext_model
+    import globmed_data.langid.fasttext_model as fasttext_model
 
     collect_all(warehouse, demo)
     run_langid(warehouse, with_langid(demo, workers=1), "single")
@@ -167,7 +175,7 @@ def test_detecting_whole_columns_matches_one_by_one(ident) -> None:
     and unsure with second opinions."""
     import polars as pl
 
-    from globmed_data.langid import prepare_frame
+    from globmed_data.langid.identify import prepare_frame
 
     cases = [
         ("高血压的首选治疗药物是什么？", "zh"),
@@ -198,7 +206,7 @@ def test_judging_whole_columns_matches_one_by_one() -> None:
 
     import polars as pl
 
-    from globmed_data.langid import judge_frame
+    from globmed_data.langid.identify import judge_frame
 
     detections = [
         Detection(None, 0.0, "none", None, 0.0, None, 3),
@@ -248,7 +256,7 @@ PREPARE_CASES = [
 def test_compiled_preparation_matches_the_regex_definition(max_chars) -> None:
     import polars as pl
 
-    from globmed_data.langid import prepare_frame
+    from globmed_data.langid.identify import prepare_frame
     from tests.langid_reference import reference_prepare
 
     texts = pl.Series(PREPARE_CASES, dtype=pl.String)
@@ -256,7 +264,7 @@ def test_compiled_preparation_matches_the_regex_definition(max_chars) -> None:
 
 
 def test_a_run_that_fails_midway_is_finished_by_the_next(warehouse, demo, monkeypatch) -> None:
-    import globmed_data.langid_stage as stage
+    import globmed_data.langid.stage as stage
 
     collect_all(warehouse, demo)
     run_langid(warehouse, demo, "first")

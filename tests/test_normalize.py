@@ -1,6 +1,6 @@
 import pytest
 
-from globmed_data.normalize import clean_text, split_labelled_options, strip_option_labels
+from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
 
 
 @pytest.mark.parametrize(

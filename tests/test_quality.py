@@ -7,11 +7,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from globmed_data.config import ConfigError, QualitySettings, parse_config
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_report import quality_report, render_markdown
-from globmed_data.quality_rules import RULES, evaluate
-from globmed_data.quality_stage import run_quality
+from globmed_data.config import parse_config
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.report import quality_report, render_markdown
+from globmed_data.quality.evaluate import evaluate
+from globmed_data.quality.rules import RULES
+from globmed_data.quality.settings import QualitySettings
+from globmed_data.quality.stage import run_quality
+from globmed_data.settings import ConfigError
 from tests.conftest import collect_all
 
 GOOD = {
@@ -211,7 +214,7 @@ def test_stage_stores_decisions_and_reruns_only_what_changed(warehouse, demo) ->
 
 
 def test_a_batch_decided_in_threads_matches_one_part(monkeypatch) -> None:
-    import globmed_data.quality_rules as rules
+    import globmed_data.quality.evaluate as rules
 
     variants = [
         {}, {"options": ["A", "A", "B"]}, {"question": "see the figure below <br>"},

@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 
-from globmed_data import model_cache
+from globmed_data.kernels import model_cache
+from globmed_data.langid.second_opinions import LangDetect, Py3LangId, _langdetect_code, _next_uint32, _random
 from globmed_data.prefetch import prefetched
-from globmed_data.second_opinions import LangDetect, Py3LangId, _langdetect_code, _next_uint32, _random
 from tests.conftest import SHARED_DATA, needs_shared
 
 TEXTS = [

@@ -102,8 +102,8 @@ def test_no_change_rerun_skips_everything(shared) -> None:
 
 @pytest.fixture(scope="module")
 def curated(shared) -> Warehouse:
-    from globmed_data.langid_stage import run_langid
-    from globmed_data.quality_stage import run_quality
+    from globmed_data.langid.stage import run_langid
+    from globmed_data.quality.stage import run_quality
 
     run_langid(shared, shared.loaded, "curate")
     run_quality(shared, shared.loaded, "curate")
@@ -161,7 +161,7 @@ def test_every_real_segment_survives_masking_and_every_number_is_protected(share
 def test_real_data_exports_verifies_and_loads(curated) -> None:
     import datasets
 
-    from globmed_data.dedup_stage import run_dedup
+    from globmed_data.dedup.stage import run_dedup
     from globmed_data.export.layout import verify_folder
     from globmed_data.export.stage import run_export
 
@@ -181,7 +181,7 @@ def test_real_data_exports_verifies_and_loads(curated) -> None:
 def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_text(shared) -> None:
     import polars as pl
 
-    from globmed_data.minhash import normalised
+    from globmed_data.dedup.minhash import normalised
     from tests.test_dedup import reference_normalised
 
     frame = pl.from_arrow(shared.arrow("SELECT question, options FROM entries WHERE status = 'active'"))
@@ -201,7 +201,7 @@ def test_compiled_character_counts_match_the_regex_definitions_on_every_real_que
 def test_compiled_langid_preparation_matches_the_regex_definition_on_every_real_entry(shared) -> None:
     import polars as pl
 
-    from globmed_data.langid import entry_text_expr, prepare_frame
+    from globmed_data.langid.identify import entry_text_expr, prepare_frame
     from tests.langid_reference import reference_prepare
 
     frame = pl.from_arrow(
@@ -215,8 +215,8 @@ def test_compiled_langid_preparation_matches_the_regex_definition_on_every_real_
 def test_compiled_fasttext_predicts_as_the_engine_on_every_real_entry(shared) -> None:
     import polars as pl
 
-    from globmed_data.fasttext_model import FastTextModel, _engine, default_model_path
-    from globmed_data.langid import entry_text_expr, prepare_frame
+    from globmed_data.langid.fasttext_model import FastTextModel, _engine, default_model_path
+    from globmed_data.langid.identify import entry_text_expr, prepare_frame
 
     frame = pl.from_arrow(
         shared.arrow("SELECT task, question, premise, hypothesis, options, answer, context FROM entries")

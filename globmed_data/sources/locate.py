@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from globmed_data.config import FileSource, HubSource, LoadedConfig
+from globmed_data.config import LoadedConfig
+from globmed_data.sources.settings import FileSource, HubSource
 
 
 class SourceError(RuntimeError):

@@ -11,17 +11,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from globmed_data.config import (
+from globmed_data.ids import canonical_json, content_hash, entry_id, stable_hash
+from globmed_data.settings import FieldRef
+from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
+from globmed_data.sources.settings import (
     AnswerSpec,
-    FieldRef,
     LabelSpec,
     MappingSpec,
     OptionsSpec,
     SourceBase,
     ValueSpec,
 )
-from globmed_data.ids import canonical_json, content_hash, entry_id, stable_hash
-from globmed_data.normalize import clean_text, split_labelled_options, strip_option_labels
 
 # Reason codes a record can be quarantined with (documented in docs/configuration.md).
 QUARANTINE_REASONS = {

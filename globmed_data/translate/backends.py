@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from globmed_data.config import (
+from globmed_data.secrets import credential, redact
+from globmed_data.translate.settings import (
     BackendSettings,
     HFBackendSettings,
     OpenAIBackendSettings,
     VLLMBackendSettings,
 )
-from globmed_data.secrets import credential, redact
 
 LANGUAGE_NAMES = {
     "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "ha": "Hausa",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from globmed_data.config import PerLanguage, TranslationChecks
-from globmed_data.langid import LanguageIdentifier, judge
-from globmed_data.scripts import UNSPACED_LANGUAGES
+from globmed_data.kernels.scripts import UNSPACED_LANGUAGES
+from globmed_data.langid.identify import LanguageIdentifier, judge
+from globmed_data.settings import PerLanguage
 from globmed_data.translate.segments import Segment, numbers_of
+from globmed_data.translate.settings import TranslationChecks
 
 _LETTERS = re.compile(r"[^\W\d_]")
 _WORD = re.compile(r"\w+")

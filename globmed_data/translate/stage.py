@@ -15,11 +15,12 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig, TranslateSettings, TranslationJob
+from globmed_data.config import LoadedConfig
 from globmed_data.ids import content_hash, entry_id, stable_hash
 from globmed_data.translate.backends import Backend, make_backend
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.segments import Protector, Segment, assemble, segments_of
+from globmed_data.translate.settings import TranslateSettings, TranslationJob
 from globmed_data.warehouse import Warehouse, now
 
 Log = Callable[[str], None]
@@ -94,8 +95,8 @@ class Translator:
 
     def checks(self) -> OutputChecker:
         if self.checker is None:
-            from globmed_data.langid import LanguageIdentifier
-            from globmed_data.langid_stage import identifier_options
+            from globmed_data.langid.identify import LanguageIdentifier
+            from globmed_data.langid.stage import identifier_options
 
             lid = self.loaded.config.langid
             identifier = (

@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from globmed_data.model_cache import cached_arrays
+from globmed_data.kernels.model_cache import cached_arrays
 
 MAGIC, VERSION = 793712314, 12
 HS, SOFTMAX = 1, 3  # fastText's loss codes; others (ns, ova) are left to the C++ engine

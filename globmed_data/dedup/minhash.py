@@ -22,16 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.integrate import quad
 
-from globmed_data.minhash_kernels import (
+from globmed_data.dedup.kernels import (
     answer_keys,
     group_partners,
     normalise_series,
     sign_texts,
     similarity,
 )
-from globmed_data.minhash_kernels import band_keys as band_keys  # re-exported for the stage
-from globmed_data.scripts import UNSPACED_LANGUAGES
-from globmed_data.utf8 import list_parts
+from globmed_data.dedup.kernels import band_keys as band_keys  # re-exported for the stage
+from globmed_data.kernels.scripts import UNSPACED_LANGUAGES
+from globmed_data.kernels.utf8 import list_parts
 
 SIGNATURE_VERSION = f"2-polars{pl.__version__}"
 _SEP = "\x1f"

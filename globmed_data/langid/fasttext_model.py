@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from globmed_data import fasttext_native
-from globmed_data.utf8 import utf8_buffers
+from globmed_data.kernels.utf8 import utf8_buffers
+from globmed_data.langid import fasttext_native
 
 Ranked = list[tuple[str, float]]  # (language code, probability), best first
 # Top-k label ids (-1: none), probabilities and how many, per text; the ids index `label_list`.

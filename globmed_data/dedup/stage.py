@@ -18,9 +18,8 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import DedupSettings, LoadedConfig
-from globmed_data.ids import stable_hash
-from globmed_data.minhash import (
+from globmed_data.config import LoadedConfig
+from globmed_data.dedup.minhash import (
     SIGNATURE_VERSION,
     band_keys,
     candidate_pairs,
@@ -30,6 +29,8 @@ from globmed_data.minhash import (
     similarity,
     verified,
 )
+from globmed_data.dedup.settings import DedupSettings
+from globmed_data.ids import stable_hash
 from globmed_data.warehouse import Warehouse
 
 CHUNK = 50_000

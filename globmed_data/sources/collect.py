@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from globmed_data import faults
-from globmed_data.config import FileSource, HubSource, LoadedConfig
+from globmed_data.config import LoadedConfig
 from globmed_data.ids import canonical_json, stable_hash
-from globmed_data.normalize import NORMALIZER_VERSION
 from globmed_data.sources.locate import (
     Located,
     SourceError,
@@ -29,7 +28,9 @@ from globmed_data.sources.locate import (
     locate_hub,
 )
 from globmed_data.sources.mapping import MappingError, RecordMapper
+from globmed_data.sources.normalize import NORMALIZER_VERSION
 from globmed_data.sources.readers import FileReadError, RawItem, detect_format, read_file
+from globmed_data.sources.settings import FileSource, HubSource
 from globmed_data.warehouse import FileDone, Warehouse, now
 
 PAYLOAD_LIMIT = 65536

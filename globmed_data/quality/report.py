@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from globmed_data.quality_rules import RULES
+from globmed_data.quality.rules import RULES
 from globmed_data.warehouse import Warehouse
 
 GROUPINGS = ("source", "language", "task")

@@ -18,9 +18,9 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import LangIdSettings, LoadedConfig
+from globmed_data.config import LoadedConfig
 from globmed_data.ids import stable_hash
-from globmed_data.langid import (
+from globmed_data.langid.identify import (
     LANGID_VERSION,
     LanguageIdentifier,
     default_model_path,
@@ -28,6 +28,7 @@ from globmed_data.langid import (
     judge_frame,
     prepare_frame,
 )
+from globmed_data.langid.settings import LangIdSettings
 from globmed_data.prefetch import prefetched
 from globmed_data.warehouse import Warehouse, now
 

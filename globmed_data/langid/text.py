@@ -23,8 +23,8 @@ import numba
 import numpy as np
 import polars as pl
 
-from globmed_data.text_metrics import SCRIPTS, TABLE_LIMIT, char_tables, code_points
-from globmed_data.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
+from globmed_data.kernels.text_metrics import SCRIPTS, TABLE_LIMIT, char_tables, code_points
+from globmed_data.kernels.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
 
 URL_EMAIL = r"https?://\S+|www\.\S+|\S+@\S+\.\w+"
 SEPARATORS = r"[\p{P}\p{S}\p{N}_\s]"

@@ -24,8 +24,8 @@ from typing import Any
 import numba
 import numpy as np
 
-from globmed_data.fasttext_model import LangIdError
-from globmed_data.model_cache import cached_arrays
+from globmed_data.kernels.model_cache import cached_arrays
+from globmed_data.langid.fasttext_model import LangIdError
 
 
 class Py3LangId:

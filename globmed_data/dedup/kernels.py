@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from globmed_data.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
+from globmed_data.kernels.utf8 import decode, encode, from_utf8_buffers, space_before, utf8_buffers
 
 _COMPOSING = r"[\p{M}\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]"  # marks, conjoining jamo
 # Code points above this are letters NFKC leaves alone (CJK extensions, private use, tags).

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from globmed_data.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
-from globmed_data.second_opinions import LangDetect, Py3LangId
+from globmed_data.langid.fasttext_model import FastTextModel, LangIdError, Ranked, default_model_path
+from globmed_data.langid.second_opinions import LangDetect, Py3LangId
 
 LANGID_VERSION = "1"
 
@@ -45,7 +45,7 @@ def prepare_frame(texts: pl.Series, max_chars: int) -> pl.DataFrame:
     non-Latin script, Latin words are drug names and abbreviations (langid_text says how)."""
     # Imported here: the compiled pass needs numba, which the langid worker processes, given
     # prepared texts, never load.
-    from globmed_data.langid_text import prepare_texts
+    from globmed_data.langid.text import prepare_texts
 
     return prepare_texts(texts, max_chars)
 

@@ -2,7 +2,7 @@
 
 Per text: characters, letters (Unicode L and M), digits (N), symbols (what is neither those nor
 white space, a run of blanks `__`, dots `..`, `…` or dashes `--` counting once), and characters
-per script (the ranges of globmed_data.scripts). It gives the same numbers as the regex
+per script (the ranges of globmed_data.kernels.scripts). It gives the same numbers as the regex
 definitions it replaces, which a test checks on awkward strings and, with ../shared/data, on
 every real question.
 """
@@ -15,8 +15,8 @@ import numba
 import numpy as np
 import polars as pl
 
-from globmed_data.scripts import SCRIPT_RANGES
-from globmed_data.utf8 import decode, list_parts, utf8_buffers
+from globmed_data.kernels.scripts import SCRIPT_RANGES
+from globmed_data.kernels.utf8 import decode, list_parts, utf8_buffers
 
 LETTER, DIGIT, SPACE = 1, 2, 3  # character kinds; 0 is anything else (a symbol)
 TABLE_LIMIT = 0x40000  # past this: variation selectors (marks), tags and private use

@@ -12,7 +12,7 @@ import polars as pl
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig
-from globmed_data.quality_rules import evaluate, settings_hash
+from globmed_data.quality.evaluate import evaluate, settings_hash
 from globmed_data.warehouse import Warehouse, now
 
 CHUNK = 50_000

@@ -34,9 +34,9 @@ class PendingWork(RuntimeError):
 
 def stage_settings(loaded: LoadedConfig) -> dict[str, tuple[bool, str]]:
     """stage -> (enabled, the settings hash its stored decisions must carry)."""
-    from globmed_data.dedup_stage import index_hash
-    from globmed_data.langid_stage import stage_hash
-    from globmed_data.quality_rules import settings_hash
+    from globmed_data.dedup.stage import index_hash
+    from globmed_data.langid.stage import stage_hash
+    from globmed_data.quality.evaluate import settings_hash
     from globmed_data.translate.stage import translate_hash
 
     c = loaded.config
@@ -58,7 +58,7 @@ def record_stage_settings(wh: Warehouse, loaded: LoadedConfig) -> None:
 def pending_work(wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
     """Entries each stage the config enables has yet to decide (only stages with some), and
     whether dedup's clusters are out of date."""
-    from globmed_data import dedup_stage
+    from globmed_data.dedup import stage as dedup_stage
     from globmed_data.translate import stage as translate_stage
 
     enabled = {stage: h for stage, (on, h) in stage_settings(loaded).items() if on}
@@ -82,8 +82,9 @@ def undecided(wh: Warehouse) -> dict[str, int]:
 def _undecided(wh: Warehouse, hashes: dict[str, str]) -> dict[str, int]:
     """Per stage in `hashes` (langid, quality, dedup): active entries with no decision under
     that settings hash."""
-    from globmed_data import langid_stage, quality_stage
-    from globmed_data.dedup_stage import unlinked
+    from globmed_data.dedup.stage import unlinked
+    from globmed_data.langid import stage as langid_stage
+    from globmed_data.quality import stage as quality_stage
 
     counting = {"langid": langid_stage.pending, "quality": quality_stage.pending, "dedup": unlinked}
     return {stage: count(wh, hashes[stage]) for stage, count in counting.items() if stage in hashes}
@@ -92,9 +93,9 @@ def _undecided(wh: Warehouse, hashes: dict[str, str]) -> dict[str, int]:
 def run_stages(wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Log) -> dict[str, object]:
     """The curation stages in the pipeline's order, without Prefect (`globmed export
     --run-stages`): each does only its pending work."""
-    from globmed_data.dedup_stage import run_dedup
-    from globmed_data.langid_stage import run_langid
-    from globmed_data.quality_stage import run_quality
+    from globmed_data.dedup.stage import run_dedup
+    from globmed_data.langid.stage import run_langid
+    from globmed_data.quality.stage import run_quality
     from globmed_data.translate.stage import run_translate
 
     c = loaded.config
