@@ -9,8 +9,8 @@ import pytest
 
 from globmed_data.config import parse_config
 from globmed_data.langid.stage import run_langid
-from globmed_data.quality.report import quality_report, render_markdown
 from globmed_data.quality.evaluate import evaluate
+from globmed_data.quality.report import quality_report, render_markdown
 from globmed_data.quality.rules import RULES
 from globmed_data.quality.settings import QualitySettings
 from globmed_data.quality.stage import run_quality
