@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
     try:
-        from globmed_data.pipeline.pending import pending_work, record_stage_settings
+        from globmed_data.pipeline.curation import pending_work, record_stage_settings
     except ImportError:  # older code: no pending check, no stage settings
         pending_work = record_stage_settings = None
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,8 +28,8 @@ from _corpus import ROOT, collected, peak_rss_mib
 from dedup_eval import datasketch_labels, perturb
 
 from globmed_data.config import load_config
-from globmed_data.dedup.minhash import LshParams, cluster_labels, dedup_texts
-from globmed_data.dedup.stage import lsh_shape
+from globmed_data.dedup.linking import cluster_labels, lsh_shape
+from globmed_data.dedup.signing import dedup_texts
 
 
 def build(out: Path, entries_wanted: int, warehouse: Path | None) -> None:
@@ -62,7 +62,6 @@ def main() -> None:
         return
     s = load_config(ROOT / "configs" / "shared-real.yaml").config.dedup
     bands, rows = lsh_shape(s)
-    params = LshParams(s.num_perm, bands, rows, s.threshold, s.verify_margin)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.parquet"
         cmd = [sys.executable, __file__, "--build", str(corpus), "--entries", str(args.entries)]
@@ -74,10 +73,10 @@ def main() -> None:
     # Once per process: the normalisation table and loading the compiled kernels (numba's disk
     # cache; the first run after an install compiles them). Timed apart, on 1,000 entries.
     t0 = time.perf_counter()
-    cluster_labels(frame.head(1000), params, s.word_ngram, s.char_ngram)
+    cluster_labels(frame.head(1000), s)
     print(f"process start (table, compiled kernels, 1,000 entries): {time.perf_counter() - t0:.2f}s")
     t0 = time.perf_counter()
-    labels = cluster_labels(frame, params, s.word_ngram, s.char_ngram)
+    labels = cluster_labels(frame, s)
     ours = time.perf_counter() - t0
     grouped = len(frame) - len(set(labels.tolist()))
     ours_rss = peak_rss_mib()
@@ -87,7 +86,7 @@ def main() -> None:
     )
     sub = dedup_texts(frame.head(args.baseline))
     t0 = time.perf_counter()
-    datasketch_labels(sub, params, s.word_ngram, s.char_ngram)
+    datasketch_labels(sub, s)
     base = time.perf_counter() - t0
     print(
         f"datasketch: {len(sub):,} entries in {base:.1f}s = {len(sub) / base:,.0f} entries/s; "

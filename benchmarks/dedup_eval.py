@@ -34,8 +34,9 @@ import polars as pl
 from _corpus import ROOT, collected
 
 from globmed_data.config import load_config
-from globmed_data.dedup.minhash import LshParams, cluster_labels, dedup_texts
-from globmed_data.dedup.stage import lsh_shape
+from globmed_data.dedup.linking import cluster_labels, lsh_shape
+from globmed_data.dedup.settings import DedupSettings
+from globmed_data.dedup.signing import dedup_texts
 from globmed_data.kernels.scripts import UNSPACED_LANGUAGES
 
 OVERLAPS = [
@@ -70,21 +71,23 @@ def perturb(e: dict, rng: random.Random) -> dict:
     return {**e, "entry_id": e["entry_id"] + "~" + kind, "question": q, "options": opts}
 
 
-def datasketch_labels(texts: pl.DataFrame, params: LshParams, word_ngram: int, char_ngram: int) -> np.ndarray:
+def datasketch_labels(texts: pl.DataFrame, s: DedupSettings) -> np.ndarray:
     """Plain datasketch: MinHash.update_batch over the same shingles (main text, then the
     options in our canonical order), MinHashLSH, union-find."""
     from datasketch import MinHash, MinHashLSH
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    lsh = MinHashLSH(threshold=params.threshold, num_perm=params.num_perm, params=(params.bands, params.rows))
+    lsh = MinHashLSH(threshold=s.threshold, num_perm=s.num_perm, params=lsh_shape(s))
     hashes = []
     for k, (lang, text, options) in enumerate(
         texts.select("language", "near_text", "near_options").iter_rows()
     ):
-        m = MinHash(num_perm=params.num_perm)
+        m = MinHash(num_perm=s.num_perm)
         unspaced = lang in UNSPACED_LANGUAGES
-        m.update_batch(shingle_bytes(" ".join([text, *options]).strip(), unspaced, word_ngram, char_ngram))
+        m.update_batch(
+            shingle_bytes(" ".join([text, *options]).strip(), unspaced, s.word_ngram, s.char_ngram)
+        )
         lsh.insert(k, m)
         hashes.append(m)
     left, right = [], []
@@ -124,7 +127,6 @@ def main() -> None:
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
     s = loaded.config.dedup
     bands, rows = lsh_shape(s)
-    params = LshParams(s.num_perm, bands, rows, s.threshold, s.verify_margin)
     with tempfile.TemporaryDirectory() as tmp:
         wh = collected(args.warehouse or Path(tmp) / "wh.duckdb")
         entries = wh.query_dicts(
@@ -188,13 +190,13 @@ def main() -> None:
         kinds[kind] += 1
     print(f"{len(texts):,} entries; labelled pairs: " + ", ".join(f"{k} {v:,}" for k, v in kinds.items()))
     print(
-        f"parameters: num_perm {params.num_perm}, threshold {params.threshold} (verified at "
-        f"{params.threshold - params.verify_margin:.2f}), bands {bands} x rows {rows}, "
+        f"parameters: num_perm {s.num_perm}, threshold {s.threshold} (verified at "
+        f"{s.threshold - s.verify_margin:.2f}), bands {bands} x rows {rows}, "
         f"word {s.word_ngram}-grams / char {s.char_ngram}-grams"
     )
     for name, fn, data in (("globmed", cluster_labels, pool), ("datasketch", datasketch_labels, texts)):
         t0 = time.perf_counter()
-        labels = fn(data, params, s.word_ngram, s.char_ngram)
+        labels = fn(data, s)
         seconds = time.perf_counter() - t0
         p, r, f1 = score(labels, [(a, b, d) for a, b, d, _ in pairs])
         _, _, f1_plain = score(labels, [(a, b, d) for a, b, d, k in pairs if k != "numeric"])

@@ -1,10 +1,10 @@
-"""The pipeline flow: every stage in order, one named task per unit of work.
+"""The pipeline flow: the registry's stages in order (globmed_data/pipeline/registry.py), one
+named task per stage, and one per source for collect (a map, run concurrently).
 
-Stages so far: collect (one task per source, run concurrently), then language ID and quality
-over every entry whose content or settings changed, then translation (when configured: new
-entries, which then get language ID and quality too), then dedup and decontamination, then the
-export of a new dataset version when the curated view changed (published to the configured
-targets, with a `globmed.dataset.published` event).
+Collect, then language ID and quality over every entry whose content or settings changed, then
+translation (when configured: new entries, which then get language ID and quality too), then
+dedup and decontamination, then the export of a new dataset version when the curated view
+changed (published to the configured targets, with a `globmed.dataset.published` event).
 """
 
 from __future__ import annotations
@@ -20,74 +20,48 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from globmed_data.config import LoadedConfig, load_config
-from globmed_data.dedup.stage import run_dedup
-from globmed_data.export.stage import card_text, run_export
+from globmed_data.export.stage import card_text
 from globmed_data.export.versions import get_version
-from globmed_data.langid.stage import run_langid
-from globmed_data.pipeline.pending import record_stage_settings
+from globmed_data.pipeline import registry
+from globmed_data.pipeline.curation import record_stage_settings
+from globmed_data.pipeline.runner import run_step
+from globmed_data.pipeline.stage import Context
 from globmed_data.quality.report import quality_report, render_markdown
-from globmed_data.quality.stage import run_quality
-from globmed_data.sources.collect import collect_source
 from globmed_data.summary import entry_count_table, run_table
-from globmed_data.translate.stage import run_translate
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
 
 # No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
-@task(name="collect-source", task_run_name="collect {source_name}", cache_policy=NO_CACHE)
-def collect_task(wh: Warehouse, loaded: LoadedConfig, source_name: str, run_id: str) -> dict[str, Any]:
+@task(name="collect-source", task_run_name="collect {unit}", cache_policy=NO_CACHE)
+def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: str, unit: str, run_id: str) -> dict[str, Any]:
+    """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    report = collect_source(wh, loaded, loaded.config.source(source_name), run_id, log=logger.info)
-    line = (
-        f"{source_name}: {report.status}; {report.records} records, +{report.added} new, "
-        f"{report.updated} updated, {report.quarantined} quarantined, {report.vanished} vanished "
-        f"in {report.seconds:.1f}s"
-    )
-    (logger.error if report.status == "failed" else logger.info)(
-        line + (f": {report.error}" if report.error else "")
-    )
-    return report.as_dict()
+    report = registry.stage(stage).run_unit(Context(wh, loaded, run_id, logger.info), unit)  # type: ignore[attr-defined]
+    (logger.error if report.status == "failed" else logger.info)(report.summary)
+    return report.counts
 
 
-def _stage(wh: Warehouse, run_id: str, name: str, work: Any) -> dict[str, Any]:
-    """Run one whole-warehouse stage, recording it in run_stages (source '*')."""
-    from globmed_data.warehouse import now
-
-    logger = get_run_logger()
-    started = now()
-    try:
-        counts = work(log=logger.info)
-    except Exception as exc:
-        wh.record_stage(run_id, name, "*", "failed", started, {}, error=f"{type(exc).__name__}: {exc}")
-        raise
-    wh.record_stage(run_id, name, "*", "succeeded", started, counts)
-    logger.info(f"{name}: {counts}")
-    return counts
+@task(name="stage", task_run_name="{step_name}", cache_policy=NO_CACHE)
+def stage_task(wh: Warehouse, loaded: LoadedConfig, step_name: str, run_id: str) -> dict[str, Any]:
+    """One whole-warehouse stage, recorded in run_stages (source '*')."""
+    step = next(s for s in registry.plan(loaded.config) if s.name == step_name)
+    report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info))
+    return {**report.counts, "summary": report.summary}
 
 
-@task(name="langid", task_run_name="langid", cache_policy=NO_CACHE, tags=["stage:langid"])
-def langid_task(wh: Warehouse, loaded: LoadedConfig, run_id: str, stage: str = "langid") -> dict[str, Any]:
-    return _stage(wh, run_id, stage, lambda log: run_langid(wh, loaded, run_id, log=log))
-
-
-@task(name="quality", task_run_name="quality", cache_policy=NO_CACHE, tags=["stage:quality"])
-def quality_task(wh: Warehouse, loaded: LoadedConfig, run_id: str, stage: str = "quality") -> dict[str, Any]:
-    return _stage(wh, run_id, stage, lambda log: run_quality(wh, loaded, run_id, log=log))
-
-
-@task(name="translate", task_run_name="translate", cache_policy=NO_CACHE, tags=["stage:translate"])
-def translate_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
-    return _stage(wh, run_id, "translate", lambda log: run_translate(wh, loaded, run_id, log=log))
-
-
-@task(name="dedup", task_run_name="dedup", cache_policy=NO_CACHE, tags=["stage:dedup"])
-def dedup_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
-    return _stage(wh, run_id, "dedup", lambda log: run_dedup(wh, loaded, run_id, log=log))
-
-
-@task(name="export", task_run_name="export", cache_policy=NO_CACHE, tags=["stage:export"])
-def export_task(wh: Warehouse, loaded: LoadedConfig, run_id: str) -> dict[str, Any]:
-    return _stage(wh, run_id, "export", lambda log: run_export(wh, loaded, run_id, log=log))
+def _run_map(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> list[dict[str, Any]]:
+    """A map stage's items as concurrent tasks."""
+    runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
+    units = step.stage.units(loaded)  # type: ignore[attr-defined]
+    with runner:
+        futures = [
+            runner.submit(
+                unit_task.with_options(tags=[f"stage:{step.name}", f"source:{unit}"]),
+                {"wh": wh, "loaded": loaded, "stage": step.name, "unit": unit, "run_id": run_id},
+            )
+            for unit in units
+        ]
+        return [f.result() for f in futures]
 
 
 def _mark_crashed(flow_run_ids: list[str]) -> None:
@@ -132,7 +106,6 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
     wh_path = resolve_warehouse_path(warehouse, configured)
     run_id = uuid.uuid4().hex
     flow_run_id = flow_run.get_id()
-    sources = [s for s in loaded.config.sources if s.enabled]
     with Warehouse(wh_path) as wh:
         crashed = wh.start_run(
             run_id,
@@ -142,38 +115,18 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
         )
         _mark_crashed(crashed)
         record_stage_settings(wh, loaded)
+        reports: list[dict[str, Any]] = []
+        stages: dict[str, Any] = {}
         try:
-            runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
-            with runner:
-                futures = [
-                    runner.submit(
-                        collect_task.with_options(tags=["stage:collect", f"source:{s.name}"]),
-                        {"wh": wh, "loaded": loaded, "source_name": s.name, "run_id": run_id},
-                    )
-                    for s in sources
-                ]
-                reports = [f.result() for f in futures]
-            stages: dict[str, Any] = {}
-            if loaded.config.langid.enabled:
-                stages["langid"] = langid_task(wh, loaded, run_id)
-            if loaded.config.quality.enabled:
-                stages["quality"] = quality_task(wh, loaded, run_id)
-            if loaded.config.translate.enabled:
-                stages["translate"] = translate_task(wh, loaded, run_id)
-                # The new entries get language ID and quality rules like any other (only they are
-                # new, so these passes are short); recorded as langid:translated, quality:translated.
-                if loaded.config.langid.enabled:
-                    stages["langid:translated"] = langid_task.with_options(
-                        task_run_name="langid (translated)"
-                    )(wh, loaded, run_id, stage="langid:translated")
-                if loaded.config.quality.enabled:
-                    stages["quality:translated"] = quality_task.with_options(
-                        task_run_name="quality (translated)"
-                    )(wh, loaded, run_id, stage="quality:translated")
-            if loaded.config.dedup.enabled:
-                stages["dedup"] = dedup_task(wh, loaded, run_id)
-            if loaded.config.export.enabled and _run_status(reports) != "failed":
-                stages["export"] = export_task(wh, loaded, run_id)
+            for step in registry.plan(loaded.config):
+                if hasattr(step.stage, "units"):
+                    reports = _run_map(wh, loaded, step, run_id)
+                elif step.name == "export" and _run_status(reports) == "failed":
+                    continue  # every source failed: nothing new to publish
+                else:
+                    stages[step.name] = stage_task.with_options(
+                        task_run_name=step.name, tags=[f"stage:{step.name}"]
+                    )(wh, loaded, step.name, run_id)
         except BaseException as exc:
             wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
             raise

@@ -37,6 +37,8 @@ translate_app = typer.Typer(
     help="Translation: run the stage, evaluate a backend, human review.", no_args_is_help=True
 )
 app.add_typer(translate_app, name="translate")
+stage_app = typer.Typer(help="The pipeline's stages: list them, run one.", no_args_is_help=True)
+app.add_typer(stage_app, name="stage")
 review_app = typer.Typer(
     help="Export translated entries for review; import the verdicts.", no_args_is_help=True
 )
@@ -119,7 +121,7 @@ def _console_without_tracebacks() -> None:
 
 def _operational(exc: Exception) -> str:
     """One line: what failed and what to do (the traceback is behind --debug)."""
-    from globmed_data.pipeline.pending import PendingWork
+    from globmed_data.pipeline.stage import PendingWork
 
     text = f"{type(exc).__name__}: {exc}".splitlines()[0]
     lowered = text.lower()
@@ -170,50 +172,9 @@ def _print_run(result: dict[str, Any]) -> None:
     for r in result["sources"]:
         if r["error"]:
             console.print(f"[red]{r['source']}[/]: {r['error']}", highlight=False)
-    stages = result.get("stages", {})
-    if "langid" in stages:
-        lid = stages["langid"]
-        decided = ", ".join(f"{k} {v}" for k, v in lid["totals"].items())
-        out.print(
-            f"langid: {lid['checked']} entries decided in {lid['seconds']:.1f}s; all entries: {decided}"
-        )
-    if "quality" in stages:
-        q = stages["quality"]
-        t = q["totals"]
-        out.print(
-            f"quality: {q['checked']} entries checked in {q['seconds']:.1f}s; all entries: "
-            f"{t['passed']} passed, {t['rejected']} rejected (`globmed quality report` for details)"
-        )
-    if "translate" in stages:
-        t = stages["translate"]
-        rate = f"{t['cache_hit_rate']:.0%}" if t["cache_hit_rate"] is not None else "n/a"
-        out.print(
-            f"translate: {t['translated']} translated, {t['rejected']} rejected, "
-            f"{t['skipped']} already done; "
-            f"{t['segments']} segments, cache hits {rate}, {t['model_segments']} sent to a backend"
-        )
-    if "dedup" in stages:
-        d = stages["dedup"]
-        out.print(
-            f"dedup: {d['checked']} entries signed in {d['seconds']:.1f}s; {d['clusters']} clusters, "
-            f"{d['duplicates']} duplicates excluded ({d['exact_duplicates']} exact, "
-            f"{d['near_duplicates']} near), "
-            f"{d['contaminated']} train entries contaminated"
-        )
-    if "export" in stages:
-        _print_export(stages["export"])
+    for name, counts in result.get("stages", {}).items():
+        out.print(f"{name}: {counts['summary']}", highlight=False)
     console.print(f"warehouse: {result['warehouse']}")
-
-
-def _print_export(e: dict[str, Any]) -> None:
-    if e.get("status") == "skipped":
-        out.print("export: nothing curated to export")
-        return
-    what = "new version" if e["created"] else "unchanged"
-    out.print(
-        f"export: v{e['version']} ({what}), {e['entries']} entries in {e['files']} files, "
-        f"{e['bytes'] / 1e6:.1f} MB, {e['status']}; {e['folder']}"
-    )
 
 
 @app.command()
@@ -378,20 +339,20 @@ def export_cmd(
     pending work, such as after a killed run, unless --run-stages runs it first."""
     import uuid
 
-    from globmed_data.export.stage import run_export
-    from globmed_data.pipeline.pending import PendingWork
-    from globmed_data.pipeline.pending import run_stages as run_pending_stages
+    from globmed_data.export.stage import export_summary, run_export
+    from globmed_data.pipeline.runner import run_deciding_stages
+    from globmed_data.pipeline.stage import Context, PendingWork
 
     loaded = _load(config)
     say = lambda m: console.print(m, highlight=False)  # noqa: E731
     with _open_write(loaded, warehouse) as wh:
         try:
             if run_stages:
-                run_pending_stages(wh, loaded, f"export-{uuid.uuid4().hex[:12]}", log=say)
+                run_deciding_stages(Context(wh, loaded, f"export-{uuid.uuid4().hex[:12]}", say))
             result = run_export(wh, loaded, publish=publish, log=say)
         except PendingWork as exc:
             raise _fail(str(exc), EXIT_CONFIG) from None
-    _print_export(result)
+    out.print(f"export: {export_summary(result)}", highlight=False)
     raise typer.Exit(EXIT_PARTIAL if result.get("status") == "failed" else 0)
 
 
@@ -559,6 +520,87 @@ def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
         return Warehouse(_warehouse_path(loaded, warehouse))
     except (WarehouseError, OSError) as exc:
         raise _fail(_operational(exc), EXIT_CONFIG) from None
+
+
+@stage_app.command("list")
+def stage_list(
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Also show which are enabled, and in what passes."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """The stages in pipeline order, with the tables they read and write."""
+    from globmed_data.pipeline.registry import STAGES, plan
+
+    loaded = _load(config) if config else None
+    passes = [s.name for s in plan(loaded.config)] if loaded else None
+    rows = [
+        {
+            "stage": s.name,
+            "enabled": None if passes is None else s.name in passes,
+            "decides_entries": s.decides_entries,
+            "reads": list(s.reads),
+            "writes": list(s.writes),
+        }
+        for s in STAGES
+    ]
+    if as_json:
+        print(json.dumps({"stages": rows, "passes": passes}, indent=2))
+        return
+    table = Table(title="stages, in pipeline order", title_justify="left")
+    for col in ("stage", "enabled", "reads", "writes"):
+        table.add_column(col)
+    for r in rows:
+        on = "" if r["enabled"] is None else ("yes" if r["enabled"] else "no")
+        table.add_row(r["stage"], on, ", ".join(r["reads"]), ", ".join(r["writes"]))
+    out.print(table)
+    if passes:
+        out.print("passes: " + " → ".join(passes), highlight=False)
+
+
+@stage_app.command("run")
+def stage_run(
+    name: str = typer.Argument(..., help="A stage (`globmed stage list`): collect, langid, quality, ..."),
+    config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
+    warehouse: Path | None = WarehouseOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the stage's counts as JSON."),
+) -> None:
+    """Run one stage alone, without Prefect: only its pending work, recorded in run_stages.
+
+    The curated view still requires every enabled stage's decisions, so running one stage
+    never lets undecided entries through."""
+    import uuid
+
+    from globmed_data.pipeline.curation import record_stage_settings
+    from globmed_data.pipeline.registry import STAGES, Step
+    from globmed_data.pipeline.runner import run_step
+    from globmed_data.pipeline.stage import Context, PendingWork, enabled
+
+    loaded = _load(config)
+    found = [s for s in STAGES if s.name == name]
+    if not found:
+        raise _fail(f"no stage '{name}'; stages are: {', '.join(s.name for s in STAGES)}", EXIT_CONFIG)
+    if not enabled(found[0], loaded.config):
+        raise _fail(f"stage '{name}' is disabled in {config} ({name}.enabled: false)", EXIT_CONFIG)
+    say = lambda m: console.print(m, highlight=False)  # noqa: E731
+    run_id = f"stage-{uuid.uuid4().hex[:12]}"
+    with _open_write(loaded, warehouse) as wh:
+        wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
+        record_stage_settings(wh, loaded)  # as a run does: this config's stages define "decided"
+        try:
+            report = run_step(Step(name, found[0]), Context(wh, loaded, run_id, say))
+        except PendingWork as exc:
+            wh.finish_run(run_id, "failed", {}, error=str(exc))
+            raise _fail(str(exc), EXIT_CONFIG) from None
+        except Exception as exc:
+            wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
+            raise _fail(_operational(exc), 1) from None
+        wh.finish_run(run_id, "failed" if report.status == "failed" else "succeeded", {name: report.counts})
+    if as_json:
+        print(json.dumps(report.counts, indent=2, default=str, ensure_ascii=False))
+    else:
+        out.print(f"{name}: {report.summary}", highlight=False)
+    raise typer.Exit(EXIT_PARTIAL if report.status == "failed" else 0)
 
 
 @translate_app.command("run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from globmed_data.pipeline.pending import undecided
+from globmed_data.pipeline.curation import undecided
 from globmed_data.warehouse import Warehouse
 
 STATUS_JSON_VERSION = 1

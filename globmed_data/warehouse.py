@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from globmed_data.resources import resource_dir
 from globmed_data.schema import ENTRY_COLUMNS, entries_table
+from globmed_data.views import create_views, views_hash
 
 ENV_VAR = "GLOBMED_WAREHOUSE"
 DEFAULT_PATH = Path(".globmed") / "warehouse.duckdb"
@@ -120,12 +121,16 @@ class Warehouse:
         except duckdb.IOException as exc:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self._lock = threading.RLock()
-        if not read_only:
-            # Fewer, larger checkpoints: many small batch commits otherwise checkpoint often.
-            self.con.execute("SET checkpoint_threshold = '256MB'")
-            self.migrate()
-        else:
-            self._check_version()
+        try:
+            if not read_only:
+                # Fewer, larger checkpoints: many small batch commits otherwise checkpoint often.
+                self.con.execute("SET checkpoint_threshold = '256MB'")
+                self.migrate()
+            else:
+                self._check_version()
+        except BaseException:
+            self.con.close()  # no half-open file left behind in this process (a full disk, say)
+            raise
 
     def close(self) -> None:
         self.con.close()
@@ -153,6 +158,8 @@ class Warehouse:
                     self.con.execute(path.read_text(encoding="utf-8"))
                     self.con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, now()])
                 applied.append(version)
+            with self.transaction() as con:
+                create_views(con)
             return applied
 
     def schema_version(self) -> int:
@@ -169,6 +176,12 @@ class Warehouse:
             raise WarehouseError(
                 f"{self.path} is at schema version {current}, this globmed expects {latest}: "
                 "open it once for writing (any `globmed run`) to migrate it"
+            )
+        stored = self.con.execute("SELECT max(views_hash) FROM schema_views").fetchone()
+        if not stored or stored[0] != views_hash():
+            raise WarehouseError(
+                f"the views in {self.path} are older than this globmed's: "
+                "open it once for writing (any `globmed run`) to update them"
             )
 
     @contextmanager

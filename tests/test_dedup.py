@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 
 from globmed_data.config import load_config, parse_config
-from globmed_data.dedup.minhash import dedup_texts, optimal_bands, permutations, permute, signatures
+from globmed_data.dedup.linking import optimal_bands
+from globmed_data.dedup.settings import DedupSettings
+from globmed_data.dedup.signing import dedup_texts, permutations, permute, signatures
 from globmed_data.dedup.stage import run_dedup
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
@@ -124,7 +126,7 @@ def test_a_text_longer_than_a_signing_chunk_is_signed_whole() -> None:
 
 
 def test_items_differing_in_numbers_or_answer_stay_apart() -> None:
-    from globmed_data.dedup.minhash import LshParams, cluster_labels
+    from globmed_data.dedup.linking import cluster_labels
 
     rate = "Is a resting heart rate of {} beats per minute normal for a healthy adult at rest?"
     rows = [
@@ -150,7 +152,10 @@ def test_items_differing_in_numbers_or_answer_stay_apart() -> None:
         pl.Series("answer_indices", [r["answer_indices"] for r in schema_rows], dtype=pl.List(pl.Int32)),
         pl.Series("label", [r["label"] for r in schema_rows], dtype=pl.String),
     )
-    labels = cluster_labels(f, LshParams(128, 14, 9, 0.7, 0.05), 2, 2)
+    s = DedupSettings(
+        num_perm=128, bands=14, rows=9, threshold=0.7, verify_margin=0.05, word_ngram=2, char_ngram=2
+    )
+    labels = cluster_labels(f, s)
     assert labels[0] == labels[2] and labels[6] == labels[7]
     assert len({labels[0], labels[1], labels[3]}) == 3 and len({labels[4], labels[5], labels[6]}) == 3
 
@@ -311,7 +316,7 @@ def reference_normalised(values: list[str | None]) -> list[str]:
 
 
 def test_compiled_normalisation_matches_the_unicode_definition() -> None:
-    from globmed_data.dedup.minhash import normalised
+    from globmed_data.dedup.signing import normalised
 
     values = [
         "  Héllo,  WORLD!! ①  ﬁne℃ ", None, "", "a\x1fb", "ǅx", "ＡＢＣ（１２３）：テスト。",
@@ -335,7 +340,7 @@ def test_option_order_never_changes_the_signature() -> None:
 
 
 def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
-    from globmed_data.dedup.minhash import candidate_pairs, components
+    from globmed_data.dedup.linking import candidate_pairs, components
 
     rng = np.random.default_rng(7)
     n = 3000
@@ -362,6 +367,6 @@ def test_candidate_pairs_give_the_components_of_all_shared_keys() -> None:
 
 
 def test_a_column_of_nulls_normalises_to_empty_texts() -> None:
-    from globmed_data.dedup.minhash import normalised
+    from globmed_data.dedup.signing import normalised
 
     assert normalised(pl.Series("p", [None, None])).to_list() == ["", ""]

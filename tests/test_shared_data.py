@@ -181,7 +181,7 @@ def test_real_data_exports_verifies_and_loads(curated) -> None:
 def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_text(shared) -> None:
     import polars as pl
 
-    from globmed_data.dedup.minhash import normalised
+    from globmed_data.dedup.signing import normalised
     from tests.test_dedup import reference_normalised
 
     frame = pl.from_arrow(shared.arrow("SELECT question, options FROM entries WHERE status = 'active'"))

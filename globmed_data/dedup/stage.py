@@ -1,10 +1,10 @@
 """The dedup stage: exact and near-duplicate clusters, one kept entry each, decontamination.
 
-Map steps (per batch, parallel-safe): normalise, shingle, sign (MinHash), band keys.
-Reduce steps (whole index): candidate links from shared keys, verification, connected
-components, keep policy, contamination. Signatures and verified links persist, so a run
-signs only new or edited entries and searches links only from them; clustering is redone from
-the stored links each run (cheap: a sparse graph).
+The map (signing.py, per batch): normalise, shingle, sign (MinHash). The reduce (linking.py,
+over every signed entry): candidates from shared keys, verification, connected components;
+then the keep policy and contamination (policy.py). This module adds the warehouse: signatures
+and verified links persist, so a run signs only new or edited entries and searches links only
+from them; clustering is redone from the stored links each run (cheap: a sparse graph).
 """
 
 from __future__ import annotations
@@ -18,35 +18,22 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig
-from globmed_data.dedup.minhash import (
-    SIGNATURE_VERSION,
-    band_keys,
-    candidate_pairs,
-    components,
-    optimal_bands,
-    sign_entries,
-    similarity,
-    verified,
-)
+from globmed_data.config import LoadedConfig, PipelineConfig
+from globmed_data.dedup.external import benchmark_entries
+from globmed_data.dedup.linking import BATCH, components, link, lsh_shape
+from globmed_data.dedup.policy import decide_clusters
 from globmed_data.dedup.settings import DedupSettings
+from globmed_data.dedup.signing import SIGNATURE_VERSION, Signed, sign_batch
 from globmed_data.ids import stable_hash
+from globmed_data.pipeline.stage import Context, Report
 from globmed_data.warehouse import Warehouse
 
-CHUNK = 50_000
+# Dedup links the eligible entries (warehouse/views/v_eligible_entries.sql).
 _PARTICIPANTS = """
-    SELECT e.entry_id, e.content_hash, e.source, e.task, coalesce(l.language, e.language) AS language,
-           e.split, e.origin, e.question, e.premise, e.hypothesis, e.options, e.answer_indices, e.label,
-           e.rationale, e.context
-    FROM entries e
-    LEFT JOIN langid_results l ON l.entry_id = e.entry_id AND l.content_hash = e.content_hash
-    LEFT JOIN quality_results q ON q.entry_id = e.entry_id AND q.content_hash = e.content_hash
-    WHERE e.status = 'active' AND coalesce(q.passed, TRUE) AND coalesce(l.decision, '') <> 'reject'
+    SELECT entry_id, content_hash, source, task, curated_language AS language, split, origin, question,
+           premise, hypothesis, options, answer_indices, label, rationale, context
+    FROM v_eligible_entries
 """
-
-
-def lsh_shape(s: DedupSettings) -> tuple[int, int]:
-    return (s.bands, s.rows) if s.bands and s.rows else optimal_bands(s.threshold, s.num_perm)
 
 
 def signature_hash(s: DedupSettings) -> str:
@@ -55,14 +42,8 @@ def signature_hash(s: DedupSettings) -> str:
     )
 
 
-def sign(frame: pl.DataFrame, s: DedupSettings) -> tuple[pl.DataFrame, np.ndarray]:
-    """Map step: (entry_id, exact_key) and the signature matrix for a batch of entries."""
-    texts, sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
-    return texts.select("entry_id", "exact_key", "item_key", "numbers"), sig
-
-
-def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, sig: np.ndarray, shash: str,
-                      run_id: str) -> None:  # fmt: skip
+def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash: str, run_id: str) -> None:
+    keys, sig = signed.keys, signed.sig
     flat = pa.array(sig.reshape(-1), pa.uint32())
     offsets = pa.array(np.arange(0, sig.size + 1, sig.shape[1], dtype=np.int32))
     table = pa.table(
@@ -82,147 +63,12 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, keys: pl.DataFrame, si
     wh.upsert("dedup_signatures", table)
 
 
-KEEP_ORDER = {
-    "eval_split": lambda s: pl.when(pl.col("split").is_in(s.eval_splits)).then(0).otherwise(1),
-    "native": lambda s: pl.when(pl.col("origin") == "native").then(0).otherwise(1),
-    "source_priority": lambda s: pl.col("source").replace_strict(
-        {name: i for i, name in enumerate(s.source_priority)},
-        default=len(s.source_priority),
-        return_dtype=pl.Int64,
-    ),
-    # More complete first: more options, a rationale, a context.
-    "complete": lambda s: (
-        -(
-            pl.col("options").list.len().fill_null(0)
-            + pl.col("rationale").is_not_null().cast(pl.Int64)
-            + pl.col("context").is_not_null().cast(pl.Int64)
-        )
-    ),
-    "entry_id": lambda s: pl.col("entry_id"),
-}
-
-
-def decide_clusters(
-    members: pl.DataFrame, s: DedupSettings, sig: np.ndarray, exact: np.ndarray, run_id: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Keep policy and contamination. `members`: one row per node in a cluster of 2+, with
-    `i` (index into sig), `cluster`, entry columns, and `bench` (an external test item)."""
-    order = [KEEP_ORDER[rule](s).alias(f"_k{n}") for n, rule in enumerate(s.keep)]
-    ranked = members.with_columns(order).sort(["cluster", "bench", *[f"_k{n}" for n in range(len(s.keep))]])
-    real = ranked.filter(~pl.col("bench"))
-    kept = (
-        real.group_by("cluster", maintain_order=True)
-        .first()
-        .select("cluster", pl.col("i").alias("kept_i"), pl.col("entry_id").alias("kept_id"))
-    )
-    evals = (
-        ranked.filter(pl.col("bench") | pl.col("split").is_in(s.eval_splits))
-        .group_by("cluster", maintain_order=True)
-        .first()
-        .select("cluster", pl.col("i").alias("test_i"), pl.col("entry_id").alias("test_item"),
-                pl.col("source").alias("test_source"))
-    )  # fmt: skip
-    out = real.join(kept, on="cluster", how="left").join(evals, on="cluster", how="left")
-    # `auto` entries get their split at export time, most of them train: they count as train here.
-    contaminated = pl.col("split").is_in(["train", "auto"]) & pl.col("test_i").is_not_null()
-    out = out.with_columns(
-        decision=pl.when(contaminated)
-        .then(pl.lit("contaminated"))
-        .when(pl.col("i") == pl.col("kept_i"))
-        .then(pl.lit("kept"))
-        .otherwise(pl.lit("duplicate")),
-        size=pl.len().over("cluster"),
-        cluster_id=pl.col("entry_id").min().over("cluster"),
-    )
-    i = out["i"].to_numpy()
-    k = out["kept_i"].to_numpy()
-    t = out["test_i"].fill_null(-1).to_numpy()
-    sim_kept = similarity(sig, i, k)
-    sim_test = similarity(sig, i, np.where(t >= 0, t, i))
-    same_kept = exact[i] == exact[k]
-    same_test = exact[i] == exact[np.where(t >= 0, t, i)]
-    out = out.with_columns(
-        sim_kept=pl.Series(np.where(same_kept, 1.0, sim_kept)),
-        method_kept=pl.Series(np.where(same_kept, "exact", "near")),
-        sim_test=pl.Series(np.where(same_test, 1.0, sim_test)),
-        method_test=pl.Series(np.where(same_test, "exact", "near")),
-    )
-    rows = out.select(
-        "entry_id",
-        "cluster_id",
-        pl.col("size").cast(pl.Int32).alias("cluster_size"),
-        "decision",
-        pl.col("kept_id").alias("kept_entry_id"),
-        pl.col("method_kept").alias("method"),
-        pl.col("sim_kept").alias("similarity"),
-        pl.lit(run_id).alias("run_id"),
-    )
-    contamination = out.filter(pl.col("decision") == "contaminated").select(
-        "entry_id",
-        "test_item",
-        "test_source",
-        pl.col("method_test").alias("method"),
-        pl.col("sim_test").alias("similarity"),
-        pl.lit(run_id).alias("run_id"),
-    )
-    return rows, contamination
-
-
-def benchmark_entries(loaded: LoadedConfig) -> pl.DataFrame:
-    """External test sets from `dedup.benchmarks`, read and mapped like sources (not stored).
-
-    Records that do not map are skipped: a benchmark list only has to give the item's text.
-    """
-    from globmed_data.sources.locate import locate_files
-    from globmed_data.sources.mapping import MappingError, RecordMapper
-    from globmed_data.sources.readers import detect_format, read_file
-
-    rows: list[dict[str, Any]] = []
-    for spec in loaded.config.dedup.benchmarks:
-        mapper = RecordMapper(spec)
-        for f in locate_files(spec, loaded).files:
-            ctx = mapper.file_context(f.rel)
-            items = read_file(f.path, detect_format(f.path, spec.format), encoding=spec.encoding,
-                              record_path=spec.resolved_record_path(), max_record_bytes=1 << 24)  # fmt: skip
-            for item in items:
-                if item.record is None:
-                    continue
-                extra = {"_file": f.rel, "_locator": item.locator, **item.extra}
-                try:
-                    key = mapper.record_key(item.record, extra, item.raw_text)
-                    entry = mapper.map(item.record, extra, ctx, key)
-                except MappingError:
-                    continue
-                rows.append({**entry, "entry_id": f"benchmark:{spec.name}:{key}", "split": "test",
-                             "source": f"benchmark:{spec.name}", "content_hash": ""})  # fmt: skip
-    columns = [
-        "entry_id",
-        "content_hash",
-        "source",
-        "task",
-        "language",
-        "split",
-        "origin",
-        "question",
-        "premise",
-        "hypothesis",
-        "options",
-        "answer_indices",
-        "label",
-        "rationale",
-        "context",
-    ]
-    schema = {c: pl.String for c in columns} | {
-        "options": pl.List(pl.String),
-        "answer_indices": pl.List(pl.Int32),
-    }
-    return pl.DataFrame([{c: r.get(c) for c in columns} for r in rows], schema=schema)
-
-
-def _read_signatures(
-    wh: Warehouse, ids: list[str], num_perm: int
-) -> tuple[np.ndarray, np.ndarray, pl.Series, np.ndarray]:
-    """exact keys, item keys, numbers and signatures of these entries, in the given order."""
+def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
+    """The stored keys and signatures of these entries, in the given order."""
+    if not ids:
+        empty = pl.DataFrame(schema={"entry_id": pl.String, "exact_key": pl.UInt64, "item_key": pl.UInt64,
+                                     "numbers": pl.String})  # fmt: skip
+        return Signed(empty, np.zeros((0, num_perm), np.uint32))
     table = wh.arrow_for_ids(
         ids,
         "SELECT s.entry_id, s.exact_key, s.item_key, s.numbers, s.signature "
@@ -232,13 +78,11 @@ def _read_signatures(
     found = np.fromiter((position[e] for e in table.column("entry_id").to_pylist()), np.int64, len(ids))
     order = np.argsort(found)
     flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    numbers = pl.Series("numbers", table.column("numbers"), dtype=pl.String)
-    return (
-        table.column("exact_key").to_numpy().astype(np.uint64)[order],
-        table.column("item_key").to_numpy().astype(np.uint64)[order],
-        numbers.gather(order),
-        flat.astype(np.uint32).reshape(-1, num_perm)[order],
+    keys = cast(pl.DataFrame, pl.from_arrow(table.select(["entry_id", "exact_key", "item_key", "numbers"])))
+    keys = keys.with_columns(pl.col("exact_key", "item_key").cast(pl.UInt64)).select(
+        "entry_id", "exact_key", "item_key", "numbers"
     )
+    return Signed(keys[order], flat.astype(np.uint32).reshape(-1, num_perm)[order])
 
 
 def index_hash(s: DedupSettings) -> str:
@@ -292,7 +136,7 @@ def run_dedup(
     shash, ihash = signature_hash(s), index_hash(s)
 
     decided_from = members_key(wh, s)
-    part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY e.entry_id"))
+    part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY entry_id"))
     assert isinstance(part, pl.DataFrame)
     current = pl.from_arrow(
         wh.arrow("SELECT entry_id, content_hash, settings_hash, linked_index FROM dedup_signatures")
@@ -303,30 +147,19 @@ def run_dedup(
     fresh = known.filter(unsigned)
     # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
     unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
-    # Map: sign new and edited entries (their rows come back with no links searched).
-    for start in range(0, len(fresh), CHUNK):
-        batch = fresh.slice(start, CHUNK)
-        keys, sig = sign(batch, s)
-        _store_signatures(wh, batch, keys, sig, shash, run_id)
-        say(f"dedup: signed {min(start + CHUNK, len(fresh))}/{len(fresh)} entries")
+    # Map: sign new and edited entries, batch by batch (their rows come back with no links searched).
+    for start in range(0, len(fresh), BATCH):
+        batch = fresh.slice(start, BATCH)
+        _store_signatures(wh, batch, sign_batch(batch, s), shash, run_id)
+        say(f"dedup: signed {min(start + BATCH, len(fresh))}/{len(fresh)} entries")
         faults.point("dedup.signed")
     unlinked_ids = unlinked["entry_id"].to_list()
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
-    ids = part["entry_id"].to_list()
-    empty = np.zeros(0, np.uint64)
-    no_sig = np.zeros((0, s.num_perm), np.uint32)
-    no_numbers = pl.Series("numbers", [], dtype=pl.String)
-    exact, item, numbers, sig = (
-        _read_signatures(wh, ids, s.num_perm) if ids else (empty, empty, no_numbers, no_sig)
-    )
+    signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
     bench = benchmark_entries(loaded) if s.benchmarks else part.clear()
     if len(bench):
-        bkeys, bsig = sign(bench, s)
-        exact = np.concatenate([exact, bkeys["exact_key"].to_numpy().astype(np.uint64)])
-        item = np.concatenate([item, bkeys["item_key"].to_numpy().astype(np.uint64)])
-        numbers = pl.concat([numbers, bkeys["numbers"]])
-        sig = np.concatenate([sig, bsig])
+        signed = Signed.concat([signed, sign_batch(bench, s)])
     nodes = pl.concat(
         [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
         how="vertical_relaxed",
@@ -335,16 +168,7 @@ def run_dedup(
     gone = pl.Series(unlinked_ids, dtype=pl.String)  # their stored links are searched again
     is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
     is_new[len(part) :] = True  # benchmark items are linked every run
-    i, j = candidate_pairs(exact, band_keys(sig, bands, rows), is_new)
-    links = pl.DataFrame({"i": [], "j": [], "method": [], "similarity": []},
-                         schema={"i": pl.Int64, "j": pl.Int64, "method": pl.String,
-                                 "similarity": pl.Float64})  # fmt: skip
-    if len(i):
-        same = exact[i] == exact[j]
-        sim = np.where(same, 1.0, similarity(sig, i, j))
-        keep = verified(exact, item, numbers, sig, i, j, s.threshold - s.verify_margin)
-        links = pl.DataFrame({"i": i[keep], "j": j[keep], "method": np.where(same, "exact", "near")[keep],
-                              "similarity": sim[keep].astype(np.float64)})  # fmt: skip
+    links = link(signed, is_new, s)
     id_series = pl.Series(node_ids, dtype=pl.String)
     named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(
         pl.when(pl.col("x") < pl.col("y")).then("x").otherwise("y").alias("a"),
@@ -380,7 +204,8 @@ def run_dedup(
     members = nodes.with_columns(i=pl.Series(np.arange(len(nodes))), cluster=pl.Series(labels)).filter(
         pl.Series(in_cluster)
     )
-    decided, contamination = decide_clusters(members, s, sig, exact, run_id)
+    exact = signed.keys["exact_key"].to_numpy().astype(np.uint64)
+    decided, contamination = decide_clusters(members, s, signed.sig, exact, run_id)
     faults.point("dedup.decided")
     # One transaction: the links, the mark that they were searched, and the clusters.
     with wh.transaction() as con:
@@ -420,3 +245,35 @@ def run_dedup(
         "contaminated": int(counts.get("contaminated", 0)),
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+class DedupStage:
+    name = "dedup"
+    reads = ("v_eligible_entries", "dedup_signatures", "dedup_edges")
+    writes = ("dedup_signatures", "dedup_edges", "dedup_members", "contamination", "dedup_state")
+    decides_entries = True
+    adds_entries = None
+
+    def settings(self, config: PipelineConfig) -> DedupSettings:
+        return config.dedup
+
+    def settings_hash(self, loaded: LoadedConfig) -> str:
+        return index_hash(loaded.config.dedup)
+
+    def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+        s = loaded.config.dedup
+        n = unlinked(wh, index_hash(s))
+        return {self.name: n} if n else {"dedup:clusters": int(clusters_stale(wh, s))}
+
+    def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
+        return unlinked(wh, settings_hash)
+
+    def run(self, context: Context) -> Report:
+        d = run_dedup(context.wh, context.loaded, context.run_id, log=context.log)
+        return Report(
+            self.name,
+            d,
+            f"{d['checked']} entries signed in {d['seconds']:.1f}s; {d['clusters']} clusters, "
+            f"{d['duplicates']} duplicates excluded ({d['exact_duplicates']} exact, "
+            f"{d['near_duplicates']} near), {d['contaminated']} train entries contaminated",
+        )

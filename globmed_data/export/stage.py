@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig
+from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.export.card import CardInputs, render_card
 from globmed_data.export.events import emit_published
 from globmed_data.export.layout import CARD, read_manifest, write_version_folder
+from globmed_data.export.settings import ExportSettings
 from globmed_data.export.snapshot import Snapshot, take_snapshot
 from globmed_data.export.targets import HubTarget, LocalGitTarget, PublishError, Target
 from globmed_data.export.versions import (
@@ -26,7 +27,9 @@ from globmed_data.export.versions import (
     settle_status,
     version_index,
 )
-from globmed_data.pipeline.pending import PendingWork, pending_work, record_stage_settings
+from globmed_data.ids import stable_hash
+from globmed_data.pipeline.curation import PendingWork, pending_work, record_stage_settings
+from globmed_data.pipeline.stage import Context, Report
 from globmed_data.warehouse import Warehouse
 
 Log = Callable[[str], None]
@@ -252,3 +255,37 @@ def _publish(
 
 def card_text(record: dict[str, Any]) -> str:
     return (Path(record["folder"]) / CARD).read_text(encoding="utf-8")
+
+
+def export_summary(e: dict[str, Any]) -> str:
+    if e.get("status") == "skipped":
+        return "nothing curated to export"
+    what = "new version" if e["created"] else "unchanged"
+    return (
+        f"v{e['version']} ({what}), {e['entries']} entries in {e['files']} files, "
+        f"{e['bytes'] / 1e6:.1f} MB, {e['status']}; {e['folder']}"
+    )
+
+
+class ExportStage:
+    name = "export"
+    reads = ("v_curated_entries", "dataset_versions")
+    writes = ("dataset_versions", "dataset_version_entries", "dataset_publications", "export_splits")
+    decides_entries = False
+    adds_entries = None
+
+    def settings(self, config: PipelineConfig) -> ExportSettings:
+        return config.export
+
+    def settings_hash(self, loaded: LoadedConfig) -> str:
+        return stable_hash("export", loaded.config.export.model_dump_json())
+
+    def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+        return {}  # whether the curated view changed is known once it is snapshot
+
+    def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
+        return None
+
+    def run(self, context: Context) -> Report:
+        e = run_export(context.wh, context.loaded, context.run_id, log=context.log)
+        return Report(self.name, e, export_summary(e))

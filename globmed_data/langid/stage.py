@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig
+from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.ids import stable_hash
 from globmed_data.langid.identify import (
     LANGID_VERSION,
@@ -29,6 +29,7 @@ from globmed_data.langid.identify import (
     prepare_frame,
 )
 from globmed_data.langid.settings import LangIdSettings
+from globmed_data.pipeline.stage import Context, Report
 from globmed_data.prefetch import prefetched
 from globmed_data.warehouse import Warehouse, now
 
@@ -165,3 +166,30 @@ def run_langid(
         "totals": {k: int(v) for k, v in totals.items()},
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+class LangIdStage:
+    name = "langid"
+    reads = ("entries", "langid_results")
+    writes = ("langid_results",)
+    decides_entries = True
+    adds_entries = None
+
+    def settings(self, config: PipelineConfig) -> LangIdSettings:
+        return config.langid
+
+    def settings_hash(self, loaded: LoadedConfig) -> str:
+        return stage_hash(loaded.config.langid, loaded)
+
+    def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+        return {self.name: pending(wh, self.settings_hash(loaded))}
+
+    def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
+        return pending(wh, settings_hash)
+
+    def run(self, context: Context) -> Report:
+        c = run_langid(context.wh, context.loaded, context.run_id, log=context.log)
+        decided = ", ".join(f"{k} {v}" for k, v in c["totals"].items())
+        return Report(
+            self.name, c, f"{c['checked']} entries decided in {c['seconds']:.1f}s; all entries: {decided}"
+        )

@@ -11,8 +11,10 @@ from typing import cast
 import polars as pl
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig
+from globmed_data.config import LoadedConfig, PipelineConfig
+from globmed_data.pipeline.stage import Context, Report
 from globmed_data.quality.evaluate import evaluate, settings_hash
+from globmed_data.quality.settings import QualitySettings
 from globmed_data.warehouse import Warehouse, now
 
 CHUNK = 50_000
@@ -69,3 +71,33 @@ def run_quality(
         "totals": {"entries": int(total), "passed": int(total_passed), "rejected": int(total - total_passed)},
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+class QualityStage:
+    name = "quality"
+    reads = ("entries", "langid_results", "quality_results")
+    writes = ("quality_results",)
+    decides_entries = True
+    adds_entries = None
+
+    def settings(self, config: PipelineConfig) -> QualitySettings:
+        return config.quality
+
+    def settings_hash(self, loaded: LoadedConfig) -> str:
+        return settings_hash(loaded.config.quality)
+
+    def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+        return {self.name: pending(wh, self.settings_hash(loaded))}
+
+    def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
+        return pending(wh, settings_hash)
+
+    def run(self, context: Context) -> Report:
+        c = run_quality(context.wh, context.loaded, context.run_id, log=context.log)
+        t = c["totals"]
+        return Report(
+            self.name,
+            c,
+            f"{c['checked']} entries checked in {c['seconds']:.1f}s; all entries: {t['passed']} passed, "
+            f"{t['rejected']} rejected (`globmed quality report` for details)",
+        )

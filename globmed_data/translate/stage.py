@@ -15,8 +15,9 @@ import polars as pl
 import pyarrow as pa
 
 from globmed_data import faults
-from globmed_data.config import LoadedConfig
+from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.ids import content_hash, entry_id, stable_hash
+from globmed_data.pipeline.stage import Context, Report
 from globmed_data.translate.backends import Backend, make_backend
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.segments import Protector, Segment, assemble, segments_of
@@ -26,15 +27,12 @@ from globmed_data.warehouse import Warehouse, now
 Log = Callable[[str], None]
 CHUNK = 256  # parents per unit of work: translated, checked and committed together
 
+# Parents are eligible native entries (warehouse/views/v_eligible_entries.sql).
 _PARENTS = """
-SELECT e.entry_id, e.source, e.record_key, e.content_hash, e.task,
-       coalesce(l.language, e.language) AS language, e.split, e.question, e.context, e.options,
-       e.answer_indices, e.label, e.premise, e.hypothesis, e.answer, e.rationale, e.license
-FROM entries e
-LEFT JOIN langid_results l ON l.entry_id = e.entry_id AND l.content_hash = e.content_hash
-LEFT JOIN quality_results q ON q.entry_id = e.entry_id AND q.content_hash = e.content_hash
-WHERE e.status = 'active' AND e.origin = 'native'
-  AND coalesce(q.passed, TRUE) AND coalesce(l.decision, '') <> 'reject'
+SELECT entry_id, source, record_key, content_hash, task, curated_language AS language, split, question,
+       context, options, answer_indices, label, premise, hypothesis, answer, rationale, license
+FROM v_eligible_entries
+WHERE origin = 'native'
 """
 
 
@@ -436,3 +434,33 @@ def translate_hash(settings: TranslateSettings) -> str:
     """The stage's settings, as recorded in stage_state (translated entries carry their own
     lineage; this hash only tells a reader which settings the last run had)."""
     return stable_hash("translate", settings.model_dump_json())
+
+
+class TranslateStage:
+    name = "translate"
+    reads = ("entries", "translations", "translation_cache")
+    writes = ("entries", "translations", "translation_cache")
+    decides_entries = True  # which parents are translated, into what
+    adds_entries = "translated"
+
+    def settings(self, config: PipelineConfig) -> TranslateSettings:
+        return config.translate
+
+    def settings_hash(self, loaded: LoadedConfig) -> str:
+        return translate_hash(loaded.config.translate)
+
+    def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
+        return {self.name: pending(wh, loaded)}
+
+    def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
+        return None  # which parents a job selects is in the config, not the warehouse
+
+    def run(self, context: Context) -> Report:
+        t = run_translate(context.wh, context.loaded, context.run_id, log=context.log)
+        rate = f"{t['cache_hit_rate']:.0%}" if t["cache_hit_rate"] is not None else "n/a"
+        return Report(
+            self.name,
+            t,
+            f"{t['translated']} translated, {t['rejected']} rejected, {t['skipped']} already done; "
+            f"{t['segments']} segments, cache hits {rate}, {t['model_segments']} sent to a backend",
+        )

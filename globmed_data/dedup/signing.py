@@ -1,4 +1,7 @@
-"""MinHash LSH over whole batches: normalised text, shingles, signatures, band keys, clusters.
+"""Dedup's map: per batch of entries, the normalised texts, their keys and MinHash signatures.
+
+Each batch is signed on its own (the stage signs new and edited entries batch by batch, and Ray
+can run the batches as tasks); linking.py is the reduce over every signed entry.
 
 The algorithm is datasketch 2's default MinHash (32-bit shingle hashes, MurmurHash3's finalizer,
 affine permutations a·h + b mod 2^32 with odd a, the same seeded parameters), and LSH banding.
@@ -11,27 +14,26 @@ it, and a change of version recomputes the persisted signatures.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.integrate import quad
 
 from globmed_data.dedup.kernels import (
     answer_keys,
-    group_partners,
     normalise_series,
     sign_texts,
-    similarity,
 )
-from globmed_data.dedup.kernels import band_keys as band_keys  # re-exported for the stage
 from globmed_data.kernels.scripts import UNSPACED_LANGUAGES
 from globmed_data.kernels.utf8 import list_parts
+
+if TYPE_CHECKING:
+    from globmed_data.dedup.settings import DedupSettings
 
 SIGNATURE_VERSION = f"2-polars{pl.__version__}"
 _SEP = "\x1f"
@@ -167,120 +169,19 @@ def sign_entries(
     return pl.concat([t for t, _ in done]), np.concatenate([g for _, g in done])
 
 
-def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands b and rows r (b·r ≤ num_perm) minimising false positives + false negatives.
+@dataclass
+class Signed:
+    """Signed entries: per row its entry_id, exact_key, item_key and numbers, and its signature."""
 
-    The same weighting as datasketch's MinHashLSH (equal weights): the integrals of the
-    S-curve 1 − (1 − s^r)^b below and above the threshold.
-    """
-    best, best_err = (1, num_perm), float("inf")
-    for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            fp = quad(lambda s, b=b, r=r: 1 - (1 - s**r) ** b, 0.0, threshold)[0]
-            fn = quad(lambda s, b=b, r=r: 1 - (1 - (1 - s**r) ** b), threshold, 1.0)[0]
-            if fp + fn < best_err:
-                best, best_err = (b, r), fp + fn
-    return best
+    keys: pl.DataFrame
+    sig: np.ndarray  # rows × num_perm, uint32
+
+    @staticmethod
+    def concat(parts: list[Signed]) -> Signed:
+        return Signed(pl.concat([p.keys for p in parts]), np.concatenate([p.sig for p in parts]))
 
 
-@dataclass(frozen=True)
-class LshParams:
-    num_perm: int
-    bands: int
-    rows: int
-    threshold: float
-    verify_margin: float = 0.0
-
-
-def candidate_pairs(
-    exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) to verify: each new entry against the two smallest others sharing a key.
-
-    Linking to two partners per key (not to every member, as an LSH query would) keeps big
-    clusters linear in size; every member still links into its group, so the components are
-    the same. (Linking every pair of groups up to 8 members was measured: no change in F1.)
-    Key columns: the exact key, then each band (`bands`: bands × entries).
-    """
-    columns = [np.ascontiguousarray(k) for k in [exact.astype(np.uint64), *bands]]
-    workers = max(1, min(os.cpu_count() or 1, 8, len(columns)))
-    with ThreadPoolExecutor(workers) as pool:  # sorts and kernels release the GIL
-        found = list(
-            pool.map(lambda part: _links(part, is_new), [columns[w::workers] for w in range(workers)])
-        )
-    lo = np.concatenate([np.minimum(i, j) for i, j in found]).astype(np.uint64)
-    hi = np.concatenate([np.maximum(i, j) for i, j in found]).astype(np.uint64)
-    pair = np.sort((lo << np.uint64(32)) | hi)
-    pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
-    return (pair >> np.uint64(32)).astype(np.int64), (pair & np.uint64(0xFFFFFFFF)).astype(np.int64)
-
-
-def _links(columns: list[np.ndarray], is_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """group_partners over some key columns, with their own memory of pairs already written."""
-    n = len(is_new)
-    seen = np.full((n, 4), -1, np.int64)
-    # A column writes at most two pairs per entry. Untouched pages of np.empty cost no memory,
-    # so the bound is allocated at once and only the pairs written are resident.
-    out_i, out_j = np.empty(2 * n * len(columns), np.int64), np.empty(2 * n * len(columns), np.int64)
-    filled = 0
-    for keys in columns:
-        filled = group_partners(keys, np.argsort(keys), is_new, seen, out_i, out_j, filled)
-    return out_i[:filled], out_j[:filled]
-
-
-def verified(
-    exact: np.ndarray,
-    item: np.ndarray,
-    numbers: pl.Series,
-    sig: np.ndarray,
-    i: np.ndarray,
-    j: np.ndarray,
-    at: float,
-) -> np.ndarray:
-    """Links that stand: equal exact keys; or estimated similarity >= `at`, equal answers, and
-    one question's numbers all found in the other's (a cut or edited question keeps a subset)."""
-    same = exact[i] == exact[j]
-    near = ~same & (item[i] == item[j]) & (similarity(sig, i, j) >= at)
-    number_key = numbers.hash(seed=13).to_numpy()
-    for k in np.flatnonzero(near & (number_key[i] != number_key[j])):  # the rare case, in Python
-        a, b = numbers[int(i[k])], numbers[int(j[k])]
-        if a != b and not _within(a.split(), b.split()):
-            near[k] = False
-    return same | near
-
-
-def _within(a: list[str], b: list[str]) -> bool:
-    """One multiset of numbers contained in the other."""
-    small, big = (a, b) if len(a) <= len(b) else (b, a)
-    pool = Counter(big)
-    return all(pool[x] >= c for x, c in Counter(small).items())
-
-
-def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Union-find over edges, vectorised: the component label of each of n nodes."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
-def cluster_labels(
-    frame: pl.DataFrame, params: LshParams, word_ngram: int, char_ngram: int, batch: int = 50_000
-) -> np.ndarray:
-    """The whole method in memory (what the stage does, minus storage): cluster label per entry.
-
-    Map: normalise, shingle, sign, band keys. Reduce: two candidates per shared key,
-    verification against the threshold (exact keys always link), connected components.
-    """
-    # The map runs batch by batch, as the stage's does, so memory stays bounded by a batch.
-    parts = [sign_entries(frame.slice(k, batch), word_ngram, char_ngram, params.num_perm)
-             for k in range(0, len(frame), batch)]  # fmt: skip
-    exact = np.concatenate([t["exact_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
-    item = np.concatenate([t["item_key"].to_numpy() for t, _ in parts]).astype(np.uint64)
-    numbers = pl.concat([t["numbers"] for t, _ in parts])
-    sig = np.concatenate([g for _, g in parts])
-    keys = band_keys(sig, params.bands, params.rows)
-    i, j = candidate_pairs(exact, keys, np.ones(len(frame), dtype=bool))
-    keep = verified(exact, item, numbers, sig, i, j, params.threshold - params.verify_margin)
-    return components(len(frame), i[keep], j[keep])
+def sign_batch(frame: pl.DataFrame, s: DedupSettings) -> Signed:
+    """The map step: keys and signatures of one batch of entries under the dedup settings."""
+    texts, sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
+    return Signed(texts.select("entry_id", "exact_key", "item_key", "numbers"), sig)

@@ -1,0 +1,28 @@
+"""Running a stage outside the flow (`globmed stage run`, `globmed export --run-stages`) the way
+the flow runs it: recorded in run_stages, its one-line summary logged."""
+
+from __future__ import annotations
+
+from globmed_data.pipeline.registry import Step, plan
+from globmed_data.pipeline.stage import Context, Report
+from globmed_data.warehouse import now
+
+
+def run_step(step: Step, context: Context) -> Report:
+    """Run one step, recorded in run_stages (source '*') as succeeded or failed."""
+    started = now()
+    try:
+        report = step.stage.run(context)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        context.wh.record_stage(context.run_id, step.name, "*", "failed", started, {}, error=error)
+        raise
+    context.wh.record_stage(context.run_id, step.name, "*", "succeeded", started, report.counts)
+    context.log(f"{step.name}: {report.summary}")
+    return report
+
+
+def run_deciding_stages(context: Context) -> dict[str, Report]:
+    """The entry-deciding stages in the pipeline's order (each does only its pending work)."""
+    steps = [s for s in plan(context.loaded.config) if s.stage.decides_entries]
+    return {step.name: run_step(step, context) for step in steps}
