@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 DEMO_WAREHOUSE ?= .globmed/demo.duckdb
 
-.PHONY: demo test test-slow lint install bench clean
+.PHONY: demo test test-slow test-core lint install bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
+
+# The core install alone (fresh venv, no extras) runs the demo pipeline; .ci/run does this first.
+test-core:
+	bash scripts/check_core_install.sh
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -q
@@ -44,4 +48,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/translate_bench.py
 
 clean:
-	rm -rf .globmed .pytest_cache .ruff_cache
+	rm -rf .globmed .pytest_cache .ruff_cache .venv-core

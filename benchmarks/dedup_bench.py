@@ -28,7 +28,7 @@ from _corpus import ROOT, collected, peak_rss_mib
 from dedup_eval import datasketch_labels, perturb
 
 from globmed_data.config import load_config
-from globmed_data.dedup.linking import cluster_labels, lsh_shape
+from globmed_data.dedup.linking import cluster_labels
 from globmed_data.dedup.signing import dedup_texts
 
 
@@ -61,7 +61,6 @@ def main() -> None:
         build(args.build, args.entries, args.warehouse)
         return
     s = load_config(ROOT / "configs" / "shared-real.yaml").config.dedup
-    bands, rows = lsh_shape(s)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.parquet"
         cmd = [sys.executable, __file__, "--build", str(corpus), "--entries", str(args.entries)]

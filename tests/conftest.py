@@ -1,18 +1,12 @@
+"""Fixtures shared by the test packages; helpers are in tests/helpers.py."""
+
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -22,36 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "0")
 os.environ.setdefault("GLOBMED_CACHE_DIR", str(Path(__file__).parents[1] / ".globmed" / "model-cache"))
 
 from globmed_data.config import LoadedConfig, load_config
-from globmed_data.sources.collect import SourceReport, collect_source
 from globmed_data.warehouse import Warehouse
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("GLOBMED_SHARED_DATA", ROOT.parent / "shared" / "data"))
-DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
-DEMO_SOURCES = (
-    "demo_bmi",
-    "demo_dosing",
-    "demo_dosing_mirror",
-    "demo_facts",
-    "demo_fever",
-    "demo_heart_rate",
-)
-
-needs_shared = pytest.mark.skipif(
-    not SHARED_DATA.is_dir(), reason=f"shared datasets not found at {SHARED_DATA} (set GLOBMED_SHARED_DATA)"
-)
-
-
-def write_config(folder: Path, sources: list[dict[str, Any]], **top: Any) -> Path:
-    path = folder / "pipeline.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "sources": sources, **top}, allow_unicode=True))
-    return path
-
-
-def collect_all(wh: Warehouse, loaded: LoadedConfig, run_id: str | None = None) -> dict[str, SourceReport]:
-    run_id = run_id or uuid.uuid4().hex
-    wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
-    return {s.name: collect_source(wh, loaded, s, run_id) for s in loaded.config.sources if s.enabled}
+from tests.helpers import DEMO_CONFIG
 
 
 @pytest.fixture
@@ -72,25 +38,3 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
-    """Poll `url` until the server answers (any HTTP status); fail the test if it dies or hangs."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"{what} did not start")
-            time.sleep(0.3)

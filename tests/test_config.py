@@ -7,7 +7,7 @@ import yaml
 
 from globmed_data.config import config_json_schema, load_config, parse_config
 from globmed_data.settings import ConfigError
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.helpers import DEMO_CONFIG, ROOT
 
 MCQA = {"task": "mcqa", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}
 

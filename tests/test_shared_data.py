@@ -6,7 +6,7 @@ import pytest
 
 from globmed_data.config import load_config
 from globmed_data.warehouse import Warehouse
-from tests.conftest import ROOT, collect_all, needs_shared
+from tests.helpers import ROOT, collect_all, needs_shared
 
 pytestmark = [needs_shared, pytest.mark.shared_data]
 

@@ -185,9 +185,11 @@ RULES: dict[str, Rule] = {r.code: r for r in [
          hit=_script_mismatch, thresholds=("min_script_share",)),
     # content
     Rule("missing_image", "content", "reject", "refers to a figure or image that the entry does not carry",
-         hit=lambda c: pl.concat_str([pl.col("_main"), pl.col("options").list.join("\n")], separator="\n", ignore_nulls=True).str.contains(_IMAGE_REF)),
+         hit=lambda c: pl.concat_str([pl.col("_main"), pl.col("options").list.join("\n")], separator="\n", ignore_nulls=True).str.contains(_IMAGE_REF),
+         examples=("shown in the image below", "see the figure", "別冊", "写真（A）を", "如图", "下图", "se muestra en la imagen", "на рисунке")),
     Rule("all_of_the_above", "content", "flag", "an option like 'all of the above' (valid, but order-dependent)",
-         hit=lambda c: _mcqa() & pl.col("options").list.eval(pl.element().str.strip_chars().str.contains(_ALL_ABOVE)).list.any().fill_null(False)),
+         hit=lambda c: _mcqa() & pl.col("options").list.eval(pl.element().str.strip_chars().str.contains(_ALL_ABOVE)).list.any().fill_null(False),
+         examples=("All of the above", "todas las anteriores", "以上都是")),
     Rule("missing_rationale", "content", "reject", "no rationale where the source requires one",
          hit=lambda c: pl.col("source").is_in(c.require_rationale) & (pl.col("rationale").fill_null("").str.strip_chars() == "")),
     # safety

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_CONFIG, DEMO_SOURCES, ROOT
+from tests.helpers import DEMO_CONFIG, DEMO_SOURCES, ROOT
 
 pytestmark = pytest.mark.slow
 

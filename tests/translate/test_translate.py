@@ -28,7 +28,7 @@ from globmed_data.translate.segments import Protector, segments_of
 from globmed_data.translate.settings import OpenAIBackendSettings, TranslationChecks
 from globmed_data.translate.stage import Translator, run_translate
 from globmed_data.warehouse import Warehouse
-from tests.conftest import collect_all, free_port, wait_until_up, write_config
+from tests.helpers import collect_all, free_port, wait_until_up, write_config
 
 quiet = lambda _m: None  # noqa: E731
 SWAHILI = [

@@ -29,8 +29,8 @@ from globmed_data.pipeline.curation import PendingWork, pending_work, record_sta
 from globmed_data.quality import stage as quality_stage
 from globmed_data.quality.stage import run_quality
 from globmed_data.warehouse import Warehouse
-from tests.conftest import DEMO_CONFIG, ROOT, collect_all
-from tests.test_dedup import corpus  # noqa: F401 (a fixture)
+from tests.dedup.test_dedup import corpus  # noqa: F401 (a fixture)
+from tests.helpers import DEMO_CONFIG, ROOT, collect_all
 
 runner = CliRunner()
 quiet = lambda _m: None  # noqa: E731

@@ -20,7 +20,7 @@ from globmed_data.settings import ConfigError
 from globmed_data.sources.locate import match_files
 from globmed_data.sources.readers import read_file
 from globmed_data.warehouse import Warehouse
-from tests.conftest import collect_all, write_config
+from tests.helpers import collect_all, write_config
 
 runner = CliRunner()
 SPEC = {"preset": "problem_choices", "language": "en", "split": "train"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from tests.conftest import collect_all
+from tests.helpers import collect_all
 
 
 def test_stream_arrow_reads_every_row_once_while_writing(warehouse, demo) -> None:

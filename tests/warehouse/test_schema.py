@@ -2,7 +2,7 @@ import jsonschema
 import pyarrow as pa
 
 from globmed_data.schema import ENTRY_ARROW_SCHEMA, ENTRY_COLUMNS, entry_json_schema
-from tests.conftest import collect_all
+from tests.helpers import collect_all
 
 _JSON_TYPE = {pa.string(): "string", pa.list_(pa.string()): "array", pa.list_(pa.int32()): "array"}
 _DUCKDB_TYPE = {

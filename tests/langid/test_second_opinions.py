@@ -13,7 +13,7 @@ import pytest
 from globmed_data.kernels import model_cache
 from globmed_data.langid.second_opinions import LangDetect, Py3LangId, _langdetect_code, _next_uint32, _random
 from globmed_data.prefetch import prefetched
-from tests.conftest import SHARED_DATA, needs_shared
+from tests.helpers import SHARED_DATA, needs_shared
 
 TEXTS = [
     "Quel est le traitement de première intention de l'hypertension artérielle",

@@ -18,7 +18,7 @@ from globmed_data.dedup.signing import dedup_texts, permutations, permute, signa
 from globmed_data.dedup.stage import run_dedup
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
-from tests.conftest import collect_all, write_config
+from tests.helpers import collect_all, write_config
 
 Q = "A 4-year-old child weighing 16 kg needs amoxicillin at 25 mg/kg. Which single dose is correct?"
 OPTS = ["400 mg", "800 mg", "200 mg", "100 mg"]

@@ -7,7 +7,7 @@ import pytest
 
 from globmed_data.config import load_config
 from globmed_data.warehouse import Warehouse, list_migrations
-from tests.conftest import ROOT, collect_all, write_config
+from tests.helpers import ROOT, collect_all, write_config
 
 QA = {"task": "mcqa", "key": "id", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from globmed_data.cli import app
 from globmed_data.warehouse import Warehouse
-from tests.conftest import DEMO_CONFIG, DEMO_SOURCES, ROOT
+from tests.helpers import DEMO_CONFIG, DEMO_SOURCES, ROOT
 
 runner = CliRunner()
 

@@ -18,7 +18,7 @@ from globmed_data.langid.identify import (
 )
 from globmed_data.langid.stage import run_langid
 from globmed_data.settings import ConfigError
-from tests.conftest import collect_all
+from tests.helpers import collect_all
 
 
 @pytest.fixture(scope="module")

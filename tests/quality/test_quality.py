@@ -15,7 +15,7 @@ from globmed_data.quality.rules import RULES
 from globmed_data.quality.settings import QualitySettings
 from globmed_data.quality.stage import run_quality
 from globmed_data.settings import ConfigError
-from tests.conftest import collect_all
+from tests.helpers import collect_all
 
 GOOD = {
     "entry_id": "e",
@@ -184,7 +184,7 @@ def test_invalid_quality_settings_are_refused() -> None:
 
 
 def test_every_rule_is_documented() -> None:
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     doc = (ROOT / "docs" / "quality.md").read_text()
     assert [code for code in RULES if f"`{code}`" not in doc] == []

@@ -32,7 +32,7 @@ from globmed_data.langid.stage import run_langid
 from globmed_data.quality.stage import run_quality
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
-from tests.conftest import DEMO_CONFIG, ROOT, collect_all, free_port, wait_until_up
+from tests.helpers import DEMO_CONFIG, ROOT, collect_all, free_port, wait_until_up
 from tests.hub_double import HubWriteDouble
 
 runner = CliRunner()
