@@ -11,6 +11,10 @@ datasketch: MinHash(num_perm=128).update_batch over the same shingles + MinHashL
 query + union-find, on the first --baseline entries (its cost per entry is flat in n), with the
 texts already normalised (normalisation is not counted for it).
 Peak RSS of the globmed part is read before the baseline starts.
+stage: the same corpus as entries of a DuckDB warehouse, deduplicated by the dedup stage exactly
+as the pipeline runs it (`DedupStage().run`: read the eligible entries, sign and store in
+batches, read the signatures back, link, cluster, keep policy, one transaction of writes), in a
+child process of its own so that its peak RSS is its own; with the seconds of each phase.
 """
 
 from __future__ import annotations
@@ -50,15 +54,45 @@ def build(out: Path, entries_wanted: int, warehouse: Path | None) -> None:
     ).write_parquet(out)
 
 
+def stage(corpus: Path) -> None:
+    """The dedup stage as the pipeline runs it, on the corpus loaded as warehouse entries."""
+    from globmed_data.dedup.stage import DedupStage
+    from globmed_data.pipeline.stage import Context
+    from globmed_data.warehouse import Warehouse
+
+    loaded = load_config(ROOT / "configs" / "shared-real.yaml")
+    with tempfile.TemporaryDirectory() as tmp, Warehouse(Path(tmp) / "wh.duckdb") as wh:
+        wh.con.execute(
+            "INSERT INTO entries (entry_id, source, record_key, content_hash, task, language, split, "
+            "question, options, premise, hypothesis, origin, status, created_run_id, updated_run_id) "
+            "SELECT entry_id, 'bench', entry_id, md5(entry_id), task, language, 'train', question, "
+            "options, premise, hypothesis, 'native', 'active', 'bench', 'bench' FROM read_parquet(?)",
+            [str(corpus)],
+        )
+        n = wh.query("SELECT count(*) FROM entries")[0][0]
+        report = DedupStage().run(Context(wh, loaded, "bench"))
+        seconds = report.counts["seconds"]
+        phases = ", ".join(f"{k} {v:.1f}s" for k, v in report.counts["phases"].items())
+        print(
+            f"stage:      {n:,} entries in {seconds:.1f}s = {n / seconds:,.0f} entries/s, as the pipeline "
+            f"runs it (warehouse read and write included); peak RSS {peak_rss_mib():,.0f} MiB"
+        )
+        print(f"            {phases}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=500_000)
     ap.add_argument("--baseline", type=int, default=50_000)
     ap.add_argument("--warehouse", type=Path)
     ap.add_argument("--build", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--stage", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build:
         build(args.build, args.entries, args.warehouse)
+        return
+    if args.stage:
+        stage(args.stage)
         return
     s = load_config(ROOT / "configs" / "shared-real.yaml").config.dedup
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,6 +100,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--build", str(corpus), "--entries", str(args.entries)]
         subprocess.run(cmd + (["--warehouse", str(args.warehouse)] if args.warehouse else []), check=True)
         frame = pl.read_parquet(corpus)
+        in_pipeline = subprocess.run([sys.executable, __file__, "--stage", str(corpus)], check=True,
+                                     capture_output=True, text=True).stdout  # fmt: skip
     real = int(frame["real"].sum())
     print(f"corpus: {len(frame):,} entries ({real:,} real, {len(frame) - real:,} perturbed copies)")
     print(f"rss after loading the corpus: {peak_rss_mib():,.0f} MiB")
@@ -92,6 +128,7 @@ def main() -> None:
         f"peak RSS now {peak_rss_mib():,.0f} MiB"
     )
     print(f"ratio: {(len(frame) / ours) / (len(sub) / base):.1f}x datasketch's throughput")
+    print(in_pipeline.strip())
 
 
 if __name__ == "__main__":

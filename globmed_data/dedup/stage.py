@@ -123,6 +123,19 @@ def clusters_stale(wh: Warehouse, s: DedupSettings) -> bool:
     return dict(wh.query("SELECT key, value FROM dedup_state")).get("members") != members_key(wh, s)
 
 
+class _Laps:
+    """Seconds per phase, for the report: where the stage spends its time inside a run."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self.last, 3)
+        self.last = now
+
+
 def run_dedup(
     wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
@@ -134,6 +147,7 @@ def run_dedup(
     s = loaded.config.dedup
     bands, rows = lsh_shape(s)
     shash, ihash = signature_hash(s), index_hash(s)
+    lap = _Laps()
 
     decided_from = members_key(wh, s)
     part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY entry_id"))
@@ -147,6 +161,7 @@ def run_dedup(
     fresh = known.filter(unsigned)
     # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
     unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
+    lap("read entries")
     # Map: sign new and edited entries, batch by batch (their rows come back with no links searched).
     for start in range(0, len(fresh), BATCH):
         batch = fresh.slice(start, BATCH)
@@ -154,6 +169,7 @@ def run_dedup(
         say(f"dedup: signed {min(start + BATCH, len(fresh))}/{len(fresh)} entries")
         faults.point("dedup.signed")
     unlinked_ids = unlinked["entry_id"].to_list()
+    lap("sign and store")
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
     signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
@@ -168,7 +184,9 @@ def run_dedup(
     gone = pl.Series(unlinked_ids, dtype=pl.String)  # their stored links are searched again
     is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
     is_new[len(part) :] = True  # benchmark items are linked every run
+    lap("read signatures")
     links = link(signed, is_new, s)
+    lap("link")
     id_series = pl.Series(node_ids, dtype=pl.String)
     named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(
         pl.when(pl.col("x") < pl.col("y")).then("x").otherwise("y").alias("a"),
@@ -206,6 +224,7 @@ def run_dedup(
     )
     exact = signed.keys["exact_key"].to_numpy().astype(np.uint64)
     decided, contamination = decide_clusters(members, s, signed.sig, exact, run_id)
+    lap("cluster and keep")
     faults.point("dedup.decided")
     # One transaction: the links, the mark that they were searched, and the clusters.
     with wh.transaction() as con:
@@ -226,6 +245,7 @@ def run_dedup(
                 con.execute(f"{verb} INTO {table} SELECT * FROM b_rows")
                 con.unregister("b_rows")
         con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('members', ?)", [decided_from])
+    lap("write")
     counts = dict(wh.query("SELECT decision, count(*) FROM dedup_members GROUP BY 1"))
     by_method = dict(
         wh.query("SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1")
@@ -244,6 +264,7 @@ def run_dedup(
         "near_duplicates": int(by_method.get("near", 0)),
         "contaminated": int(counts.get("contaminated", 0)),
         "seconds": round(time.perf_counter() - started, 3),
+        "phases": lap.seconds,
     }
 
 
