@@ -13,7 +13,7 @@ Collects ../shared/data (configs/shared-real.yaml) into a temp warehouse, copies
            before, as a long-lived worker does);
   quality  whole stage: read, the rules (polars and compiled counts, one thread per core) on
            50k-entry batches, writes in a background thread;
-  rules    the rule evaluation alone (quality_rules.evaluate), the part the issue's target names.
+  rules    the rule evaluation alone (quality.evaluate.evaluate), the part the issue's target names.
 The --scale copies are exact copies under new ids: a stage that cached by text would gain from
 them, so neither stage does (their rates at scale 1 are the real data as it is).
 Baseline in the same process: fastText's C++ engine (fasttext-predict, lid.176) predicting the

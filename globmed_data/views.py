@@ -69,10 +69,14 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
 def readme_table() -> str:
     lines = ["| view | one row per | what it is | columns |", "| --- | --- | --- | --- |"]
     for v in load_views():
-        cols = "<br>".join(f"`{c}`" + (f": {t}" if t else "") for c, t in v.columns.items())
-        description = " ".join(v.description.split())
+        cols = "<br>".join(f"`{c}`" + (f": {_cell(t)}" if t else "") for c, t in v.columns.items())
+        description = _cell(" ".join(v.description.split()))
         lines.append(f"| `{v.name}` | {v.grain} | {description} | {cols} |")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bar inside a Markdown table cell
 
 
 def render_readme(text: str) -> str:

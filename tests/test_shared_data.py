@@ -182,7 +182,7 @@ def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_tex
     import polars as pl
 
     from globmed_data.dedup.signing import normalised
-    from tests.test_dedup import reference_normalised
+    from tests.dedup.test_dedup import reference_normalised
 
     frame = pl.from_arrow(shared.arrow("SELECT question, options FROM entries WHERE status = 'active'"))
     texts = [*frame["question"].to_list(), *frame["options"].explode().to_list()]
@@ -191,7 +191,7 @@ def test_compiled_normalisation_matches_the_unicode_definition_on_every_real_tex
 
 
 def test_compiled_character_counts_match_the_regex_definitions_on_every_real_question(shared) -> None:
-    from tests.test_text_metrics import assert_counts_match
+    from tests.kernels.test_text_metrics import assert_counts_match
 
     questions = shared.arrow("SELECT question FROM entries WHERE question IS NOT NULL").column(0).to_pylist()
     assert len(questions) > 60_000

@@ -499,7 +499,7 @@ def test_pipeline_flow_runs_translation_then_checks_the_new_entries(
     prefect_api, tiny_models, tmp_path
 ) -> None:
     from flows.pipeline import pipeline_flow
-    from tests.test_export import _demo_copy
+    from tests.export.test_export import _demo_copy
 
     config = _demo_copy(tmp_path, enabled=False)
     spec = yaml.safe_load(config.read_text())
