@@ -25,7 +25,7 @@ from globmed_data.export.versions import get_version
 from globmed_data.pipeline import registry
 from globmed_data.pipeline.curation import record_stage_settings
 from globmed_data.pipeline.runner import run_step
-from globmed_data.pipeline.stage import Context
+from globmed_data.pipeline.stage import Context, MapStage
 from globmed_data.quality.report import quality_report, render_markdown
 from globmed_data.summary import entry_count_table, run_table
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
@@ -36,7 +36,9 @@ from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: str, unit: str, run_id: str) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    report = registry.stage(stage).run_unit(Context(wh, loaded, run_id, logger.info), unit)  # type: ignore[attr-defined]
+    mapped = registry.stage(stage)
+    assert isinstance(mapped, MapStage), stage
+    report = mapped.run_unit(Context(wh, loaded, run_id, logger.info), unit)
     (logger.error if report.status == "failed" else logger.info)(report.summary)
     return report.counts
 
@@ -50,9 +52,10 @@ def stage_task(wh: Warehouse, loaded: LoadedConfig, step_name: str, run_id: str)
 
 
 def _run_map(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> list[dict[str, Any]]:
-    """A map stage's items as concurrent tasks."""
+    """A map stage's units as concurrent tasks."""
+    assert isinstance(step.stage, MapStage), step.name
     runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
-    units = step.stage.units(loaded)  # type: ignore[attr-defined]
+    units = step.stage.units(loaded)
     with runner:
         futures = [
             runner.submit(
@@ -119,7 +122,7 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
         stages: dict[str, Any] = {}
         try:
             for step in registry.plan(loaded.config):
-                if hasattr(step.stage, "units"):
+                if isinstance(step.stage, MapStage):
                     reports = _run_map(wh, loaded, step, run_id)
                 elif step.name == "export" and _run_status(reports) == "failed":
                     continue  # every source failed: nothing new to publish

@@ -39,12 +39,12 @@ class Step:
     stage: Stage
 
 
-def plan(config: PipelineConfig, *, include: tuple[str, ...] | None = None) -> list[Step]:
+def plan(config: PipelineConfig) -> list[Step]:
     """The enabled stages in order; after a stage that adds entries, the entry-deciding stages
     before it pass again over what it added (only that is pending, so the passes are short)."""
     steps: list[Step] = []
     for s in STAGES:
-        if (include is not None and s.name not in include) or not enabled(s, config):
+        if not enabled(s, config):
             continue
         steps.append(Step(s.name, s))
         if s.adds_entries:

@@ -88,5 +88,15 @@ class PendingWork(RuntimeError):
         )
 
 
+@runtime_checkable
+class MapStage(Stage, Protocol):
+    """A stage that is a map over units (collect: the sources): the flow runs one task per unit,
+    side by side, and Ray will run them as tasks."""
+
+    def units(self, loaded: LoadedConfig) -> list[str]: ...
+
+    def run_unit(self, context: Context, unit: str) -> Report: ...
+
+
 def enabled(stage: Stage, config: PipelineConfig) -> bool:
     return bool(getattr(stage.settings(config), "enabled", True))

@@ -13,7 +13,7 @@ from globmed_data.config import parse_config
 from globmed_data.pipeline.curation import CURATION, pending_work, record_stage_settings, undecided
 from globmed_data.pipeline.registry import STAGES, plan, stage
 from globmed_data.pipeline.runner import run_deciding_stages
-from globmed_data.pipeline.stage import Context, Stage
+from globmed_data.pipeline.stage import Context, MapStage, Stage
 from tests.helpers import DEMO_CONFIG, collect_all
 
 runner = CliRunner()
@@ -27,6 +27,7 @@ def test_every_registered_stage_is_a_stage_with_real_tables(warehouse) -> None:
         assert isinstance(s, Stage), s.name
         assert set(s.reads) | set(s.writes) <= relations, s.name
     assert [s.name for s in CURATION] == [n for n in names if stage(n).decides_entries]
+    assert [s.name for s in STAGES if isinstance(s, MapStage)] == ["collect"]
 
 
 def test_the_plan_follows_the_config(demo) -> None:
