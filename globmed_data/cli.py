@@ -261,14 +261,18 @@ def quarantine(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array of records."),
 ) -> None:
     """List quarantined records with their reason codes."""
-    from globmed_data.summary import quarantine_rows
+    from globmed_data.summary import quarantine_count, quarantine_rows
 
     with _open_read(warehouse) as wh:
         rows = quarantine_rows(wh, source, reason, limit or None)
+        total = quarantine_count(wh, source, reason)
+    shown = f"{len(rows):,} of {total:,}" if len(rows) < total else f"{total:,}"
+    if len(rows) < total:  # said on stderr, so the JSON on stdout stays the documented array
+        console.print(f"showing {shown} quarantined records (--limit 0 for all)", highlight=False)
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
         return
-    table = Table(title=f"{len(rows)} quarantined record(s)", title_justify="left")
+    table = Table(title=f"{shown} quarantined record(s)", title_justify="left")
     for col in ("source", "where", "reason", "detail", "payload"):
         table.add_column(col, overflow="fold")
     for r in rows:

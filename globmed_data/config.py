@@ -120,15 +120,36 @@ def resolve_path(text: str, base: Path) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-def format_validation_error(exc: ValidationError, origin: str) -> str:
+def format_validation_error(exc: ValidationError, origin: str, data: Any = None) -> str:
     lines = [f"invalid configuration in {origin}:"]
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("files", "hub"))
+        loc = ".".join(_located(err["loc"], data))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (misspelt?)"
         lines.append(f"  - {loc or '(top level)'}: {msg}")
     return "\n".join(lines)
+
+
+def _located(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The error's path, with a source named by its name rather than its position
+    (`sources[medqa_en].mapping` rather than `sources.23.files.mapping`)."""
+    parts: list[str] = []
+    node = data
+    for p in loc:
+        if p in ("files", "hub"):  # the discriminated union's tag, not a key of the file
+            continue
+        named = isinstance(p, int) and isinstance(node, list) and p < len(node) and isinstance(node[p], dict)
+        if named and isinstance(node[p].get("name"), str) and parts:
+            parts[-1] = f"{parts[-1]}[{node[p]['name']}]"
+        else:
+            parts.append(str(p))
+        node = node[p] if isinstance(node, (list, dict)) and _has(node, p) else None
+    return parts
+
+
+def _has(node: list[Any] | dict[Any, Any], key: Any) -> bool:
+    return key in node if isinstance(node, dict) else isinstance(key, int) and 0 <= key < len(node)
 
 
 class LoadedConfig(BaseModel):
@@ -149,7 +170,7 @@ def parse_config(data: Any, origin: str = "<config>") -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, origin)) from None
+        raise ConfigError(format_validation_error(exc, origin, data)) from None
 
 
 def load_config(path: str | Path) -> LoadedConfig:

@@ -130,6 +130,14 @@ def _stage_counts(raw: str | None) -> dict[str, int]:
     return {k: counts[k] for k in _STAGE_KEYS if k in counts}
 
 
+def quarantine_count(wh: Warehouse, source: str | None = None, reason: str | None = None) -> int:
+    sql = (
+        "SELECT count(*) FROM quarantine WHERE ($source IS NULL OR source = $source) "
+        "AND ($reason IS NULL OR reason = $reason)"
+    )
+    return int(wh.query(sql, {"source": source, "reason": reason})[0][0])
+
+
 def quarantine_rows(
     wh: Warehouse, source: str | None = None, reason: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:

@@ -41,11 +41,11 @@ def test_json_schema_file_is_current_and_accepts_configs() -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"sources": [_source(langauge="en")]}, "sources.0.langauge: unknown key"),
+        ({"sources": [_source(langauge="en")]}, "sources[s].langauge: unknown key"),
         ({"sources": [_source(language=None)]}, "`language` is required"),
         ({"sources": [_source(preset="nope")]}, "unknown preset 'nope'"),
         ({"sources": [_source(), _source()]}, "source names must be unique; repeated: s"),
-        ({"sources": [_source(name="Bad Name")]}, "sources.0.name"),
+        ({"sources": [_source(name="Bad Name")]}, "sources[Bad Name].name"),
         ({"sources": [_source(split={"pattern": "(unclosed"})]}, "not a valid regex"),
         ({"sources": [_source(split={"pattern": "no-group"})]}, "exactly one capture group"),
         (
@@ -59,7 +59,7 @@ def test_json_schema_file_is_current_and_accepts_configs() -> None:
             "translation_of.source 'zz' is not a source",
         ),
         ({"sources": [_source(encoding="utf-99")]}, "unknown encoding"),
-        ({"sources": [_source(format="xml")]}, "sources.0.format"),
+        ({"sources": [_source(format="xml")]}, "sources[s].format"),
         ({"sources": []}, "sources"),
         ({"collect": {"batch_size": 0}, "sources": [_source()]}, "collect.batch_size"),
         ([], "expected a mapping"),
@@ -125,3 +125,14 @@ def test_missing_or_broken_config_file(tmp_path: Path) -> None:
 def test_demo_config_loads() -> None:
     loaded = load_config(DEMO_CONFIG)
     assert {s.name for s in loaded.config.sources} >= {"demo_dosing", "demo_fever", "demo_bmi"}
+
+
+def test_an_error_names_the_source_by_its_name() -> None:
+    qa = {"task": "open_qa", "question": "q", "answer_text": "a"}
+    good = {"name": "good", "paths": ["x"], "language": "en", "mapping": qa}
+    bad = {"name": "medqa_en", "paths": ["x"], "language": "en", "mapping": {"task": "mcqa", "question": "q"}}
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"sources": [good, bad, {"paths": ["x"]}]})
+    said = str(exc.value)
+    assert "sources[medqa_en]: task 'mcqa' needs mapping fields: options, answer" in said
+    assert "sources.2.name: Field required" in said  # no name to give: its position

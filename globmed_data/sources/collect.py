@@ -166,6 +166,25 @@ class SourceCollector:
             revision=revision,
             files=[f.rel for f in located.files] + [rel for rel, _ in located.unreadable],
         )
+        self._fail_if_nothing_usable()
+
+    def _fail_if_nothing_usable(self) -> None:
+        """A source whose every record is quarantined gave nothing: that is a failure to show
+        (exit 3), not a success. The source stays failed, and is read again, until it yields."""
+        active, quarantined = self.wh.query(
+            "SELECT (SELECT count(*) FROM entries WHERE source = $s AND status = 'active'), "
+            "(SELECT count(*) FROM quarantine WHERE source = $s)",
+            {"s": self.source.name},
+        )[0]
+        if active == 0 and quarantined > 0:
+            top = self.wh.query(
+                "SELECT reason, count(*) FROM quarantine WHERE source = ? "
+                "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 3",
+                [self.source.name],
+            )
+            reasons = ", ".join(f"{reason} {n:,}" for reason, n in top)
+            name = self.source.name
+            self._fail(f"every record was quarantined ({reasons}): see `globmed quarantine --source {name}`")
 
     def _locate(self, revision: str | None) -> Located:
         if isinstance(self.source, HubSource):

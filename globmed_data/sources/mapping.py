@@ -6,6 +6,7 @@ caller can quarantine the record and go on.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ QUARANTINE_REASONS = {
     "duplicate_record": "an identical record already stands earlier in the same (keyless) source",
     "missing_field": "a required field (question, premise, ...) is absent or empty",
     "missing_options": "an MCQA record without options",
+    "unparseable_options": "options of an unexpected shape, or a string that is not a list or dict",
     "too_few_options": "fewer than two non-empty options",
     "missing_answer": "no answer / label given",
     "invalid_answer": "the answer cannot be read in the declared style",
@@ -125,6 +127,32 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return clean_text("\n".join(value))
     raise MappingError("missing_field", f"expected text, got {type(value).__name__}")
+
+
+def _structured(value: Any) -> Any:
+    """A list or dict stored as a string (a CSV cell, say): JSON, else a Python literal such as
+    `{'A': 'x', 'B': 'y'}`. Other values are returned as they are."""
+    if not isinstance(value, str) or not value.strip().startswith(("[", "{")):
+        return value
+    text = value.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)  # literals only: never runs code
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise MappingError(
+            "unparseable_options", f"neither JSON nor a Python literal: {text[:60]!r}"
+        ) from None
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}" + (
+            " (for option text like '(A) ...', use style: text)" if value else ""
+        )
+    return type(value).__name__
 
 
 def _letter_indices(token: str, item: Any) -> list[int]:
@@ -314,29 +342,20 @@ class RecordMapper:
 
     @staticmethod
     def _option_pairs(value: Any, spec: OptionsSpec) -> list[tuple[str, Any]]:
-        if spec.style == "list":
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    raise MappingError("missing_options", "options string is not a JSON list") from None
-            if not isinstance(value, list):
-                raise MappingError("missing_options", f"expected a list, got {type(value).__name__}")
-            return [(chr(ord("A") + i), v) for i, v in enumerate(value)]
-        if spec.style == "letter_dict":
-            if not isinstance(value, dict):
-                raise MappingError(
-                    "missing_options", f"expected an object of letters, got {type(value).__name__}"
-                )
-            return [(k.upper(), value[k]) for k in sorted(value, key=lambda k: k.lower())]
         if spec.style == "text":
             if not isinstance(value, str):
-                raise MappingError("missing_options", "expected option text like '(A) ...'")
+                raise MappingError("unparseable_options", "expected option text like '(A) ...'")
             return split_labelled_options(value)
-        # objects
-        if not isinstance(value, list) or not all(isinstance(o, dict) for o in value):
-            raise MappingError("missing_options", "expected a list of option objects")
-        return [(str(o.get(spec.id_field)), o.get(spec.text_field)) for o in value]
+        value = _structured(value)
+        if spec.style in ("list", "letter_dict") and isinstance(value, dict):
+            # Options keyed by letter ({"A": ..., "B": ...}): the same options in either style.
+            return [(str(k).upper(), value[k]) for k in sorted(value, key=lambda k: str(k).lower())]
+        if spec.style == "list" and isinstance(value, list):
+            return [(chr(ord("A") + i), v) for i, v in enumerate(value)]
+        if spec.style == "objects" and isinstance(value, list) and all(isinstance(o, dict) for o in value):
+            return [(str(o.get(spec.id_field)), o.get(spec.text_field)) for o in value]
+        wanted = {"list": "a list", "letter_dict": "an object of letters", "objects": "a list of objects"}
+        raise MappingError("unparseable_options", f"expected {wanted[spec.style]}, got {_shape(value)}")
 
     def _answer(
         self, record: dict, spec: AnswerSpec, options: list[str], ids: list[str], extra: dict

@@ -106,6 +106,9 @@ def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
     assert all(r["reason"] == "invalid_label" and r["detail"] for r in rows)
     table = runner.invoke(app, ["quarantine", "--warehouse", wh, "--source", "demo_dosing"])
     assert "malformed_json" in table.stdout and "bad_encoding" in table.stdout
+    cut = runner.invoke(app, ["quarantine", "--warehouse", wh, "--limit", "3", "--json"])
+    assert len(json.loads(cut.stdout)) == 3 and "showing 3 of 12 quarantined records" in cut.stderr
+    assert "3 of 12 quarantined record(s)" in runner.invoke(app, ["quarantine", "-w", wh, "-n", "3"]).stdout
 
     report = runner.invoke(app, ["quality", "report", "--warehouse", wh, "--json"])
     assert report.exit_code == 0 and json.loads(report.stdout)["rejected"] == 5

@@ -57,7 +57,8 @@ def test_a_record_nested_ten_thousand_levels_is_quarantined(tmp_path, warehouse)
     reports = collect_all(warehouse, loaded)
     assert reports["lines"].status == "collected" and reports["lines"].added == 2
     assert _quarantine(warehouse)["a.jsonl:L2"] == "too_deep"
-    assert reports["doc"].status == "collected"  # the document cannot be read: quarantined whole
+    # The document cannot be read: quarantined whole, so the source gave nothing and failed.
+    assert reports["doc"].status == "failed" and "file_unreadable 1" in (reports["doc"].error or "")
     assert _quarantine(warehouse)["doc.json:file"] == "file_unreadable"
 
 

@@ -207,8 +207,51 @@ def test_unreadable_json_file_is_quarantined_whole(tmp_path: Path, warehouse) ->
         )
     )
     report = collect_all(warehouse, loaded)["s"]
-    assert report.status == "collected"
+    assert report.status == "failed" and "every record was quarantined (file_unreadable 1)" in report.error
     assert warehouse.query("SELECT locator, reason FROM quarantine") == [("file", "file_unreadable")]
+
+
+def test_a_source_whose_every_record_is_quarantined_fails_until_it_yields(tmp_path: Path, warehouse) -> None:
+    no_answers = [{**r, "a": ""} for r in rows(3)]
+    jsonl(tmp_path / "s.jsonl", no_answers)
+    loaded = load_config(
+        write_config(tmp_path, [{"name": "s", "paths": ["s.jsonl"], "language": "en", "mapping": QA}])
+    )
+    first = collect_all(warehouse, loaded)["s"]
+    assert first.status == "failed" and first.error is not None
+    assert "every record was quarantined (missing_answer 3)" in first.error
+    assert "globmed quarantine --source s" in first.error
+    again = collect_all(warehouse, loaded)["s"]  # not skipped as done: it fails again, visibly
+    assert again.status == "failed" and "missing_answer 3" in (again.error or "")
+    jsonl(tmp_path / "s.jsonl", rows(3))
+    mended = collect_all(warehouse, loaded)["s"]
+    assert (mended.status, mended.added) == ("collected", 3)
+    assert warehouse.query("SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_csv_options_written_as_a_python_dict_are_read(tmp_path: Path, warehouse) -> None:
+    (tmp_path / "q.csv").write_text(
+        "id,question,options,answer\n"
+        "1,Which drug is a loop diuretic?,\"{'A': 'Furosemide', 'B': 'Spironolactone'}\",A\n"
+        "2,Which vitamin is fat-soluble?,\"{'A': 'Vitamin C', 'B': 'Vitamin K'}\",B\n",
+        encoding="utf-8",
+    )
+    options = {"field": "options", "style": "letter_dict"}
+    mapping = {
+        "task": "mcqa",
+        "key": "id",
+        "question": "question",
+        "options": options,
+        "answer": {"field": "answer"},
+    }
+    loaded = load_config(
+        write_config(tmp_path, [{"name": "s", "paths": ["q.csv"], "language": "en", "mapping": mapping}])
+    )
+    report = collect_all(warehouse, loaded)["s"]
+    assert (report.status, report.added, report.quarantined) == ("collected", 2, 0)
+    assert warehouse.query("SELECT options FROM entries ORDER BY record_key")[0] == (
+        ["Furosemide", "Spironolactone"],
+    )
 
 
 def test_ten_megabyte_record_is_quarantined(tmp_path: Path, warehouse) -> None:

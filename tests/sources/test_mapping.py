@@ -75,6 +75,48 @@ def test_options_problems() -> None:
     assert reason(m, {"q": "Q", "o": ["x", "y"], "a": "a"}) == "missing_key"
 
 
+@pytest.mark.parametrize(
+    ("style", "value"),
+    [
+        ("list", '["x", "y", "z"]'),  # JSON in a CSV cell
+        ("list", "['x', 'y', 'z']"),  # a Python literal
+        ("list", "{'A': 'x', 'B': 'y', 'C': 'z'}"),  # letters: the same options in a list style
+        ("letter_dict", "{'a': 'x', 'b': 'y', 'c': 'z'}"),
+        ("letter_dict", '{"A": "x", "B": "y", "C": "z"}'),
+        ("letter_dict", {"B": "y", "A": "x", "C": "z"}),
+    ],
+)
+def test_options_stored_as_a_string_of_json_or_a_python_literal(style, value) -> None:
+    m = mapper({**MCQA_LIST, "options": {"field": "o", "style": style}})
+    e = run(m, {"id": 1, "q": "Q", "o": value, "a": "b"})
+    assert e["options"] == ["x", "y", "z"] and e["answer_indices"] == [1]
+
+
+def test_option_objects_stored_as_a_string() -> None:
+    m = mapper(
+        {**MCQA_LIST, "options": {"field": "o", "style": "objects", "id_field": "k", "text_field": "t"}}
+    )
+    e = run(m, {"id": 1, "q": "Q", "o": "[{'k': 'A', 't': 'x'}, {'k': 'B', 't': 'y'}]", "a": "a"})
+    assert e["options"] == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("style", "value", "said"),
+    [
+        ("list", "{'A': 'x', 'B'", "neither JSON nor a Python literal"),
+        ("list", "A. x B. y", "use style: text"),
+        ("letter_dict", ["x", "y"], "expected an object of letters, got list"),
+        ("objects", "[1, 2]", "expected a list of objects, got list"),
+        ("text", ["x"], "expected option text"),
+    ],
+)
+def test_options_of_another_shape_have_their_own_reason(style, value, said) -> None:
+    m = mapper({**MCQA_LIST, "options": {"field": "o", "style": style}})
+    with pytest.raises(MappingError) as exc:
+        run(m, {"id": 1, "q": "Q", "o": value, "a": "a"})
+    assert exc.value.reason == "unparseable_options" and said in exc.value.detail
+
+
 def test_misspelt_field_via_alias_candidates() -> None:
     m = mapper(preset="problem_choices", language="ja")
     e = run(m, {"problem_id": "116A1", "problem_text": "問題", "choices": ["甲", "乙"], "asnwer": ["b"]})
