@@ -158,7 +158,7 @@ def test_every_real_segment_survives_masking_and_every_number_is_protected(share
     assert segments > 300_000 and protected > 0.15 * segments  # 60,436 of 339,051 when written
 
 
-def test_real_data_exports_verifies_and_loads(curated) -> None:
+def test_real_data_exports_verifies_and_loads(curated, tmp_path) -> None:
     import datasets
 
     from globmed_data.dedup.stage import run_dedup
@@ -173,7 +173,9 @@ def test_real_data_exports_verifies_and_loads(curated) -> None:
     assert (again["version"], again["created"]) == (first["version"], False)
     loaded_rows = 0
     for config in manifest["configs"]:
-        ds = datasets.load_dataset(first["folder"], config)
+        # A cache of its own: datasets' shared cache keys a local folder by its path, and an
+        # earlier run's export at the same temporary path would be read back instead.
+        ds = datasets.load_dataset(first["folder"], config, cache_dir=str(tmp_path / "hf-cache"))
         loaded_rows += sum(ds[s].num_rows for s in ds)
     assert loaded_rows == first["entries"]
 

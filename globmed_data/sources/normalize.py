@@ -1,22 +1,24 @@
 """Text normalisation applied to every text field of a canonical entry.
 
-The raw record keeps the original text; entries hold the normalised form:
-Unicode NFC, mojibake repaired where ftfy is certain, control characters removed,
+The raw record keeps the original text; entries hold the normalised form: HTML entities
+decoded, Unicode NFC, mojibake repaired where ftfy is certain, control characters and stray
+invisible characters removed (zero-width joiners kept only where a script joins with them),
 white space folded, option labels ("(A) ", "B. ") stripped from option text.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
 import ftfy
 
 # Bump when normalisation output changes: sources are then re-collected.
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "2"  # 2: HTML entities decoded; ZWJ/ZWNJ, soft hyphens, word joiners dropped
 
 _FTFY_CONFIG = ftfy.TextFixerConfig(
-    unescape_html=False,  # "&lt;" in a question may be meant; the quality stage flags markup
+    unescape_html=False,  # entities are decoded before, only where a whole entity stands (_ENTITY)
     remove_terminal_escapes=True,
     fix_encoding=True,
     restore_byte_a0=True,
@@ -40,9 +42,22 @@ _MOJIBAKE_HINT = re.compile(
     "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
     "\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
 )
-# C0/C1 controls except tab and newline, plus zero-width space and stray BOMs.
-# ZWJ/ZWNJ are kept: they carry meaning in Indic and Arabic-script languages.
-_CONTROL = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\ufeff]")
+# C0/C1 controls except tab and newline, zero-width space, word joiner, soft hyphen, stray BOMs.
+_CONTROL = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u00ad\u200b\u2060\ufeff]")
+# An entity with its semicolon: "&amp;", "&#39;", "&#x27;". html.unescape alone would also read
+# "&not" in "&notes" as "¬": only whole entities are decoded.
+_ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
+# ZWJ/ZWNJ carry meaning after a letter of a script that joins (Arabic, Syriac, the Indic
+# scripts, Sinhala, Tibetan, Myanmar, Khmer) or inside an emoji sequence; elsewhere (a
+# Vietnamese or Latin word, say) they are invisible noise, counted as symbols by the rules.
+# Between two Latin letters or digits one stood for a space in the shared data
+# ("C-reactive\u200cprotein" in a Japanese exam): there it becomes a space; elsewhere it goes.
+_LATIN = "0-9A-Za-z\u00c0-\u024f\u1e00-\u1eff"
+_JOINER_AS_SPACE = re.compile(f"(?<=[{_LATIN}])[\u200c\u200d]+(?=[{_LATIN}])")
+_STRAY_JOINER = re.compile(
+    "(?<![\u0600-\u074f\u0750-\u077f\u08a0-\u08ff\u0900-\u0dff\u0f00-\u0fff\u1000-\u109f"
+    "\u1780-\u17ff\ufb50-\ufdff\ufe70-\ufeff\u2600-\u27bf\U0001f000-\U0001faff\ufe0f])[\u200c\u200d]+"
+)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f]+")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
@@ -55,15 +70,29 @@ def clean_text(text: str) -> str:
     """Normalise one text field; idempotent (clean_text(clean_text(x)) == clean_text(x))."""
     if not text:
         return ""
+    if "&" in text:
+        text = _decode_entities(text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isascii() and _MOJIBAKE_HINT.search(text):
         text = ftfy.fix_text(text, _FTFY_CONFIG)
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
+    if "\u200c" in text or "\u200d" in text:
+        text = _STRAY_JOINER.sub("", _JOINER_AS_SPACE.sub(" ", text))
     text = _SPACES.sub(" ", text)
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
     text = _MANY_NEWLINES.sub("\n\n", text)
     return text.strip()
+
+
+def _decode_entities(text: str) -> str:
+    """Whole HTML entities decoded, again until none is left ("&amp;lt;" is "<"), so that
+    clean_text stays idempotent. Each pass shortens the text, so it ends."""
+    while True:
+        decoded = _ENTITY.sub(lambda m: html.unescape(m.group(0)), text)
+        if decoded == text:
+            return text
+        text = decoded
 
 
 def _label_rank(label: str) -> int:

@@ -310,7 +310,7 @@ def test_local_git_publish_then_pull_and_load_through_olah(olah, tmp_path: Path)
     assert "verified" in pulled.output
     manifest = json.loads((out / MANIFEST).read_text())
     for config, meta in manifest["configs"].items():
-        ds = datasets.load_dataset(str(out), config)
+        ds = datasets.load_dataset(str(out), config, cache_dir=str(tmp_path / "hf-cache"))  # no stale cache
         expected = {}
         for f in manifest["files"]:
             if f["config"] == config:

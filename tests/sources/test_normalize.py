@@ -16,6 +16,14 @@ from globmed_data.sources.normalize import clean_text, split_labelled_options, s
         ("a\n\n\n\n\nb", "a\n\nb"),
         ("患儿，1岁半。\u3000发热", "患儿，1岁半。\u3000发热"),  # full-width forms are kept
         ("", ""),
+        ("It&apos;s 5 &amp; 6 &#39;mg&#x27; &lt;b&gt;", "It's 5 & 6 'mg' <b>"),  # whole entities
+        ("double &amp;lt;escaped&amp;gt;", "double <escaped>"),
+        ("R&D, AT&T, &notes, &unknown; &#xZZ;", "R&D, AT&T, &notes, &unknown; &#xZZ;"),  # not entities
+        ("a&nbsp;b", "a b"),
+        ("Bệnh\u200c nhân\u200d nam", "Bệnh nhân nam"),  # stray joiners in Vietnamese
+        ("CRP(C-reactive\u200cprotein)の測定, 30\u200cml/kg", "CRP(C-reactive protein)の測定, 30 ml/kg"),
+        ("'\u200c発熱性好中球減少症", "'発熱性好中球減少症"),  # between Latin letters: a space; else gone
+        ("gly\u00adcaemia and word\u2060joiner", "glycaemia and wordjoiner"),
     ],
 )
 def test_clean_text(raw: str, expected: str) -> None:
@@ -23,9 +31,16 @@ def test_clean_text(raw: str, expected: str) -> None:
     assert clean_text(clean_text(raw)) == expected  # idempotent
 
 
-def test_zero_width_joiners_kept() -> None:
-    text = "क्\u200dष"  # ZWJ carries meaning in Devanagari
-    assert "\u200d" in clean_text(text)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "क्\u200dष",  # ZWJ carries meaning in Devanagari
+        "می\u200cخواهم",  # ZWNJ in Persian
+        "👩\u200d⚕️",  # an emoji sequence (health worker)
+    ],
+)
+def test_zero_width_joiners_kept_where_a_script_joins(text) -> None:
+    assert clean_text(text) == text
 
 
 def test_strip_option_labels_only_full_sequence() -> None:
