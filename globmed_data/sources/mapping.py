@@ -15,6 +15,7 @@ from typing import Any
 from globmed_data.ids import canonical_json, content_hash, entry_id, stable_hash
 from globmed_data.settings import FieldRef
 from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
+from globmed_data.sources.option_labels import label_index, split_options
 from globmed_data.sources.settings import (
     AnswerSpec,
     LabelSpec,
@@ -165,6 +166,9 @@ def _letter_indices(token: str, item: Any) -> list[int]:
     letters = token.strip("()[]. ")
     if letters.isascii() and letters.isalpha() and len(letters) <= 10 and len(set(letters)) == len(letters):
         return [ord(c.upper()) - ord("A") for c in letters]
+    position = label_index(token)  # a label of another script: "ب", "③", "イ", "Ｃ"
+    if position is not None:
+        return [position]
     raise MappingError("invalid_answer", f"{item!r} is not a letter answer")
 
 
@@ -285,7 +289,10 @@ class RecordMapper:
             entry["question"] = self._required_text(record, spec.question, extra, "question")
             entry["context"] = self._optional_text(record, spec.context, extra)
             assert spec.options is not None and spec.answer is not None
-            options, ids = self._options(record, spec.options, extra)
+            if spec.options.style == "inline":
+                entry["question"], options, ids = self._inline_options(entry["question"], spec.options)
+            else:
+                options, ids = self._options(record, spec.options, extra)
             entry["options"] = options
             entry["answer_indices"] = self._answer(record, spec.answer, options, ids, extra)
         elif spec.task == "yes_no":
@@ -341,11 +348,31 @@ class RecordMapper:
         return texts, [str(i) for i, _ in pairs]
 
     @staticmethod
+    def _inline_options(question: str, spec: OptionsSpec) -> tuple[str, list[str], list[str]]:
+        """The stem and the options of a question that carries its options in its text."""
+        found = split_options(question, tuple(spec.labels) if spec.labels else None)
+        if found is None:
+            raise MappingError(
+                "unparseable_options", "no run of labelled options (A. / أ- / ① ...) in the question"
+            )
+        stem, pairs = found
+        if not stem:
+            raise MappingError("missing_field", "the question has options but no stem before them")
+        texts = [clean_text(t) for _, t in pairs]
+        if sum(1 for t in texts if t) < 2:
+            raise MappingError("too_few_options", f"{sum(1 for t in texts if t)} non-empty option(s)")
+        return stem, texts, [label for label, _ in pairs]
+
+    @staticmethod
     def _option_pairs(value: Any, spec: OptionsSpec) -> list[tuple[str, Any]]:
         if spec.style == "text":
             if not isinstance(value, str):
                 raise MappingError("unparseable_options", "expected option text like '(A) ...'")
-            return split_labelled_options(value)
+            pairs = [] if spec.labels else split_labelled_options(value)
+            if len(pairs) < 2:  # "(A) ..." lines first, as always; then labels of any script
+                found = split_options(value, tuple(spec.labels) if spec.labels else None)
+                pairs = found[1] if found else pairs
+            return pairs
         value = _structured(value)
         if spec.style in ("list", "letter_dict") and isinstance(value, dict):
             # Options keyed by letter ({"A": ..., "B": ...}): the same options in either style.

@@ -17,21 +17,26 @@ class OptionsSpec(Strict):
     """How a record gives its options.
 
     list: a list of strings (or a JSON string of one); letter_dict: {"a": "...", "b": ...};
-    text: one string "(A) ...\\n(B) ..."; objects: [{id_field: .., text_field: ..}];
-    columns: one field per option, named in `fields`.
+    text: one string "(A) ...\\n(B) ..." (or labels of another script: "أ- ...", "① ..."); objects:
+    [{id_field: .., text_field: ..}]; columns: one field per option, named in `fields`;
+    inline: the options are in the question's own text, after its stem ("...?\\nA. x\\nB. y").
+    `labels`: the label set to look for (default: every known set, in any script).
     """
 
-    style: Literal["list", "letter_dict", "text", "objects", "columns"] = "list"
+    style: Literal["list", "letter_dict", "text", "objects", "columns", "inline"] = "list"
     field: FieldRef | None = None
     fields: list[str] | None = None
     id_field: str = "id"
     text_field: str = "text"
+    labels: list[str] | None = Field(None, min_length=2)
 
     @model_validator(mode="after")
     def _field_or_fields(self) -> OptionsSpec:
         if self.style == "columns" and not self.fields:
             raise ValueError("style 'columns' needs `fields`: the option fields in order")
-        if self.style != "columns" and not self.field:
+        if self.labels is not None and self.style not in ("text", "inline"):
+            raise ValueError("`labels` applies to the styles 'text' and 'inline'")
+        if self.style not in ("columns", "inline") and not self.field:
             raise ValueError(f"style '{self.style}' needs `field`: where the options are")
         return self
 

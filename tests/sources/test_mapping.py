@@ -117,6 +117,30 @@ def test_options_of_another_shape_have_their_own_reason(style, value, said) -> N
     assert exc.value.reason == "unparseable_options" and said in exc.value.detail
 
 
+def test_inline_options_leave_the_stem_as_the_question() -> None:
+    m = mapper({**MCQA_LIST, "options": {"style": "inline"}})
+    e = run(m, {"id": 1, "q": "ما هو العلاج الأول؟\nأ- الأسبرين\nب- الهيبارين\nج- الوارفارين", "a": "ب"})
+    assert e["question"] == "ما هو العلاج الأول؟"
+    assert e["options"] == ["الأسبرين", "الهيبارين", "الوارفارين"] and e["answer_indices"] == [1]
+    ko = run(m, {"id": 2, "q": "옳은 것은? ① 가 ② 나 ③ 다", "a": "③"})
+    assert ko["question"] == "옳은 것은?" and ko["answer_indices"] == [2]
+    assert reason(m, {"id": 3, "q": "A question with no options at all?", "a": "a"}) == "unparseable_options"
+
+
+def test_text_style_reads_labels_of_other_scripts() -> None:
+    m = mapper({**MCQA_LIST, "options": {"field": "o", "style": "text"}})
+    assert run(m, {"id": 1, "q": "Q", "o": "(A) x\n(B) y", "a": "b"})["options"] == ["x", "y"]
+    e = run(m, {"id": 2, "q": "Q", "o": "א. אספירין ב. הפרין ג. וורפרין", "a": "ג"})
+    assert e["options"] == ["אספירין", "הפרין", "וורפרין"] and e["answer_indices"] == [2]
+
+
+def test_labels_apply_only_where_options_are_text() -> None:
+    from globmed_data.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="`labels` applies to the styles"):
+        mapper({**MCQA_LIST, "options": {"field": "o", "labels": ["a", "b"]}})
+
+
 def test_misspelt_field_via_alias_candidates() -> None:
     m = mapper(preset="problem_choices", language="ja")
     e = run(m, {"problem_id": "116A1", "problem_text": "問題", "choices": ["甲", "乙"], "asnwer": ["b"]})
