@@ -18,6 +18,7 @@ from globmed_data.sources.normalize import clean_text, split_labelled_options, s
 from globmed_data.sources.option_labels import label_index, split_options
 from globmed_data.sources.settings import (
     AnswerSpec,
+    KeyPart,
     LabelSpec,
     MappingSpec,
     OptionsSpec,
@@ -148,6 +149,26 @@ def _structured(value: Any) -> Any:
         ) from None
 
 
+def key_value(record: dict[str, Any], part: str | KeyPart, extra: dict[str, Any]) -> str | None:
+    """One key part as text: a field's value, or a capture or replacement of it (None: absent,
+    or the pattern does not match)."""
+    value = get_field(record, part if isinstance(part, str) else part.field, extra)
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if isinstance(part, str):
+        return text
+    if part.pattern is not None:
+        m = re.search(part.pattern, text)
+        return m.group(1) if m and m.group(1) else None
+    assert part.replace is not None
+    return re.sub(part.replace[0], part.replace[1], text) or None
+
+
+def _key_name(part: str | KeyPart) -> str:
+    return part if isinstance(part, str) else f"{part.field} ({part.pattern or part.replace})"
+
+
 def _shape(value: Any) -> str:
     if isinstance(value, str):
         return f"the text {value[:40]!r}" + (
@@ -236,21 +257,22 @@ class RecordMapper:
             body = raw_text if raw_text is not None else canonical_json(record)
             return "h:" + stable_hash("raw", body)
         parts = []
-        for name in self.spec.key:
-            value = get_field(record, name, extra)
-            if value is None or value == "":
-                raise MappingError("missing_key", f"key field '{name}' is absent")
-            parts.append(str(value))
+        for part in self.spec.key:
+            value = key_value(record, part, extra)
+            if value is None:
+                raise MappingError("missing_key", f"key field '{_key_name(part)}' is absent")
+            parts.append(value)
         return ":".join(parts)
 
     def parent_key(self, record: dict[str, Any], extra: dict[str, Any]) -> str | None:
         link = self.source.translation_of
         if link is None:
             return None
-        parts = [get_field(record, k, extra) for k in link.key]
-        if any(p is None or p == "" for p in parts):
+        parts = [key_value(record, k, extra) for k in link.key]
+        if any(p is None for p in parts):
+            named = [_key_name(k) for k in link.key]
             raise MappingError(
-                "missing_key", f"parent key field(s) {link.key} absent: cannot link the translation"
+                "missing_key", f"parent key field(s) {named} absent: cannot link the translation"
             )
         return entry_id(link.source, ":".join(str(p) for p in parts))
 

@@ -89,6 +89,32 @@ class ValueSpec(Strict):
         return self
 
 
+class KeyPart(Strict):
+    """One part of a key computed from a field: the capture of `pattern` (one group), or the
+    field with `replace: [PATTERN, WITH]` applied. `{field: _file, pattern: '^(.+)_(?:local|english)'}`
+    links `x_local.jsonl` and `x_english.jsonl` through their shared stem."""
+
+    field: str
+    pattern: str | None = None
+    replace: tuple[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> KeyPart:
+        if (self.pattern is None) == (self.replace is None):
+            raise ValueError("a key part needs exactly one of `pattern` (one capture group) or `replace`")
+        regex = self.pattern if self.pattern is not None else self.replace[0]  # type: ignore[index]
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"key part on '{self.field}': not a valid regex: {exc}") from exc
+        if self.pattern is not None and compiled.groups != 1:
+            raise ValueError(f"key part on '{self.field}': `pattern` needs exactly one capture group")
+        return self
+
+
+Key = list[str | KeyPart]  # fields (and computed parts) joined with ":"
+
+
 def _as_value_spec(value: Any) -> Any:
     return {"value": value} if isinstance(value, str) else value
 
@@ -97,7 +123,7 @@ class MappingSpec(Strict):
     """Declarative field mapping from a raw record to the canonical entry."""
 
     task: Task
-    key: list[str] | None = None  # fields joined with ":"; absent: a hash of the raw record
+    key: Key | None = None  # fields joined with ":"; absent: a hash of the raw record
     question: FieldRef | None = None
     context: FieldRef | None = None
     options: OptionsSpec | None = None
@@ -109,7 +135,7 @@ class MappingSpec(Strict):
     rationale: FieldRef | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
-    _key_list = field_validator("key", mode="before", json_schema_input_type=str | list[str] | None)(as_list)
+    _key_list = field_validator("key", mode="before", json_schema_input_type=str | Key | None)(as_list)
 
     @model_validator(mode="after")
     def _task_fields(self) -> MappingSpec:
@@ -131,9 +157,9 @@ class TranslationOf(Strict):
     """Records of this source translate records of another: the parent id is derived from these."""
 
     source: str
-    key: list[str]
+    key: Key
 
-    _key_list = field_validator("key", mode="before", json_schema_input_type=str | list[str])(as_list)
+    _key_list = field_validator("key", mode="before", json_schema_input_type=str | Key)(as_list)
 
 
 class SourceBase(Strict):

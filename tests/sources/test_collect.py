@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -388,3 +389,49 @@ def test_exclude_patterns_hold_for_absolute_paths_from_the_environment(tmp_path:
     loaded = load_config(config)
     absolute = [f.rel for f in locate_files(loaded.config.sources[0], loaded).files]
     assert relative == absolute == ["a.jsonl", "sub/b.jsonl"]
+
+
+def test_a_key_part_links_translations_across_differently_named_files(tmp_path: Path, warehouse) -> None:
+    """x_local.jsonl and x_english.jsonl, keyed by the same index: one source for each side."""
+
+    def items(stem: str, word: str) -> list[dict]:
+        return [{"idx": i, "q": f"{word} {stem} {i}?", "o": ["a", "b"], "a": "a"} for i in range(2)]
+
+    for stem in ("cardio", "neuro"):
+        jsonl(tmp_path / f"{stem}_local.jsonl", items(stem, "Swali"))
+        jsonl(tmp_path / f"{stem}_english.jsonl", items(stem, "Question"))
+    mapping = {**QA, "key": [{"field": "_file", "pattern": r"^(.+)_(?:local|english)\.jsonl$"}, "idx"]}
+    loaded = load_config(write_config(tmp_path, [
+        {"name": "local", "paths": ["*_local.jsonl"], "language": "sw", "mapping": mapping},
+        {"name": "english", "paths": ["*_english.jsonl"], "language": "en", "mapping": mapping,
+         "origin": "translated",
+         "translation_of": {"source": "local", "key": [{"field": "_file", "replace": ["_english.jsonl$", ""]},
+                                                       "idx"]}},
+    ]))  # fmt: skip
+    reports = collect_all(warehouse, loaded)
+    assert reports["local"].added == 4 and reports["english"].added == 4
+    keys = [k for (k,) in warehouse.query("SELECT record_key FROM entries WHERE source = 'local' ORDER BY 1")]
+    assert keys == ["cardio:0", "cardio:1", "neuro:0", "neuro:1"]
+    linked = warehouse.query(
+        "SELECT t.question, p.question FROM entries t JOIN entries p ON p.entry_id = t.parent_entry_id "
+        "WHERE t.source = 'english' ORDER BY 1"
+    )
+    assert linked[0] == ("Question cardio 0?", "Swali cardio 0?") and len(linked) == 4
+
+
+@pytest.mark.parametrize(
+    ("part", "said"),
+    [
+        ({"field": "_file"}, "exactly one of `pattern` (one capture group) or `replace`"),
+        ({"field": "_file", "pattern": "no group"}, "needs exactly one capture group"),
+        ({"field": "_file", "replace": ["(", ""]}, "not a valid regex"),
+    ],
+)
+def test_a_key_part_is_checked_before_any_work(tmp_path: Path, part, said) -> None:
+    from globmed_data.settings import ConfigError
+
+    config = write_config(
+        tmp_path, [{"name": "s", "paths": ["x"], "language": "en", "mapping": {**QA, "key": [part]}}]
+    )
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        load_config(config)
