@@ -33,36 +33,31 @@ from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
 # No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
 @task(name="collect-source", task_run_name="collect {unit}", cache_policy=NO_CACHE)
-def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: str, unit: str, run_id: str) -> dict[str, Any]:
+def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    mapped = registry.stage(stage)
-    assert isinstance(mapped, MapStage), stage
-    report = mapped.run_unit(Context(wh, loaded, run_id, logger.info), unit)
+    report = stage.run_unit(Context(wh, loaded, run_id, logger.info), unit)
     (logger.error if report.status == "failed" else logger.info)(report.summary)
     return report.counts
 
 
-@task(name="stage", task_run_name="{step_name}", cache_policy=NO_CACHE)
-def stage_task(wh: Warehouse, loaded: LoadedConfig, step_name: str, run_id: str) -> dict[str, Any]:
-    """One whole-warehouse stage, recorded in run_stages (source '*')."""
-    step = next(s for s in registry.plan(loaded.config) if s.name == step_name)
+@task(name="stage", cache_policy=NO_CACHE)
+def stage_task(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> dict[str, Any]:
+    """One whole-warehouse pass of a stage, recorded in run_stages (source '*')."""
     report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info))
     return {**report.counts, "summary": report.summary}
 
 
-def _run_map(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> list[dict[str, Any]]:
+def _run_map(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, run_id: str) -> list[dict[str, Any]]:
     """A map stage's units as concurrent tasks."""
-    assert isinstance(step.stage, MapStage), step.name
     runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
-    units = step.stage.units(loaded)
     with runner:
         futures = [
             runner.submit(
-                unit_task.with_options(tags=[f"stage:{step.name}", f"source:{unit}"]),
-                {"wh": wh, "loaded": loaded, "stage": step.name, "unit": unit, "run_id": run_id},
+                unit_task.with_options(tags=[f"stage:{stage.name}", f"source:{unit}"]),
+                {"wh": wh, "loaded": loaded, "stage": stage, "unit": unit, "run_id": run_id},
             )
-            for unit in units
+            for unit in stage.units(loaded)
         ]
         return [f.result() for f in futures]
 
@@ -123,13 +118,13 @@ def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, A
         try:
             for step in registry.plan(loaded.config):
                 if isinstance(step.stage, MapStage):
-                    reports = _run_map(wh, loaded, step, run_id)
+                    reports = _run_map(wh, loaded, step.stage, run_id)
                 elif step.name == "export" and _run_status(reports) == "failed":
                     continue  # every source failed: nothing new to publish
                 else:
                     stages[step.name] = stage_task.with_options(
                         task_run_name=step.name, tags=[f"stage:{step.name}"]
-                    )(wh, loaded, step.name, run_id)
+                    )(wh, loaded, step, run_id)
         except BaseException as exc:
             wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
             raise

@@ -575,16 +575,17 @@ def stage_run(
     never lets undecided entries through."""
     import uuid
 
+    from globmed_data.pipeline import registry
     from globmed_data.pipeline.curation import record_stage_settings
-    from globmed_data.pipeline.registry import STAGES, Step
     from globmed_data.pipeline.runner import run_step
     from globmed_data.pipeline.stage import Context, PendingWork, enabled
 
     loaded = _load(config)
-    found = [s for s in STAGES if s.name == name]
-    if not found:
-        raise _fail(f"no stage '{name}'; stages are: {', '.join(s.name for s in STAGES)}", EXIT_CONFIG)
-    if not enabled(found[0], loaded.config):
+    try:
+        stage = registry.stage(name)
+    except KeyError as exc:
+        raise _fail(str(exc.args[0]), EXIT_CONFIG) from None
+    if not enabled(stage, loaded.config):
         raise _fail(f"stage '{name}' is disabled in {config} ({name}.enabled: false)", EXIT_CONFIG)
     say = lambda m: console.print(m, highlight=False)  # noqa: E731
     run_id = f"stage-{uuid.uuid4().hex[:12]}"
@@ -592,7 +593,7 @@ def stage_run(
         wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
         record_stage_settings(wh, loaded)  # as a run does: this config's stages define "decided"
         try:
-            report = run_step(Step(name, found[0]), Context(wh, loaded, run_id, say))
+            report = run_step(registry.Step(name, stage), Context(wh, loaded, run_id, say))
         except PendingWork as exc:
             wh.finish_run(run_id, "failed", {}, error=str(exc))
             raise _fail(str(exc), EXIT_CONFIG) from None

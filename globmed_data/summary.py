@@ -130,12 +130,14 @@ def _stage_counts(raw: str | None) -> dict[str, int]:
     return {k: counts[k] for k in _STAGE_KEYS if k in counts}
 
 
+# Quarantine rows of one source and/or reason (either may be None: all).
+_QUARANTINE_OF = (
+    "FROM quarantine WHERE ($source IS NULL OR source = $source) AND ($reason IS NULL OR reason = $reason)"
+)
+
+
 def quarantine_count(wh: Warehouse, source: str | None = None, reason: str | None = None) -> int:
-    sql = (
-        "SELECT count(*) FROM quarantine WHERE ($source IS NULL OR source = $source) "
-        "AND ($reason IS NULL OR reason = $reason)"
-    )
-    return int(wh.query(sql, {"source": source, "reason": reason})[0][0])
+    return int(wh.query(f"SELECT count(*) {_QUARANTINE_OF}", {"source": source, "reason": reason})[0][0])
 
 
 def quarantine_rows(
@@ -143,8 +145,7 @@ def quarantine_rows(
 ) -> list[dict[str, Any]]:
     sql = (
         "SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes, run_id "
-        "FROM quarantine WHERE ($source IS NULL OR source = $source) "
-        "AND ($reason IS NULL OR reason = $reason) ORDER BY source, file, locator"
+        f"{_QUARANTINE_OF} ORDER BY source, file, locator"
     )
     params: dict[str, Any] = {"source": source, "reason": reason}
     if limit is not None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import duckdb
 import yaml
 
+from globmed_data.generated import replace_generated
 from globmed_data.resources import resource_dir
 
 README_START = "<!-- views:start (generated from views/views.yml: python -m globmed_data.views --readme) -->"
@@ -36,7 +38,9 @@ def views_dir() -> Path:
     return resource_dir("warehouse", "views")
 
 
-def load_views() -> list[View]:
+@cache
+def load_views() -> tuple[View, ...]:
+    """The views in creation order (read once per process: every warehouse open uses them)."""
     spec = yaml.safe_load((views_dir() / "views.yml").read_text(encoding="utf-8"))
     glossary: dict[str, str] = spec.get("columns", {})
     views = []
@@ -48,9 +52,10 @@ def load_views() -> list[View]:
             columns[col] = text
         sql = (views_dir() / f"{name}.sql").read_text(encoding="utf-8")
         views.append(View(name, v["grain"], v.get("description", "").strip(), columns, sql))
-    return views
+    return tuple(views)
 
 
+@cache
 def views_hash() -> str:
     digest = hashlib.sha256()
     for view in load_views():
@@ -81,8 +86,7 @@ def _cell(text: str) -> str:
 
 def render_readme(text: str) -> str:
     """The README with its generated view table replaced by the current one."""
-    start, end = text.index(README_START), text.index(README_END)
-    return text[: start + len(README_START)] + "\n" + readme_table() + "\n" + text[end:]
+    return replace_generated(text, README_START, README_END, readme_table())
 
 
 if __name__ == "__main__":

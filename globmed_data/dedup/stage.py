@@ -79,9 +79,7 @@ def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
     order = np.argsort(found)
     flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     keys = cast(pl.DataFrame, pl.from_arrow(table.select(["entry_id", "exact_key", "item_key", "numbers"])))
-    keys = keys.with_columns(pl.col("exact_key", "item_key").cast(pl.UInt64)).select(
-        "entry_id", "exact_key", "item_key", "numbers"
-    )
+    keys = keys.with_columns(pl.col("exact_key", "item_key").cast(pl.UInt64))
     return Signed(keys[order], flat.astype(np.uint32).reshape(-1, num_perm)[order])
 
 
@@ -283,7 +281,7 @@ class DedupStage:
 
     def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
         s = loaded.config.dedup
-        n = unlinked(wh, index_hash(s))
+        n = pending(wh, s)
         return {self.name: n} if n else {"dedup:clusters": int(clusters_stale(wh, s))}
 
     def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:

@@ -3,6 +3,7 @@ globmed_data.quality.docs --write` rewrites it; a test checks it is current)."""
 
 from __future__ import annotations
 
+from globmed_data.generated import replace_generated
 from globmed_data.quality.rules import RULES
 from globmed_data.quality.settings import QualityThresholds
 
@@ -35,8 +36,7 @@ def docs_table() -> str:
 
 
 def render_docs(text: str) -> str:
-    start, end = text.index(DOCS_START), text.index(DOCS_END)
-    return text[: start + len(DOCS_START)] + "\n" + docs_table() + "\n" + text[end:]
+    return replace_generated(text, DOCS_START, DOCS_END, docs_table())
 
 
 if __name__ == "__main__":
