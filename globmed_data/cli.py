@@ -14,9 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from globmed_data.bench.cli import bench_app
+from globmed_data.clitools import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_PARTIAL,
+    WarehouseOpt,
+    console,
+    out,
+)
+from globmed_data.clitools import (
+    fail as _fail,
+)
+from globmed_data.clitools import (
+    open_read as _open_read,
+)
 from globmed_data.config import config_json_schema, load_config
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse, WarehouseError, resolve_warehouse_path
@@ -43,30 +57,7 @@ review_app = typer.Typer(
     help="Export translated entries for review; import the verdicts.", no_args_is_help=True
 )
 translate_app.add_typer(review_app, name="review")
-console = Console(stderr=True)
-# Piped output is not cut at 80 columns: tables stay readable in logs and CI.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-EXIT_CONFIG, EXIT_PARTIAL, EXIT_FAILED = 2, 3, 4
-WarehouseOpt = typer.Option(
-    None,
-    "--warehouse",
-    "-w",
-    help="DuckDB file (default: $GLOBMED_WAREHOUSE, "
-    "then the config's `warehouse`, then .globmed/warehouse.duckdb).",
-)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _open_read(warehouse: Path | None) -> Warehouse:
-    try:
-        return Warehouse(resolve_warehouse_path(warehouse), read_only=True)
-    except WarehouseError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()

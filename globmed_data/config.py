@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from globmed_data.bench.settings import BenchSettings
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.export.settings import ExportSettings
 from globmed_data.ids import canonical_json, stable_hash
@@ -45,6 +46,7 @@ class PipelineConfig(Strict):
     translate: TranslateSettings = TranslateSettings()
     dedup: DedupSettings = DedupSettings()
     export: ExportSettings = ExportSettings()
+    bench: BenchSettings = BenchSettings()
     sources: list[Source] = Field(min_length=1)
 
     _kinds = field_validator("sources", mode="before")(lambda v: files_by_default(v))

@@ -1,0 +1,90 @@
+"""The benchmark flow (GlobMed-Bench): a dataset version, one task run per model (so models can
+fan out to GPU workers later), then the leaderboard and the per-language chart as artifacts.
+
+Triggered by `globmed bench run`, or by a deployment on `globmed.dataset.published`.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from globmed_data.bench.run import BenchPlan, bench_model, plan_bench, summarise
+from globmed_data.bench.specs import ModelSpec
+
+
+@task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE)
+def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
+    """One model on the version; a failed model fails its task run (the others go on)."""
+    logger = get_run_logger()
+    record = bench_model(plan, spec, log=logger.info)
+    if record["status"] == "failed":
+        raise RuntimeError(f"{spec.spec}: {record['error']}")
+    return record
+
+
+def _run_name() -> str:
+    dataset = str(flow_run.parameters.get("dataset", "bench")).rstrip("/").split("/")[-1]
+    return f"bench {dataset} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+@flow(name="globmed-bench", flow_run_name=_run_name, log_prints=True)
+def bench_flow(
+    dataset: str,
+    models: list[str] | None = None,
+    config_path: str | None = None,
+    warehouse: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Benchmark `models` (default: the config's bench.models) on a dataset version: a folder,
+    PATH@vX.Y.Z of a local dataset repository, or OWNER/NAME@vX.Y.Z (pulled and verified)."""
+    plan = plan_bench(
+        dataset, models, config_path=config_path, warehouse=warehouse, overrides=overrides, endpoint=endpoint
+    )
+    runs: list[dict[str, Any]] = []
+    for spec in plan.specs:
+        state = model_task.with_options(tags=[f"model:{spec.engine}"])(plan, spec, return_state=True)
+        runs.append(state.result() if state.is_completed() else _failed_record(plan, spec))
+    summary = summarise(plan, runs)
+    _artifacts(plan, summary)
+    return summary
+
+
+def _failed_record(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
+    from globmed_data.warehouse import Warehouse
+
+    with Warehouse(plan.warehouse) as wh:
+        row = wh.query_dicts(
+            "SELECT bench_run_id, mode, error FROM bench_runs WHERE model = ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            [spec.spec],
+        )[0]
+    return {**row, "model": spec.spec, "status": "failed", "items": 0, "seconds": 0.0}
+
+
+def _artifacts(plan: BenchPlan, summary: dict[str, Any]) -> None:
+    key = "globmed-bench-" + "".join(c if c.isalnum() else "-" for c in plan.version.repo_id.lower())
+    leaderboard = Path(summary["files"]["leaderboard"]).read_text(encoding="utf-8")
+    chart = summary["files"]["chart"]
+    if chart:  # the PNG inline, so the UI shows it without a file server
+        data = base64.b64encode(Path(chart).read_bytes()).decode()
+        leaderboard += f"\n![accuracy per language](data:image/png;base64,{data})\n"
+    create_markdown_artifact(
+        key=key,
+        markdown=leaderboard,
+        description=f"Leaderboard of {plan.version.repo_id} v{plan.version.version}",
+    )
+    if summary["results"]:
+        create_table_artifact(
+            key=key + "-scores",
+            table=summary["results"],
+            description="Accuracy per model, task, language and split (95% Wilson intervals)",
+        )

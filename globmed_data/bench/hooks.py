@@ -1,0 +1,68 @@
+"""The functions the generated harness tasks name (`!function globmed_data.bench.hooks.…`):
+what lm-evaluation-harness lacks for this dataset, and nothing it already does.
+
+- `process_docs_*` turn an exported row into a harness document: the rendered prompt, the
+  choice continuations, the gold index (the harness's own `acc` needs one) and the gold set;
+- `results_loglik`: the option with the highest log-likelihood, right only when the gold set is
+  exactly that option (multi-answer items cannot be right in this mode: documented);
+- `results_generate`: the reply parsed by `prompts.parse_letters`, right only on exact set
+  equality; an unparseable reply is invalid (and wrong);
+- `results_open_qa`: chrF++ (sacrebleu) of the reply against the reference, in [0, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from globmed_data.bench.prompts import LETTERS, parse_letters, render
+
+
+def _doc(doc: dict[str, Any], instruction: str) -> dict[str, Any]:
+    r = render(doc, instruction)
+    return {
+        **doc,
+        "prompt": r.prompt,
+        "prompt_language": r.prompt_language,
+        "choices": list(LETTERS[: len(r.options)]),  # the harness adds its " " delimiter
+        "shown_options": r.options,
+        "gold": r.gold[0] if r.gold else 0,
+        "gold_set": r.gold,
+        "reference": r.reference,
+    }
+
+
+def _process(dataset: Any, instruction: str) -> Any:
+    return dataset.map(lambda doc: _doc(doc, instruction), load_from_cache_file=False)
+
+
+def process_docs_en(dataset: Any) -> Any:
+    return _process(dataset, "en")
+
+
+def process_docs_item(dataset: Any) -> Any:
+    return _process(dataset, "item")
+
+
+def results_loglik(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    lls = [float(r[0]) for r in results]
+    best = max(range(len(lls)), key=lambda i: lls[i])
+    return {"acc": float(doc["gold_set"] == [best]), "invalid": 0.0}
+
+
+def results_generate(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    picked = parse_letters(str(results[0]), list(doc["shown_options"]))
+    return {"acc": float(picked == list(doc["gold_set"])), "invalid": float(picked is None)}
+
+
+def results_open_qa(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    return {
+        "acc": chrf_pp(str(results[0]), str(doc["reference"])),
+        "invalid": float(not str(results[0]).strip()),
+    }
+
+
+def chrf_pp(hypothesis: str, reference: str) -> float:
+    """Sentence chrF++ (character 6-grams plus word bigrams), scaled to [0, 1]."""
+    from sacrebleu.metrics import CHRF
+
+    return CHRF(word_order=2).sentence_score(hypothesis.strip(), [reference]).score / 100.0

@@ -1,0 +1,196 @@
+"""A benchmark from request to report, in three steps the flow (flows/bench.py) runs as tasks:
+
+1. `plan_bench`: the config's `bench:` settings with the request's overrides, the model specs
+   and the dataset version, all checked before any model loads (a bad request costs nothing);
+2. `bench_model`, once per model: the harness run, its items stored with the run in one
+   transaction (a failed model is recorded failed with its error; the others go on);
+3. `summarise`: scores and gaps from the warehouse views, the leaderboard and the chart.
+
+The warehouse is opened only to write a run's start and its results, never while a model is
+scored, so a long benchmark does not hold the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from globmed_data.bench import store
+from globmed_data.bench.dataset import DatasetVersion, resolve_dataset
+from globmed_data.bench.evaluate import evaluate_model, resolve_mode
+from globmed_data.bench.report import accuracy_chart, leaderboard_markdown
+from globmed_data.bench.settings import BenchSettings
+from globmed_data.bench.specs import ModelSpec, parse_spec
+from globmed_data.bench.tasks import Selection, select
+from globmed_data.export.layout import VerificationError
+from globmed_data.settings import ConfigError
+from globmed_data.warehouse import Warehouse, resolve_warehouse_path
+
+DEFAULT_LOW_RESOURCE = ("sw", "yo", "zu")
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    bench_id: str
+    version: DatasetVersion
+    specs: list[ModelSpec]
+    settings: BenchSettings
+    selection: Selection
+    warehouse: Path
+    low_resource: frozenset[str]
+    out: Path  # this benchmark's folder
+
+
+def plan_bench(
+    dataset: str,
+    models: list[str] | None = None,
+    *,
+    config_path: str | None = None,
+    warehouse: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    endpoint: str | None = None,
+) -> BenchPlan:
+    """Everything a benchmark needs, validated; raises ConfigError with what to fix."""
+    base: dict[str, Any] = {}
+    low_resource: tuple[str, ...] = DEFAULT_LOW_RESOURCE
+    repos: Path | None = None
+    configured_wh: Path | None = None
+    if config_path:
+        from globmed_data.config import load_config
+
+        loaded = load_config(config_path)
+        base = loaded.config.bench.model_dump(exclude_unset=True)
+        low_resource = tuple(loaded.config.languages.low_resource)
+        configured_wh = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+        if loaded.config.export.local.root:
+            repos = loaded.resolve(loaded.config.export.local.root)
+    merged = {**base, **{k: v for k, v in (overrides or {}).items() if v not in (None, [], ())}}
+    if models:
+        merged["models"] = models
+    try:
+        settings = BenchSettings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid benchmark settings: {problems}") from None
+    if not settings.models:
+        raise ConfigError("no model to benchmark: give --model (or bench.models in the config)")
+    specs = [parse_spec(m) for m in settings.models]
+    for spec in specs:
+        try:
+            resolve_mode(spec, settings)
+        except RuntimeError as exc:
+            raise ConfigError(str(exc)) from None
+    wh_path = resolve_warehouse_path(warehouse, configured_wh)
+    root = Path(settings.out) if settings.out else wh_path.parent / "bench"
+    repos = repos or wh_path.parent / "dataset-repos"
+    try:
+        version = resolve_dataset(dataset, cache=root, repos=repos, endpoint=endpoint)
+    except (ValueError, OSError, VerificationError) as exc:
+        raise ConfigError(str(exc)) from None
+    selection = Selection(list(settings.tasks), list(settings.languages), list(settings.splits))
+    if not select(version, selection):
+        raise ConfigError(
+            f"{version.repo_id} v{version.version} has no shard for tasks {selection.tasks or 'all'}, "
+            f"languages {selection.languages or 'all'}, splits {selection.splits}"
+        )
+    bench_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return BenchPlan(
+        bench_id, version, specs, settings, selection, wh_path, frozenset(low_resource), root / bench_id
+    )
+
+
+def model_folder(plan: BenchPlan, spec: ModelSpec) -> Path:
+    return plan.out / re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.spec).strip("_")[:80]
+
+
+def bench_model(
+    plan: BenchPlan, spec: ModelSpec, *, log: Callable[[str], None] = print, lm: Any = None
+) -> dict[str, Any]:
+    """Score one model and store it; returns its run record (status failed with the error, never raises
+    for a model's own failure)."""
+    run_id = uuid.uuid4().hex
+    mode = resolve_mode(spec, plan.settings)
+    with Warehouse(plan.warehouse) as wh:
+        store.start_run(wh, run_id, spec, plan.version, mode, plan.settings)
+    record: dict[str, Any] = {"bench_run_id": run_id, "model": spec.spec, "mode": mode}
+    try:
+        run = evaluate_model(
+            spec,
+            plan.version,
+            plan.selection,
+            plan.settings,
+            model_folder(plan, spec),
+            low_resource=set(plan.low_resource),
+            log=log,
+            lm=lm,
+        )
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        with Warehouse(plan.warehouse) as wh:
+            store.fail_run(wh, run_id, error)
+        log(f"{spec.spec}: failed: {error}")
+        return {**record, "status": "failed", "error": error, "items": 0, "seconds": 0.0}
+    with Warehouse(plan.warehouse) as wh:
+        store.finish_run(wh, run_id, run.rows, run.seconds, run.harness_seconds)
+    rate = len(run.rows) / run.seconds if run.seconds else 0.0
+    log(f"{spec.spec}: {len(run.rows)} items in {run.seconds:.1f} s ({rate:.1f} items/s)")
+    return {
+        **record,
+        "status": "succeeded",
+        "error": None,
+        "items": len(run.rows),
+        "seconds": run.seconds,
+        "harness_seconds": run.harness_seconds,
+        "items_per_second": rate,
+    }
+
+
+def summarise(plan: BenchPlan, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scores and gaps of the succeeded runs (from the views), the leaderboard and the chart."""
+    ids = [r["bench_run_id"] for r in runs if r["status"] == "succeeded"]
+    with Warehouse(plan.warehouse) as wh:
+        scores = store.scores(wh, ids)
+        gaps = store.gaps(wh, ids)
+    v = plan.version
+    title = f"{v.repo_id} v{v.version} ({', '.join(plan.selection.splits)})"
+    plan.out.mkdir(parents=True, exist_ok=True)
+    leaderboard = plan.out / "leaderboard.md"
+    leaderboard.write_text(leaderboard_markdown(title, scores, gaps), encoding="utf-8")
+    chart = accuracy_chart(scores, plan.out / "accuracy.png", title) if scores else None
+    failed = sum(r["status"] == "failed" for r in runs)
+    summary = {
+        "bench_id": plan.bench_id,
+        "status": "succeeded" if not failed else ("failed" if failed == len(runs) else "partial"),
+        "dataset": {
+            "repo_id": v.repo_id,
+            "version": v.version,
+            "fingerprint": v.fingerprint,
+            "folder": str(v.folder),
+        },
+        "warehouse": str(plan.warehouse.resolve()),
+        "runs": runs,
+        "results": [_plain(s) for s in scores],
+        "gaps": [_plain(g) for g in gaps],
+        "files": {
+            "leaderboard": str(leaderboard),
+            "chart": str(chart) if chart else None,
+            "folder": str(plan.out),
+        },
+    }
+    (plan.out / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return summary
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (float(v) if hasattr(v, "__float__") and not isinstance(v, int | bool) else v)
+        for k, v in row.items()
+    }
