@@ -54,6 +54,9 @@ def bench_run(
     limit: int | None = typer.Option(None, "--limit", help="Items per (task, language, split) at most."),
     instruction: str | None = typer.Option(None, "--instruction", help="en | item: the prompts' language."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Harness batch size."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Model spec that grades open-QA replies (yes/no)."
+    ),
     endpoint: str | None = typer.Option(
         None, "--endpoint", help="Hub endpoint to pull OWNER/NAME@vX.Y.Z from."
     ),
@@ -71,6 +74,7 @@ def bench_run(
         "limit": limit,
         "instruction": instruction,
         "batch_size": batch_size,
+        "judge": judge,
     }
     request = {
         "dataset": dataset,

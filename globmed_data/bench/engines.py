@@ -219,7 +219,8 @@ def vllm_lm(target: str, settings: BenchSettings) -> Any:
     def call(job: dict[str, Any]) -> Any:
         with tempfile.TemporaryDirectory(prefix="globmed-bench-vllm-") as tmp:
             request, response = Path(tmp) / "request.json", Path(tmp) / "response.json"
-            request.write_text(json.dumps({"model": model, **job}, ensure_ascii=False), encoding="utf-8")
+            payload = {"model": model, "engine": settings.vllm_engine, **job}
+            request.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
             done = subprocess.run(
                 [python, str(WORKER), str(request), str(response)], capture_output=True, text=True
             )

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from globmed_data.bench.dataset import DatasetVersion
 from globmed_data.bench.engines import EngineError, build_lm
-from globmed_data.bench.prompts import LETTERS
+from globmed_data.bench.prompts import LETTERS, TEMPLATES, parse_letters
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec
 from globmed_data.bench.tasks import HarnessTask, Selection, write_tasks
@@ -36,6 +36,7 @@ class ItemRow:
     score: float
     invalid: bool
     option_logliks: list[float] | None
+    judge_correct: bool | None = None  # open QA with bench.judge: the judge's verdict
 
 
 @dataclass
@@ -70,13 +71,17 @@ def evaluate_model(
     low_resource: set[str],
     log: Callable[[str], None] = print,
     lm: Any = None,
+    judge_lm: Any = None,
 ) -> ModelRun:
-    """`lm` replaces the spec's engine (tests: an oracle)."""
+    """`lm` and `judge_lm` replace the specs' engines (tests: an oracle, a test-double judge)."""
     started = time.perf_counter()
     mode = resolve_mode(spec, settings)
     tasks, skipped = write_tasks(version, selection, mode, settings, folder / "tasks")
     for line in skipped:
         log(f"{spec.spec}: skipped {line}")
+    untemplated = sorted({t.language for t in tasks} - set(TEMPLATES))
+    if settings.instruction == "item" and untemplated:
+        log(f"{spec.spec}: no prompt template in {', '.join(untemplated)}: those items are asked in English")
     if not tasks:
         raise EngineError("nothing to score: no shard of the version matches the tasks, languages and splits")
     lm = lm if lm is not None else build_lm(spec, settings)
@@ -87,10 +92,41 @@ def evaluate_model(
     for name, samples in results["samples"].items():
         rows += [item_row(by_name[name], s, mode, low_resource) for s in samples]
     _write_samples(folder / "samples", results["samples"])
+    if settings.judge and any(r.task == "open_qa" for r in rows):
+        rows = _judged(rows, results["samples"], settings, folder / "judge", judge_lm, log)
     harness_scores = {name: float(r["acc,none"]) for name, r in results["results"].items() if "acc,none" in r}
     return ModelRun(
         spec, mode, tasks, rows, harness_seconds, time.perf_counter() - started, skipped, harness_scores
     )
+
+
+def _judged(
+    rows: list[ItemRow],
+    samples: dict[str, list[dict[str, Any]]],
+    settings: BenchSettings,
+    folder: Path,
+    judge_lm: Any,
+    log: Callable[[str], None],
+) -> list[ItemRow]:
+    from globmed_data.bench.judge import judge_open_qa
+    from globmed_data.bench.specs import parse_spec
+
+    questions = {s["doc"]["entry_id"]: s["doc"]["question"] for group in samples.values() for s in group}
+    items = [
+        {
+            "entry_id": r.entry_id,
+            "question": questions[r.entry_id],
+            "reference": r.gold,
+            "reply": r.reply or "",
+        }
+        for r in rows
+        if r.task == "open_qa"
+    ]
+    judge = parse_spec(str(settings.judge))
+    log(f"judging {len(items)} open-QA replies with {judge.spec}")
+    lm = judge_lm if judge_lm is not None else build_lm(judge, settings)
+    verdicts = judge_open_qa(items, lm, settings, folder)
+    return [replace(r, judge_correct=verdicts.get(r.entry_id)) if r.task == "open_qa" else r for r in rows]
 
 
 def _chat(spec: ModelSpec, mode: str) -> bool:
@@ -141,8 +177,6 @@ def item_row(task: HarnessTask, sample: dict[str, Any], mode: str, low_resource:
         if open_qa:
             prediction = reply
         else:
-            from globmed_data.bench.prompts import parse_letters
-
             picked = parse_letters(reply, list(doc["shown_options"]))
             prediction = ",".join(LETTERS[i] for i in picked) if picked is not None else None
     score = float(sample["acc"])

@@ -7,7 +7,8 @@ what lm-evaluation-harness lacks for this dataset, and nothing it already does.
   exactly that option (multi-answer items cannot be right in this mode: documented);
 - `results_generate`: the reply parsed by `prompts.parse_letters`, right only on exact set
   equality; an unparseable reply is invalid (and wrong);
-- `results_open_qa`: chrF++ (sacrebleu) of the reply against the reference, in [0, 1].
+- `results_open_qa`: chrF++ (sacrebleu) of the reply against the reference, in [0, 1];
+- `results_judge`: a judge model's yes/no verdict on an open-QA reply (bench/judge.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def results_open_qa(doc: dict[str, Any], results: list[Any]) -> dict[str, float]
         "acc": chrf_pp(str(results[0]), str(doc["reference"])),
         "invalid": float(not str(results[0]).strip()),
     }
+
+
+def results_judge(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    from globmed_data.bench.judge import verdict
+
+    said = verdict(str(results[0]))
+    return {"acc": float(said is True), "invalid": float(said is None)}
 
 
 def chrf_pp(hypothesis: str, reference: str) -> float:

@@ -68,6 +68,8 @@ def plan_bench(
 
         loaded = load_config(config_path)
         base = loaded.config.bench.model_dump(exclude_unset=True)
+        if base.get("out"):  # a path in a config is relative to the config's folder
+            base["out"] = str(loaded.resolve(base["out"]))
         low_resource = tuple(loaded.config.languages.low_resource)
         configured_wh = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
         if loaded.config.export.local.root:
@@ -112,7 +114,12 @@ def model_folder(plan: BenchPlan, spec: ModelSpec) -> Path:
 
 
 def bench_model(
-    plan: BenchPlan, spec: ModelSpec, *, log: Callable[[str], None] = print, lm: Any = None
+    plan: BenchPlan,
+    spec: ModelSpec,
+    *,
+    log: Callable[[str], None] = print,
+    lm: Any = None,
+    judge_lm: Any = None,
 ) -> dict[str, Any]:
     """Score one model and store it; returns its run record (status failed with the error, never raises
     for a model's own failure)."""
@@ -131,6 +138,7 @@ def bench_model(
             low_resource=set(plan.low_resource),
             log=log,
             lm=lm,
+            judge_lm=judge_lm,
         )
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]

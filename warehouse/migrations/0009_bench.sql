@@ -38,5 +38,6 @@ CREATE TABLE bench_items (
     score           DOUBLE NOT NULL,    -- 1/0 for choice tasks, chrF++ in [0, 1] for open QA
     invalid         BOOLEAN NOT NULL,   -- the reply named no valid option
     option_logliks  DOUBLE[],           -- loglik mode: per option, in option order
+    judge_correct   BOOLEAN,            -- open QA with a judge: its verdict (null: none, or no judge)
     PRIMARY KEY (bench_run_id, config, entry_id)
 );
