@@ -27,7 +27,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 def harness_alone(plan, spec) -> tuple[float, int]:
     from globmed_data.bench.engines import build_lm
-    from globmed_data.bench.evaluate import resolve_mode, run_harness
+    from globmed_data.bench.evaluate import resolve_mode
+    from globmed_data.bench.harness import run_harness
     from globmed_data.bench.tasks import write_tasks
 
     started = time.perf_counter()

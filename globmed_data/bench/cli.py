@@ -98,7 +98,10 @@ def bench_run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.bench import bench_flow
 
-    summary = bench_flow(**request)
+    try:
+        summary = bench_flow(**request)
+    except Exception as exc:  # Prefect could not start, the warehouse is held, the disk is full...
+        raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
     if as_json:
         _print_json(summary)
     else:

@@ -13,6 +13,7 @@ from typing import Any
 
 from globmed_data.bench.dataset import DatasetVersion
 from globmed_data.bench.engines import EngineError, build_lm
+from globmed_data.bench.harness import run_harness
 from globmed_data.bench.prompts import LETTERS, TEMPLATES, parse_letters
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec
@@ -133,33 +134,6 @@ def _chat(spec: ModelSpec, mode: str) -> bool:
     """Generated answers come from chat models through their chat template; log-likelihoods and
     the baselines read the plain prompt."""
     return mode == "generate" and spec.engine in ("hf", "openai")
-
-
-def run_harness(
-    lm: Any, tasks: list[HarnessTask], folder: Path, settings: BenchSettings, *, chat: bool
-) -> tuple[dict[str, Any], float]:
-    import datasets
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
-    datasets.disable_progress_bars()  # a bar per shard and per map: noise; the harness shows progress
-
-    manager = TaskManager(include_path=str(folder), include_defaults=False)
-    started = time.perf_counter()
-    results = simple_evaluate(
-        model=lm,
-        tasks=[t.name for t in tasks],
-        task_manager=manager,
-        limit=settings.limit,
-        batch_size=settings.batch_size,
-        log_samples=True,
-        apply_chat_template=chat,
-        bootstrap_iters=0,
-        verbosity="WARNING",
-    )
-    if results is None:
-        raise EngineError("lm-evaluation-harness returned no results")
-    return results, time.perf_counter() - started
 
 
 def item_row(task: HarnessTask, sample: dict[str, Any], mode: str, low_resource: set[str]) -> ItemRow:

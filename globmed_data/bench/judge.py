@@ -10,10 +10,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
+from globmed_data.bench.harness import run_harness
 from globmed_data.bench.settings import BenchSettings
-from globmed_data.bench.tasks import HOOKS, HarnessTask, _Dumper, _Function
+from globmed_data.bench.tasks import HOOKS, Function, HarnessTask, dump_yaml
 
 JUDGE_PROMPT = (
     "You are grading an answer to a medical question against a reference answer.\n\n"
@@ -33,8 +33,6 @@ def judge_open_qa(
     items: list[dict[str, Any]], lm: Any, settings: BenchSettings, folder: Path
 ) -> dict[str, bool | None]:
     """items: {entry_id, question, reference, reply}; returns entry id -> verdict."""
-    from globmed_data.bench.evaluate import run_harness
-
     folder.mkdir(parents=True, exist_ok=True)
     prompts = [
         JUDGE_PROMPT.format(question=i["question"], reference=i["reference"], reply=i["reply"]) for i in items
@@ -50,15 +48,13 @@ def judge_open_qa(
         "doc_to_text": "prompt",
         "doc_to_target": "",
         "generation_kwargs": {"until": ["\n"], "max_gen_toks": 8, "do_sample": False},
-        "process_results": _Function(f"{HOOKS}.results_judge"),
+        "process_results": Function(f"{HOOKS}.results_judge"),
         "metric_list": [
             {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
             {"metric": "invalid", "aggregation": "mean", "higher_is_better": False},
         ],
     }
-    (folder / f"{JUDGE_TASK}.yaml").write_text(
-        yaml.dump(spec, Dumper=_Dumper, sort_keys=False), encoding="utf-8"
-    )
+    (folder / f"{JUDGE_TASK}.yaml").write_text(dump_yaml(spec), encoding="utf-8")
     task = HarnessTask(JUDGE_TASK, "judge", "open_qa", "*", "test", len(items))
     results, _ = run_harness(lm, [task], folder, settings.model_copy(update={"limit": None}), chat=False)
     return {

@@ -83,8 +83,9 @@ def accuracy_chart(scores: list[dict[str, Any]], path: Path, title: str) -> Path
             xs = [i + (k - (len(models) - 1) / 2) * width for i, lang in enumerate(languages) if lang in got]
             ys = [got[lang]["accuracy"] for lang in languages if lang in got]
             err = [
-                [got[lang]["accuracy"] - got[lang]["ci_low"] for lang in languages if lang in got],
-                [got[lang]["ci_high"] - got[lang]["accuracy"] for lang in languages if lang in got],
+                # at 0 or 1 the interval's end equals the accuracy up to rounding: never below 0
+                [max(0.0, got[lang]["accuracy"] - got[lang]["ci_low"]) for lang in languages if lang in got],
+                [max(0.0, got[lang]["ci_high"] - got[lang]["accuracy"]) for lang in languages if lang in got],
             ]
             ax.bar(xs, ys, width=width, yerr=err, capsize=2, label=model)
         chances = [r["chance"] for r in rows if r.get("chance") is not None]

@@ -74,7 +74,7 @@ def write_tasks(
             continue
         name = task_name(config, language, split)
         spec = task_yaml(name, task, split, [s.path for s in shards], mode, settings, folder / "hf-cache")
-        (folder / f"{name}.yaml").write_text(_dump(spec), encoding="utf-8")
+        (folder / f"{name}.yaml").write_text(dump_yaml(spec), encoding="utf-8")
         tasks.append(HarnessTask(name, config, task, language, split, sum(s.rows for s in shards)))
     return tasks, skipped
 
@@ -87,7 +87,7 @@ def task_yaml(
         "dataset_path": "parquet",
         "dataset_kwargs": {"data_files": {split: [str(f) for f in files]}, "cache_dir": str(cache)},
         "test_split": split,
-        "process_docs": _Function(f"{HOOKS}.process_docs_{settings.instruction}"),
+        "process_docs": Function(f"{HOOKS}.process_docs_{settings.instruction}"),
         "doc_to_text": "prompt",
         "metric_list": [
             {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
@@ -100,7 +100,7 @@ def task_yaml(
             "output_type": "multiple_choice",
             "doc_to_choice": "choices",
             "doc_to_target": "gold",
-            "process_results": _Function(f"{HOOKS}.results_loglik"),
+            "process_results": Function(f"{HOOKS}.results_loglik"),
         }
     else:
         tokens = settings.max_gen_tokens_open_qa if task == "open_qa" else settings.max_gen_tokens
@@ -108,18 +108,18 @@ def task_yaml(
             "output_type": "generate_until",
             "doc_to_target": "reference",
             "generation_kwargs": {"until": ["\n\n"], "max_gen_toks": tokens, "do_sample": False},
-            "process_results": _Function(
+            "process_results": Function(
                 f"{HOOKS}.results_open_qa" if task == "open_qa" else f"{HOOKS}.results_generate"
             ),
         }
     return spec
 
 
-class _Function(str):
+class Function(str):
     """A `!function` reference in the YAML (the harness's tag for a Python callable)."""
 
 
-def _function_representer(dumper: yaml.SafeDumper, value: _Function) -> yaml.Node:
+def _represent_function(dumper: yaml.SafeDumper, value: Function) -> yaml.Node:
     return dumper.represent_scalar("!function", str(value))
 
 
@@ -127,8 +127,8 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-_Dumper.add_representer(_Function, _function_representer)
+_Dumper.add_representer(Function, _represent_function)
 
 
-def _dump(spec: dict[str, Any]) -> str:
+def dump_yaml(spec: dict[str, Any]) -> str:
     return yaml.dump(spec, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
