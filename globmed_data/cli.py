@@ -24,6 +24,7 @@ from globmed_data.clitools import (
     WarehouseOpt,
     console,
     out,
+    prefect_environment,
 )
 from globmed_data.clitools import (
     fail as _fail,
@@ -69,7 +70,7 @@ def run(
     """Run the pipeline flow (Prefect; ephemeral unless PREFECT_API_URL points at a server)."""
     loaded = _load(config)  # refuse an invalid config before Prefect even starts
     _open_write(loaded, warehouse).close()  # a held lock or an unwritable folder: said now, in one line
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_environment()
     from flows.pipeline import pipeline_flow
 
     if not debug:

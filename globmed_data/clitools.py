@@ -38,3 +38,13 @@ def open_read(warehouse: Path | None) -> Warehouse:
         return Warehouse(resolve_warehouse_path(warehouse), read_only=True)
     except WarehouseError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
+
+
+def prefect_environment() -> None:
+    """Before Prefect is imported: no analytics, and an ephemeral API server given two minutes to
+    start (Prefect's 20 s default is missed on a busy two-core machine, or on the first start of a
+    fresh install, which compiles and migrates first). Values set by the user win."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

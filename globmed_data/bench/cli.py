@@ -4,7 +4,6 @@ by `bench run`."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from globmed_data.clitools import (
     fail,
     open_read,
     out,
+    prefect_environment,
 )
 from globmed_data.settings import ConfigError
 
@@ -95,7 +95,7 @@ def bench_run(
         )
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_environment()
     from flows.bench import bench_flow
 
     try:
