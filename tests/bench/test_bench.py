@@ -500,3 +500,9 @@ def test_the_vllm_engine_in_its_own_environment(tmp_path, version, tiny_causal) 
     assert vllm["status"] == "succeeded", vllm["runs"]
     a, b = _item_logliks(tmp_path / "v"), _item_logliks(tmp_path / "h")
     assert all(x == pytest.approx(b[k], abs=1e-2) for k, x in a.items())  # two engines, one model
+
+
+def test_a_version_that_is_neither_local_nor_pullable_is_refused_with_both_reasons(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"no local repository at .*pull from http://127\.0\.0\.1:9 failed"):
+        plan_bench("nobody/nothing@v1.0.0", ["constant:A"], warehouse=str(tmp_path / "wh.duckdb"),
+                   endpoint="http://127.0.0.1:9")  # fmt: skip
