@@ -1,7 +1,8 @@
 """The functions the generated harness tasks name (`!function globmed_data.bench.hooks.…`):
 what lm-evaluation-harness lacks for this dataset, and nothing it already does.
 
-- `process_docs_*` turn an exported row into a harness document: the rendered prompt, the
+- `process_docs_with` turns an exported row into a harness document (the task folder's generated
+  `globmed_hooks.py` calls it with the benchmark's settings): the rendered prompt, the
   choice continuations, the gold index (the harness's own `acc` needs one) and the gold set;
 - `results_loglik`: the option with the highest log-likelihood, right only when the gold set is
   exactly that option (multi-answer items cannot be right in this mode: documented);
@@ -32,16 +33,13 @@ def _doc(doc: dict[str, Any], instruction: str) -> dict[str, Any]:
     }
 
 
-def _process(dataset: Any, instruction: str) -> Any:
+def process_docs_with(dataset: Any, *, instruction: str, limit: int | None) -> Any:
+    """Render the split's rows into harness documents. With a limit, only the first `limit` rows:
+    the harness's own limit takes the same first rows after this hook, so rendering the rest
+    would be wasted (it was most of a chance baseline's time on a large split)."""
+    if limit is not None and len(dataset) > limit:
+        dataset = dataset.select(range(limit))
     return dataset.map(lambda doc: _doc(doc, instruction), load_from_cache_file=False)
-
-
-def process_docs_en(dataset: Any) -> Any:
-    return _process(dataset, "en")
-
-
-def process_docs_item(dataset: Any) -> Any:
-    return _process(dataset, "item")
 
 
 def results_loglik(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
