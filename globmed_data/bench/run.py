@@ -91,7 +91,7 @@ def plan_bench(
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
     wh_path = resolve_warehouse_path(warehouse, configured_wh)
-    root = Path(settings.out) if settings.out else wh_path.parent / "bench"
+    root = (Path(settings.out) if settings.out else wh_path.parent / "bench").resolve()
     repos = repos or wh_path.parent / "dataset-repos"
     try:
         version = resolve_dataset(dataset, cache=root, repos=repos, endpoint=endpoint)
