@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ os.environ.setdefault("GLOBMED_CACHE_DIR", str(Path(__file__).parents[1] / ".glo
 
 from globmed_data.config import LoadedConfig, load_config
 from globmed_data.warehouse import Warehouse
-from tests.helpers import DEMO_CONFIG
+from tests.helpers import DEMO_CONFIG, free_port, wait_until_up
 
 
 @pytest.fixture
@@ -38,3 +40,30 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def olah(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """olah (a Hub mirror server) serving every git repo under `root/datasets/` read-only."""
+    work = tmp_path_factory.mktemp("olah")
+    root = work / "mirrors"
+    (root / "datasets").mkdir(parents=True)
+    port = free_port()
+    (work / "olah.toml").write_text(
+        f'[basic]\nhost = "127.0.0.1"\nport = {port}\nmirror-netloc = "127.0.0.1:{port}"\n'
+        f'mirror-lfs-netloc = "127.0.0.1:{port}"\nmirrors-path = ["{root}"]\n'
+        f'repos-path = "{work / "cache"}"\n'
+        "metadata-cache-ttl = 0\n[accessibility]\noffline = true\n"
+    )
+    exe = Path(sys.executable).with_name("olah-cli")
+    proc = subprocess.Popen(
+        [str(exe), "-c", str(work / "olah.toml")],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/api/datasets/none/none", proc, "olah", timeout=60)
+    yield url, root
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -502,6 +502,24 @@ def test_the_vllm_engine_in_its_own_environment(tmp_path, version, tiny_causal) 
     assert all(x == pytest.approx(b[k], abs=1e-2) for k, x in a.items())  # two engines, one model
 
 
+def test_owner_name_at_tag_is_pulled_from_a_hub_endpoint_and_verified(tmp_path, olah) -> None:
+    """No local repository: the version comes through olah (a Hub-compatible server) with
+    huggingface_hub, as `globmed pull` does, and is verified."""
+    import subprocess
+
+    url, root = olah
+    repo = root / "datasets" / "test" / "bench-pull"
+    write_version(repo, _rows(), repo_id="test/bench-pull")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for step in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "v1.0.0"], ["tag", "v1.0.0"]):
+        subprocess.run([*git, *step], check=True)
+    plan = plan_bench(
+        "test/bench-pull@v1.0.0", ["constant:A"], warehouse=str(tmp_path / "wh.duckdb"), endpoint=url
+    )
+    assert plan.version.folder.is_relative_to(tmp_path) and plan.version.repo_id == "test/bench-pull"
+    assert _accuracy(summarise(plan, [bench_model(plan, plan.specs[0], log=quiet)]))[("mcqa", "sw")] == 2 / 6
+
+
 def test_a_version_that_is_neither_local_nor_pullable_is_refused_with_both_reasons(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"no local repository at .*pull from http://127\.0\.0\.1:9 failed"):
         plan_bench("nobody/nothing@v1.0.0", ["constant:A"], warehouse=str(tmp_path / "wh.duckdb"),

@@ -32,7 +32,7 @@ from globmed_data.langid.stage import run_langid
 from globmed_data.quality.stage import run_quality
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
-from tests.helpers import DEMO_CONFIG, ROOT, collect_all, free_port, wait_until_up
+from tests.helpers import DEMO_CONFIG, ROOT, collect_all
 from tests.hub_double import HubWriteDouble
 
 runner = CliRunner()
@@ -231,33 +231,6 @@ def test_tampered_files_fail_verification(curated) -> None:
 
 
 # -- publication and pull ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def olah(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    """olah (a Hub mirror server) serving every git repo under `root/datasets/` read-only."""
-    work = tmp_path_factory.mktemp("olah")
-    root = work / "mirrors"
-    (root / "datasets").mkdir(parents=True)
-    port = free_port()
-    (work / "olah.toml").write_text(
-        f'[basic]\nhost = "127.0.0.1"\nport = {port}\nmirror-netloc = "127.0.0.1:{port}"\n'
-        f'mirror-lfs-netloc = "127.0.0.1:{port}"\nmirrors-path = ["{root}"]\n'
-        f'repos-path = "{work / "cache"}"\n'
-        "metadata-cache-ttl = 0\n[accessibility]\noffline = true\n"
-    )
-    exe = Path(sys.executable).with_name("olah-cli")
-    proc = subprocess.Popen(
-        [str(exe), "-c", str(work / "olah.toml")],
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/api/datasets/none/none", proc, "olah", timeout=60)
-    yield url, root
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def test_local_git_publish_then_pull_and_load_through_olah(olah, tmp_path: Path) -> None:
