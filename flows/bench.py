@@ -20,13 +20,21 @@ from globmed_data.bench.run import BenchPlan, bench_model, plan_bench, summarise
 from globmed_data.bench.specs import ModelSpec
 
 
+class ModelFailed(RuntimeError):
+    """A model's benchmark failed: fails its task run, and carries its run record to the flow."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(f"{record['model']}: {record['error']}")
+        self.record = record
+
+
 @task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE)
 def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
     """One model on the version; a failed model fails its task run (the others go on)."""
     logger = get_run_logger()
     record = bench_model(plan, spec, log=logger.info)
     if record["status"] == "failed":
-        raise RuntimeError(f"{spec.spec}: {record['error']}")
+        raise ModelFailed(record)
     return record
 
 
@@ -52,22 +60,13 @@ def bench_flow(
     runs: list[dict[str, Any]] = []
     for spec in plan.specs:
         state = model_task.with_options(tags=[f"model:{spec.engine}"])(plan, spec, return_state=True)
-        runs.append(state.result() if state.is_completed() else _failed_record(plan, spec))
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException) and not isinstance(outcome, ModelFailed):
+            raise outcome  # not the model's own failure (the warehouse, say): the flow fails
+        runs.append(outcome.record if isinstance(outcome, ModelFailed) else outcome)
     summary = summarise(plan, runs)
     _artifacts(plan, summary)
     return summary
-
-
-def _failed_record(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
-    from globmed_data.warehouse import Warehouse
-
-    with Warehouse(plan.warehouse) as wh:
-        row = wh.query_dicts(
-            "SELECT bench_run_id, mode, error FROM bench_runs WHERE model = ? "
-            "ORDER BY started_at DESC LIMIT 1",
-            [spec.spec],
-        )[0]
-    return {**row, "model": spec.spec, "status": "failed", "items": 0, "seconds": 0.0}
 
 
 def _artifacts(plan: BenchPlan, summary: dict[str, Any]) -> None:
