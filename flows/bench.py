@@ -28,7 +28,7 @@ class ModelFailed(RuntimeError):
         self.record = record
 
 
-@task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE)
+@task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE, log_prints=False)
 def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
     """One model on the version; a failed model fails its task run (the others go on)."""
     logger = get_run_logger()

@@ -34,6 +34,7 @@ from globmed_data.clitools import (
 )
 from globmed_data.config import config_json_schema, load_config
 from globmed_data.settings import ConfigError
+from globmed_data.train.cli import train_app
 from globmed_data.warehouse import Warehouse, WarehouseError, resolve_warehouse_path
 
 app = typer.Typer(
@@ -59,6 +60,7 @@ review_app = typer.Typer(
 )
 translate_app.add_typer(review_app, name="review")
 app.add_typer(bench_app, name="bench")
+app.add_typer(train_app, name="train")
 
 
 @app.command()

@@ -31,9 +31,11 @@ def build_tiny_models(root: Path, texts: Sequence[str]) -> Path:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
     )
+    # The turn's text starts after a newline (as in ChatML): a completion's first token never merges
+    # with the template's, so prompt + completion tokenises as prompt, then completion (training).
     fast.chat_template = (
-        "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
-        "{% if add_generation_prompt %}<s>assistant: {% endif %}"
+        "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
     )
     torch.manual_seed(0)
     llama = LlamaConfig(  # head_dim 64: vLLM's CPU attention does not take smaller heads

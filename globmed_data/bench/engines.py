@@ -107,13 +107,25 @@ def hf_lm(target: str, settings: BenchSettings) -> Any:
             "the hf engine needs lm-eval, torch and transformers: pip install '.[bench]'"
         ) from exc
     path = model_path(target)
+    base, adapter = adapter_base(path)
     return HFLM(
-        pretrained=str(path),
+        pretrained=str(base),
+        peft=adapter,
         device=settings.device,
         dtype=settings.dtype,
         batch_size=settings.batch_size,
         trust_remote_code=False,
     )
+
+
+def adapter_base(path: Path | str) -> tuple[Path | str, str | None]:
+    """A peft adapter folder (the training flow's output) loads on its base model, which its
+    adapter_config.json names; any other model loads as itself."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return path, None
+    base = json.loads(config.read_text())["base_model_name_or_path"]
+    return model_path(base), str(path)
 
 
 def model_path(target: str) -> Path | str:

@@ -7,17 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
-from globmed_data.export.layout import write_version_folder
-from globmed_data.export.snapshot import (
-    EXPORT_SCHEMA_VERSION,
-    TASK_COLUMNS,
-    Snapshot,
-    arrow_schema,
-    fingerprint,
-    row_hash,
-)
+from globmed_data.export.handmade import write_rows_version
 
 OPTIONS = ["fever", "cough", "rash", "headache"]
 
@@ -90,38 +80,12 @@ def open_qa(language: str, answers: list[str]) -> list[dict[str, Any]]:
 
 def write_version(
     folder: Path,
-    rows: dict[tuple[str, str], list[dict[str, Any]]],
+    rows: dict[tuple[str, ...], list[dict[str, Any]]],
     split: str = "test",
     repo_id: str = "test/bench",
     version: str = "1.0.0",
 ) -> Path:
-    """rows: (task, language) -> rows. Every row goes to `split` (train rows too, with split='train')."""
-    tables, tasks, index = {}, {}, []
-    for (task, language), items in sorted(rows.items()):
-        full = [
-            {c: r.get(c) for c in TASK_COLUMNS[task]} | {"origin": "native", "license": "CC0-1.0"}
-            for r in sorted(items, key=lambda r: r["entry_id"])
-        ]
-        table = pl.DataFrame(full).to_arrow().cast(arrow_schema(task)) if full else None
-        tables[(task, language, split)] = table
-        tasks[task] = task
-        index += [(r["entry_id"], task, split, row_hash(list(r.values()))) for r in table.to_pylist()]
-    snapshot = Snapshot(
-        tables=tables,
-        tasks=tasks,
-        index=pl.DataFrame({"entry_id": [i[0] for i in index]}),
-        new_splits=pl.DataFrame(),
-        fingerprint=fingerprint(EXPORT_SCHEMA_VERSION, sorted(index)),
-        schema_version=EXPORT_SCHEMA_VERSION,
-    )
-    write_version_folder(
-        snapshot,
-        folder,
-        repo_id=repo_id,
-        version=version,
-        render_card=lambda _f: "# test\n",
-        max_shard_mb=64,
-        row_group_rows=1000,
-        zstd_level=3,
-    )
-    return folder
+    """rows: (task, language) or (task, language, split) -> rows; a key without a split puts its
+    rows in `split`."""
+    keyed = {(*key, split) if len(key) == 2 else key: items for key, items in rows.items()}
+    return write_rows_version(folder, keyed, repo_id=repo_id, version=version, card="# test\n")

@@ -1,0 +1,132 @@
+"""The training flow (GlobMed-LLMs): fine-tune a base model on a dataset version's train split,
+register it, announce it (`globmed.model.trained`), then measure it against its base on the
+version's test splits through the benchmark flow (a subflow), per language.
+
+Triggered by `globmed train run`, or by a deployment on `globmed.dataset.published`.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from flows.bench import bench_flow
+from globmed_data.train.events import emit_trained
+from globmed_data.train.report import card_body
+from globmed_data.train.run import TrainPlan, bench_overrides, plan_train, record_gain, train_model
+
+
+# log_prints off: `datasets` hashes the tokenising function with dill, whose disassembly
+# reaches print() and, with log_prints, the run log as hundreds of lines.
+@task(name="train-model", task_run_name="train {plan.model_id}", cache_policy=NO_CACHE, log_prints=False)
+def train_task(plan: TrainPlan) -> dict[str, Any]:
+    return train_model(plan, log=get_run_logger().info)
+
+
+def _run_name() -> str:
+    dataset = str(flow_run.parameters.get("dataset", "train")).rstrip("/").split("/")[-1]
+    return f"train {dataset} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+@flow(name="globmed-train", flow_run_name=_run_name, log_prints=True)
+def train_flow(
+    dataset: str,
+    base: str,
+    recipe_path: str | None = None,
+    out: str | None = None,
+    config_path: str | None = None,
+    warehouse: str | None = None,
+    endpoint: str | None = None,
+    bench: bool = True,
+    bench_limit: int | None = None,
+    recipe_overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train `base` (hf:...) on `dataset` (a version folder, PATH@vX.Y.Z or OWNER/NAME@vX.Y.Z) with
+    the recipe; with `bench`, score the base and the trained model on the test splits
+    (`bench_limit` items per task and language at most) and store the gain."""
+    plan = plan_train(
+        dataset,
+        base,
+        recipe_path=recipe_path,
+        recipe_overrides=recipe_overrides,
+        out=out,
+        config_path=config_path,
+        warehouse=warehouse,
+        endpoint=endpoint,
+    )
+    record = train_task(plan)
+    emit_trained(plan, record)
+    gains: list[dict[str, Any]] = []
+    bench_summary = None
+    if bench:
+        bench_summary = bench_flow(
+            dataset=str(plan.version.folder),
+            models=[plan.base, record["model_spec"]],
+            config_path=config_path,
+            warehouse=str(plan.warehouse),
+            overrides=bench_overrides(plan, bench_limit),
+        )
+        gains = record_gain(plan, record, bench_summary)
+    _artifacts(plan, record, gains)
+    return {
+        **record,
+        "dataset": {
+            "repo_id": plan.version.repo_id,
+            "version": plan.version.version,
+            "fingerprint": plan.version.fingerprint,
+        },
+        "base_model": plan.base,
+        "recipe_hash": plan.recipe.digest(),
+        "warehouse": str(plan.warehouse),
+        "gains": gains,
+        "bench": (
+            {"bench_id": bench_summary["bench_id"], "status": bench_summary["status"]}
+            if bench_summary
+            else None
+        ),
+    }
+
+
+_GAIN_COLUMNS = ("task", "language", "resource", "n", "base_accuracy", "trained_accuracy", "delta")
+_GAIN_COLUMNS += ("ci_low", "ci_high")
+
+
+def _artifacts(plan: TrainPlan, record: dict[str, Any], gains: list[dict[str, Any]]) -> None:
+    key = "globmed-train-" + "".join(c if c.isalnum() else "-" for c in plan.model_id.lower())[:80]
+    body = card_body(
+        model_id=plan.model_id,
+        base=plan.base,
+        version=plan.version,
+        recipe=plan.recipe,
+        losses=_losses(plan),
+        figures=record,
+        examples_per_language=record["examples_per_language"],
+        gains=gains,
+    )
+    chart = plan.out / "loss.png"
+    if chart.is_file():  # inline, so the UI shows it without a file server
+        data = base64.b64encode(chart.read_bytes()).decode()
+        body += ["", f"![training loss](data:image/png;base64,{data})"]
+    create_markdown_artifact(
+        key=key, markdown="\n".join(body), description=f"Model card and loss curve of {plan.model_id}"
+    )
+    if gains:
+        create_table_artifact(
+            key=key + "-gain",
+            table=[{k: g[k] for k in _GAIN_COLUMNS} for g in gains],
+            description="Trained against base per task and language (test splits, 95% intervals)",
+        )
+
+
+def _losses(plan: TrainPlan) -> list[dict[str, float]]:
+    import json
+
+    path = Path(plan.out) / "losses.json"
+    return json.loads(path.read_text()) if path.is_file() else []

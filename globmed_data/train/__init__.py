@@ -1,0 +1,1 @@
+"""The training flow (GlobMed-LLMs): fine-tune a model on a dataset version (docs/training.md)."""
