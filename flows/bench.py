@@ -7,15 +7,14 @@ Triggered by `globmed bench run`, or by a deployment on `globmed.dataset.publish
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
+from flows.naming import dataset_run_name
 from globmed_data.bench.run import BenchPlan, bench_model, plan_bench, summarise
 from globmed_data.bench.specs import ModelSpec
 
@@ -38,12 +37,7 @@ def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
     return record
 
 
-def _run_name() -> str:
-    dataset = str(flow_run.parameters.get("dataset", "bench")).rstrip("/").split("/")[-1]
-    return f"bench {dataset} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
-
-
-@flow(name="globmed-bench", flow_run_name=_run_name, log_prints=True)
+@flow(name="globmed-bench", flow_run_name=dataset_run_name("bench"), log_prints=True)
 def bench_flow(
     dataset: str,
     models: list[str] | None = None,

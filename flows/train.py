@@ -8,19 +8,24 @@ Triggered by `globmed train run`, or by a deployment on `globmed.dataset.publish
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
 from flows.bench import bench_flow
+from flows.naming import dataset_run_name
 from globmed_data.train.events import emit_trained
 from globmed_data.train.report import card_body
-from globmed_data.train.run import TrainPlan, bench_overrides, plan_train, record_gain, train_model
+from globmed_data.train.run import (
+    TrainPlan,
+    bench_overrides,
+    card_facts,
+    plan_train,
+    record_gain,
+    train_model,
+)
 
 
 # log_prints off: `datasets` hashes the tokenising function with dill, whose disassembly
@@ -30,12 +35,7 @@ def train_task(plan: TrainPlan) -> dict[str, Any]:
     return train_model(plan, log=get_run_logger().info)
 
 
-def _run_name() -> str:
-    dataset = str(flow_run.parameters.get("dataset", "train")).rstrip("/").split("/")[-1]
-    return f"train {dataset} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
-
-
-@flow(name="globmed-train", flow_run_name=_run_name, log_prints=True)
+@flow(name="globmed-train", flow_run_name=dataset_run_name("train"), log_prints=True)
 def train_flow(
     dataset: str,
     base: str,
@@ -100,16 +100,7 @@ _GAIN_COLUMNS += ("ci_low", "ci_high")
 
 def _artifacts(plan: TrainPlan, record: dict[str, Any], gains: list[dict[str, Any]]) -> None:
     key = "globmed-train-" + "".join(c if c.isalnum() else "-" for c in plan.model_id.lower())[:80]
-    body = card_body(
-        model_id=plan.model_id,
-        base=plan.base,
-        version=plan.version,
-        recipe=plan.recipe,
-        losses=_losses(plan),
-        figures=record,
-        examples_per_language=record["examples_per_language"],
-        gains=gains,
-    )
+    body = card_body(card_facts(plan, record, record["examples_per_language"], gains))
     chart = plan.out / "loss.png"
     if chart.is_file():  # inline, so the UI shows it without a file server
         data = base64.b64encode(chart.read_bytes()).decode()
@@ -123,10 +114,3 @@ def _artifacts(plan: TrainPlan, record: dict[str, Any], gains: list[dict[str, An
             table=[{k: g[k] for k in _GAIN_COLUMNS} for g in gains],
             description="Trained against base per task and language (test splits, 95% intervals)",
         )
-
-
-def _losses(plan: TrainPlan) -> list[dict[str, float]]:
-    import json
-
-    path = Path(plan.out) / "losses.json"
-    return json.loads(path.read_text()) if path.is_file() else []

@@ -6,8 +6,10 @@ Exit codes: 0 success; 1 unexpected error; 2 invalid configuration or usage (not
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -26,6 +28,13 @@ WarehouseOpt = typer.Option(
     help="DuckDB file (default: $GLOBMED_WAREHOUSE, "
     "then the config's `warehouse`, then .globmed/warehouse.duckdb).",
 )
+
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON (stable keys, documented in docs/cli.md).")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def fail(message: str, code: int) -> typer.Exit:

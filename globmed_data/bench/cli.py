@@ -3,8 +3,6 @@ by `bench run`."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,14 @@ from globmed_data.clitools import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_PARTIAL,
+    JsonOpt,
     WarehouseOpt,
     console,
     fail,
     open_read,
     out,
     prefect_environment,
+    print_json,
 )
 from globmed_data.settings import ConfigError
 
@@ -28,12 +28,6 @@ bench_app = typer.Typer(
     help="Benchmark models on a dataset version (lm-evaluation-harness), per task and language.",
     no_args_is_help=True,
 )
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON (stable keys, documented in docs/cli.md).")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 @bench_app.command("run")
@@ -103,7 +97,7 @@ def bench_run(
     except Exception as exc:  # Prefect could not start, the warehouse is held, the disk is full...
         raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         _print_scores(summary["results"], summary["gaps"])
         for r in summary["runs"]:
@@ -165,7 +159,7 @@ def bench_list(
     with open_read(warehouse) as wh:
         rows = store.runs(wh, limit)
     if as_json:
-        _print_json({"runs": rows})
+        print_json({"runs": rows})
         return
     table = Table(title=f"{len(rows)} benchmark run(s)", title_justify="left")
     for col in ("run", "model", "dataset", "mode", "status", "items", "items/s", "started"):
@@ -203,7 +197,7 @@ def bench_show(
             raise fail(f"no benchmark run {run_id}: `globmed bench list` shows them", EXIT_CONFIG)
         results, gaps = store.scores(wh, [run["bench_run_id"]]), store.gaps(wh, [run["bench_run_id"]])
     if as_json:
-        _print_json({"run": run, "results": results, "gaps": gaps})
+        print_json({"run": run, "results": results, "gaps": gaps})
         return
     out.print(
         f"run {run['bench_run_id']}: {run['model']} on {run['repo_id']} v{run['version']} "
@@ -241,7 +235,7 @@ def bench_compare(
     if not ids:
         raise fail(f"no succeeded benchmark run on {repo or 'any repo'} v{version}", EXIT_CONFIG)
     if as_json:
-        _print_json({"repo_id": repo, "version": version, "runs": ids, "results": results, "gaps": gaps})
+        print_json({"repo_id": repo, "version": version, "runs": ids, "results": results, "gaps": gaps})
         return
     models = sorted({r["model"] for r in results})
     table = Table(title=f"{repo} v{version}: accuracy [95% CI]", title_justify="left")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +11,14 @@ from rich.table import Table
 
 from globmed_data.clitools import (
     EXIT_CONFIG,
+    JsonOpt,
     WarehouseOpt,
     console,
     fail,
     open_read,
     out,
     prefect_environment,
+    print_json,
 )
 from globmed_data.settings import ConfigError
 
@@ -26,12 +26,6 @@ train_app = typer.Typer(
     help="Fine-tune a model on a dataset version (TRL, peft), register it, measure its gain.",
     no_args_is_help=True,
 )
-
-JsonOpt = typer.Option(False, "--json", help="Print JSON (stable keys, documented in docs/cli.md).")
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 @train_app.command("run")
@@ -90,7 +84,7 @@ def train_run(
     except Exception as exc:  # training failed (recorded), Prefect could not start, the disk is full...
         raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     out.print(
         f"{result['model_id']}: {result['steps']} steps, loss {result['first_loss']:.4f} → "
@@ -132,7 +126,7 @@ def train_list(
     with open_read(warehouse) as wh:
         rows = store.models(wh, limit)
     if as_json:
-        _print_json({"models": rows})
+        print_json({"models": rows})
         return
     table = Table(title=f"{len(rows)} model(s)", title_justify="left")
     for col in ("model", "base", "dataset", "status", "examples", "steps", "loss", "tokens/s", "started"):
@@ -171,7 +165,7 @@ def train_show(
             raise fail(f"no model {model_id}: `globmed train list` shows them", EXIT_CONFIG)
         gains = store.gains(wh, model["model_id"])
     if as_json:
-        _print_json({"model": model, "gains": gains})
+        print_json({"model": model, "gains": gains})
         return
     out.print(
         f"{model['model_id']} ({model['status']}): {model['method']} of {model['base_model']} on "

@@ -49,7 +49,7 @@ class Recipe(Strict):
 
     method: Literal["lora", "full"] = "lora"
     lora: LoraRecipe = Field(default_factory=LoraRecipe)
-    max_seq_length: int = Field(1024, ge=16)  # longer examples are cut (counted in the report)
+    max_seq_length: int = Field(1024, ge=16)  # cut from the end; one left without its answer is dropped
     learning_rate: float = Field(2e-4, gt=0)
     epochs: float | None = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1)  # wins over epochs when given

@@ -3,6 +3,7 @@ front matter) and the loss curve (loss.png)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,63 +11,46 @@ import yaml
 
 from globmed_data.bench.dataset import DatasetVersion
 from globmed_data.bench.prompts import PROMPT_VERSION
+from globmed_data.settings import REPO_ID
 from globmed_data.train.recipe import Recipe
 
 
-def model_card(
-    *,
-    model_id: str,
-    base: str,
-    version: DatasetVersion,
-    recipe: Recipe,
-    losses: list[dict[str, float]],
-    figures: dict[str, Any],
-    examples_per_language: dict[str, int],
-    gains: list[dict[str, Any]] | None = None,
-) -> str:
+@dataclass(frozen=True)
+class CardFacts:
+    model_id: str
+    base: str  # the base's model spec
+    version: DatasetVersion
+    recipe: Recipe
+    losses: list[dict[str, float]]
+    figures: dict[str, Any]  # steps, train_tokens, tokens_per_second, device
+    examples_per_language: dict[str, int]
+    gains: list[dict[str, Any]] = field(default_factory=list)  # v_model_gain rows, once measured
+
+
+def model_card(facts: CardFacts) -> str:
     """README.md of the model folder: front matter for the Hub, then provenance and figures."""
-    front = {
-        "base_model": base.removeprefix("hf:"),
-        "library_name": "peft" if recipe.method == "lora" else "transformers",
-        "datasets": [version.repo_id],
+    front: dict[str, Any] = {}
+    target = facts.base.removeprefix("hf:")
+    if REPO_ID.match(target) and not Path(target).exists():  # the Hub links a card to a Hub id only
+        front["base_model"] = target
+    front |= {
+        "library_name": "peft" if facts.recipe.method == "lora" else "transformers",
+        "datasets": [facts.version.repo_id],
         "tags": ["globmed", "medical", "multilingual", "trl", "sft"],
-        "language": sorted(examples_per_language),
+        "language": sorted(facts.examples_per_language),
     }
-    lines = [
-        "---",
-        yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(),
-        "---",
-        "",
-        *card_body(
-            model_id=model_id,
-            base=base,
-            version=version,
-            recipe=recipe,
-            losses=losses,
-            figures=figures,
-            examples_per_language=examples_per_language,
-            gains=gains,
-        ),
-    ]
-    return "\n".join(lines) + "\n"
+    front_matter = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
+    return "\n".join(["---", front_matter, "---", "", *card_body(facts)]) + "\n"
 
 
-def card_body(
-    *,
-    model_id: str,
-    base: str,
-    version: DatasetVersion,
-    recipe: Recipe,
-    losses: list[dict[str, float]],
-    figures: dict[str, Any],
-    examples_per_language: dict[str, int],
-    gains: list[dict[str, Any]] | None = None,
-) -> list[str]:
+def card_body(facts: CardFacts) -> list[str]:
     """The card without its front matter (the Prefect artifact shows this part)."""
+    version, recipe, losses, figures = facts.version, facts.recipe, facts.losses, facts.figures
+    examples_per_language, gains, base = facts.examples_per_language, facts.gains, facts.base
     first = f"{losses[0]['loss']:.4f}" if losses else "n/a"
     last = f"{losses[-1]['loss']:.4f}" if losses else "n/a"
     out = [
-        f"# {model_id}",
+        f"# {facts.model_id}",
         "",
         f"{_method(recipe)} of `{base}` on the train split of the dataset `{version.repo_id}` "
         f"v{version.version} (fingerprint `{version.fingerprint}`), with TRL's SFTTrainer. The prompts "

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,13 +18,13 @@ from typing import Any
 
 from globmed_data.bench.dataset import DatasetVersion, resolve_dataset
 from globmed_data.bench.specs import parse_spec
-from globmed_data.export.layout import VerificationError
+from globmed_data.export.layout import VerificationError, sha256_file
 from globmed_data.settings import ConfigError
 from globmed_data.train import store
 from globmed_data.train.examples import build_examples
 from globmed_data.train.leakage import held_out_ids
 from globmed_data.train.recipe import Recipe, load_recipe
-from globmed_data.train.report import loss_chart, model_card
+from globmed_data.train.report import CardFacts, loss_chart, model_card
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
 RUN_FILE = "train.json"  # in the output folder: what the run is, so a re-run resumes only itself
@@ -189,6 +188,8 @@ def _train(plan: TrainPlan, log: Callable[[str], None]) -> dict[str, Any]:
         f"{result.steps} steps, {result.train_tokens} tokens in {result.seconds:.1f} s "
         f"({result.tokens_per_second:.0f} tokens/s on {result.device})"
     )
+    if result.dropped:
+        log(f"{result.dropped} examples longer than max_seq_length lost their answer and were not trained on")
     figures = {
         "steps": result.steps,
         "train_tokens": result.train_tokens,
@@ -203,7 +204,7 @@ def _train(plan: TrainPlan, log: Callable[[str], None]) -> dict[str, Any]:
         "status": "trained",
         "examples": len(examples.examples),
         "examples_per_language": examples.mixed,
-        "excluded": examples.excluded,
+        "excluded": {**examples.excluded, **({"too_long": result.dropped} if result.dropped else {})},
         **figures,
         "first_loss": result.losses[0]["loss"] if result.losses else None,
         "final_loss": result.losses[-1]["loss"] if result.losses else None,
@@ -223,21 +224,30 @@ def write_card(
     gains: list[dict[str, Any]] | None = None,
 ) -> None:
     """README.md of the output folder (and of the adapter folder); losses from losses.json."""
-    losses = json.loads((plan.out / "losses.json").read_text())
-    card = model_card(
-        model_id=plan.model_id,
-        base=plan.base,
-        version=plan.version,
-        recipe=plan.recipe,
-        losses=losses,
-        figures=figures,
-        examples_per_language=examples_per_language,
-        gains=gains,
-    )
+    card = model_card(card_facts(plan, figures, examples_per_language, gains))
     (plan.out / "README.md").write_text(card, encoding="utf-8")
     target = plan.out / ("adapter" if plan.recipe.method == "lora" else "model")
     if target.is_dir():  # the card travels with the adapter when only that folder is shared
         (target / "README.md").write_text(card, encoding="utf-8")
+
+
+def card_facts(
+    plan: TrainPlan,
+    figures: dict[str, Any],
+    examples_per_language: dict[str, int],
+    gains: list[dict[str, Any]] | None = None,
+) -> CardFacts:
+    losses_file = plan.out / "losses.json"
+    return CardFacts(
+        model_id=plan.model_id,
+        base=plan.base,
+        version=plan.version,
+        recipe=plan.recipe,
+        losses=json.loads(losses_file.read_text()) if losses_file.is_file() else [],
+        figures=figures,
+        examples_per_language=examples_per_language,
+        gains=gains or [],
+    )
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -246,16 +256,8 @@ def checksums(folder: Path) -> dict[str, str]:
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if path.is_file() and rel.parts[0] != "checkpoints":
-            out[str(rel)] = _sha256(path)
+            out[str(rel)] = sha256_file(path)
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bench_overrides(plan: TrainPlan, limit: int | None) -> dict[str, Any]:

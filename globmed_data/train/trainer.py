@@ -34,6 +34,7 @@ class TrainResult:
     resumed_from: str | None
     device: str
     dtype: str
+    dropped: int  # examples whose answer max_seq_length cut off entirely (TRL drops them)
 
     @property
     def tokens_per_second(self) -> float:
@@ -188,6 +189,7 @@ def train(
         resume,
         prepared.device,
         prepared.dtype,
+        len(examples) - len(trainer.train_dataset),
     )
 
 

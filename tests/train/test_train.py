@@ -297,7 +297,9 @@ def test_train_run_trains_registers_and_measures_the_gain(version, tiny, tmp_pat
     g = gains[0]
     assert g["delta"] == pytest.approx(g["trained_accuracy"] - g["base_accuracy"])
     card = (tmp_path / "m" / "README.md").read_text()
-    assert card.startswith("---\nbase_model:") and "test/train" in card and trained["recipe_hash"] in card
+    assert (
+        card.startswith("---\nlibrary_name: peft") and "test/train" in card and trained["recipe_hash"] in card
+    )
     assert "## Against the base model" in card
     assert (tmp_path / "m" / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -364,3 +366,24 @@ def test_train_show_names_an_unknown_model(tmp_path) -> None:
         pass
     result = runner.invoke(app, ["train", "show", "nope", "-w", str(tmp_path / "wh.duckdb")])
     assert result.exit_code == 2 and "train list" in result.output
+
+
+def test_the_card_names_a_hub_base_and_the_provenance(version) -> None:
+    from globmed_data.train.report import CardFacts, card_body, model_card
+
+    v = resolve_dataset(str(version), cache=version.parent / "cache")
+    facts = CardFacts(
+        model_id="m-1",
+        base="hf:HuggingFaceTB/SmolLM2-135M-Instruct",
+        version=v,
+        recipe=Recipe(),
+        losses=[{"step": 1, "loss": 2.5, "epoch": 0.1}, {"step": 2, "loss": 1.25, "epoch": 0.2}],
+        figures={"steps": 2, "train_tokens": 100, "tokens_per_second": 50.0, "device": "cpu"},
+        examples_per_language={"en": 3, "sw": 2},
+    )
+    card = model_card(facts)
+    front = card.split("---")[1]
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in front and "- test/train" in front
+    assert "- sw" in front and v.fingerprint in card and Recipe().digest() in card
+    assert "2.5000 → 1.2500" in card and "## Against the base model" not in card
+    assert card_body(facts)[0] == "# m-1"  # the artifact's part: no front matter
