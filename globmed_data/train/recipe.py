@@ -68,7 +68,10 @@ class Recipe(Strict):
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(50, ge=1)  # a resumable checkpoint every N optimiser steps
     merge: bool = False  # also save the base with the adapter merged in (LoRA only)
-    device: str = "auto"  # auto: cuda when available (bf16, gradient checkpointing), else cpu (fp32)
+    # Recompute activations in the backward pass. Measured on SmolLM2-135M, CPU, batch 8 x 512
+    # tokens: peak RSS 9.7 GB instead of 17.1 GB at the same speed (docs/training.md).
+    gradient_checkpointing: bool = True
+    device: str = "auto"  # auto: cuda when available (bf16), else cpu (float32)
 
     _lists = field_validator("tasks", "languages", mode="before")(as_list)
 

@@ -1,9 +1,9 @@
 """Fine-tuning with TRL's SFTTrainer on conversational prompt-completion rows (the loss covers the
 completion only: prompt tokens carry label -100) and peft's LoRA, or a full fine-tune.
 
-On a GPU: bf16 and gradient checkpointing; on the CPU: float32. The run is deterministic under the
-recipe's seed, and a checkpoint is saved every `save_steps`: a killed run resumes from the last one
-when it is started again on the same folder.
+On a GPU: bf16; on the CPU: float32; gradient checkpointing on both (a recipe can turn it off).
+The run is deterministic under the recipe's seed, and a checkpoint is saved every `save_steps`: a
+killed run resumes from the last one when it is started again on the same folder.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def sft_config(recipe: Recipe, checkpoints: Path, device: str) -> Any:
         disable_tqdm=True,
         use_cpu=not gpu,
         bf16=gpu,
-        activation_checkpointing=gpu,  # transformers 5 name of gradient checkpointing
+        activation_checkpointing=recipe.gradient_checkpointing,  # transformers 5's name for it
         dataloader_num_workers=0,
     )
 

@@ -255,6 +255,24 @@ def test_the_adapter_reloads_and_generates(version, tiny, tmp_path) -> None:
         assert torch.allclose(merged(ids).logits, model(ids).logits, atol=1e-4)  # merged == adapter
 
 
+def test_a_full_fine_tune_saves_a_whole_model(version, tiny, tmp_path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from globmed_data.bench.engines import adapter_base
+    from globmed_data.train.trainer import train
+
+    made = _examples(version, tasks=["mcqa"])
+    result = train(
+        made.examples, tiny, Recipe(**FAST, method="full", max_steps=2), tmp_path, log=lambda _m: None
+    )
+    assert result.adapter == tmp_path / "model" and result.merged is None
+    assert adapter_base(result.adapter) == (result.adapter, None)  # loads as itself
+    trained = AutoModelForCausalLM.from_pretrained(result.adapter)
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    changed = [n for n, p in trained.named_parameters() if not p.equal(dict(base.named_parameters())[n])]
+    assert len(changed) > 10  # every weight trains, not an adapter's
+
+
 def test_a_killed_run_resumes_from_its_last_checkpoint(version, tiny, tmp_path) -> None:
     from transformers import TrainerCallback
 
