@@ -20,10 +20,14 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from globmed_data.export.layout import MANIFEST, verify_folder
-from globmed_data.settings import REPO_ID
+from globmed_data.export.layout import MANIFEST, VerificationError, verify_folder
+from globmed_data.settings import REPO_ID, ConfigError
+from globmed_data.warehouse import resolve_warehouse_path
+
+if TYPE_CHECKING:
+    from globmed_data.config import LoadedConfig
 
 
 class DatasetError(ValueError):
@@ -70,6 +74,32 @@ class DatasetVersion:
             )
             for f in self.manifest["files"]
         ]
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where the flows that read a version (benchmark, training) find it and write their results."""
+
+    warehouse: Path
+    repos: Path  # local dataset repositories: export.local.root, else dataset-repos by the warehouse
+
+
+def places_for(loaded: LoadedConfig | None, warehouse: str | None) -> Places:
+    """The warehouse (flag, $GLOBMED_WAREHOUSE, the config's, the default) and the repositories."""
+    config = loaded.config if loaded else None
+    configured = loaded.resolve(config.warehouse) if loaded and config and config.warehouse else None
+    wh_path = resolve_warehouse_path(warehouse, configured)
+    root = config.export.local.root if config else None
+    repos = loaded.resolve(root) if loaded and root else wh_path.parent / "dataset-repos"
+    return Places(wh_path, repos)
+
+
+def open_version(dataset: str, *, cache: Path, places: Places, endpoint: str | None) -> DatasetVersion:
+    """resolve_dataset, its failures as ConfigError (a request that cannot start)."""
+    try:
+        return resolve_dataset(dataset, cache=cache, repos=places.repos, endpoint=endpoint)
+    except (ValueError, OSError, VerificationError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 _TAGGED = re.compile(r"^(?P<where>.+)@(?P<tag>v\d+\.\d+\.\d+)$")

@@ -24,15 +24,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from globmed_data.bench import store
-from globmed_data.bench.dataset import DatasetVersion, resolve_dataset
+from globmed_data.bench.dataset import DatasetVersion, open_version, places_for
 from globmed_data.bench.evaluate import evaluate_model, resolve_mode
 from globmed_data.bench.report import accuracy_chart, leaderboard_markdown
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec, parse_spec
 from globmed_data.bench.tasks import Selection, select
-from globmed_data.export.layout import VerificationError
 from globmed_data.settings import ConfigError
-from globmed_data.warehouse import Warehouse, resolve_warehouse_path
+from globmed_data.warehouse import Warehouse
 
 DEFAULT_LOW_RESOURCE = ("sw", "yo", "zu")
 
@@ -61,8 +60,7 @@ def plan_bench(
     """Everything a benchmark needs, validated; raises ConfigError with what to fix."""
     base: dict[str, Any] = {}
     low_resource: tuple[str, ...] = DEFAULT_LOW_RESOURCE
-    repos: Path | None = None
-    configured_wh: Path | None = None
+    loaded = None
     if config_path:
         from globmed_data.config import load_config
 
@@ -71,9 +69,6 @@ def plan_bench(
         if base.get("out"):  # a path in a config is relative to the config's folder
             base["out"] = str(loaded.resolve(base["out"]))
         low_resource = tuple(loaded.config.languages.low_resource)
-        configured_wh = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-        if loaded.config.export.local.root:
-            repos = loaded.resolve(loaded.config.export.local.root)
     merged = {**base, **{k: v for k, v in (overrides or {}).items() if v not in (None, [], ())}}
     if models:
         merged["models"] = models
@@ -90,13 +85,10 @@ def plan_bench(
             resolve_mode(spec, settings)
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
-    wh_path = resolve_warehouse_path(warehouse, configured_wh)
+    places = places_for(loaded, warehouse)
+    wh_path = places.warehouse
     root = (Path(settings.out) if settings.out else wh_path.parent / "bench").resolve()
-    repos = repos or wh_path.parent / "dataset-repos"
-    try:
-        version = resolve_dataset(dataset, cache=root, repos=repos, endpoint=endpoint)
-    except (ValueError, OSError, VerificationError) as exc:
-        raise ConfigError(str(exc)) from None
+    version = open_version(dataset, cache=root, places=places, endpoint=endpoint)
     selection = Selection(list(settings.tasks), list(settings.languages), list(settings.splits))
     if not select(version, selection):
         raise ConfigError(

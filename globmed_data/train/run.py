@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from globmed_data.bench.dataset import DatasetVersion, resolve_dataset
+from globmed_data.bench.dataset import DatasetVersion, open_version, places_for
 from globmed_data.bench.specs import parse_spec
-from globmed_data.export.layout import VerificationError, sha256_file
+from globmed_data.export.layout import sha256_file
 from globmed_data.settings import ConfigError
 from globmed_data.train import store
 from globmed_data.train.examples import build_examples
 from globmed_data.train.leakage import held_out_ids
 from globmed_data.train.recipe import Recipe, load_recipe
 from globmed_data.train.report import CardFacts, loss_chart, model_card
-from globmed_data.warehouse import Warehouse, resolve_warehouse_path
+from globmed_data.train.trainer import train, weights_folder
+from globmed_data.warehouse import Warehouse
 
 RUN_FILE = "train.json"  # in the output folder: what the run is, so a re-run resumes only itself
 
@@ -36,10 +37,8 @@ class TrainPlan:
     base: str  # the base's model spec, hf:...
     version: DatasetVersion
     recipe: Recipe
-    recipe_path: str | None
     out: Path
     warehouse: Path
-    config_path: str | None
 
 
 def plan_train(
@@ -62,29 +61,17 @@ def plan_train(
     if spec.engine != "hf":
         raise ConfigError(f"base model '{base}': training takes an hf: model (a folder, a .gguf, hf:pkg:...)")
     _check_base(spec.target)
-    configured_wh: Path | None = None
-    repos: Path | None = None
+    loaded = None
     if config_path:
         from globmed_data.config import load_config
 
         loaded = load_config(config_path)
-        configured_wh = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-        if loaded.config.export.local.root:
-            repos = loaded.resolve(loaded.config.export.local.root)
-    wh_path = resolve_warehouse_path(warehouse, configured_wh)
-    try:
-        version = resolve_dataset(
-            dataset,
-            cache=wh_path.parent / "train",
-            repos=repos or wh_path.parent / "dataset-repos",
-            endpoint=endpoint,
-        )
-    except (ValueError, OSError, VerificationError) as exc:
-        raise ConfigError(str(exc)) from None
+    places = places_for(loaded, warehouse)
+    version = open_version(dataset, cache=places.warehouse.parent / "train", places=places, endpoint=endpoint)
     model_id = store.model_id_for(base, version, recipe)
-    folder = Path(out) if out else wh_path.parent / "models" / model_id
-    _check_folder(folder.resolve(), model_id)
-    return TrainPlan(model_id, base, version, recipe, recipe_path, folder.resolve(), wh_path, config_path)
+    folder = (Path(out) if out else places.warehouse.parent / "models" / model_id).resolve()
+    _check_folder(folder, model_id)
+    return TrainPlan(model_id, base, version, recipe, folder, places.warehouse)
 
 
 def _check_base(target: str) -> None:
@@ -166,7 +153,6 @@ def _run_record(plan: TrainPlan) -> dict[str, Any]:
 
 def _train(plan: TrainPlan, log: Callable[[str], None]) -> dict[str, Any]:
     from globmed_data.bench.engines import model_path
-    from globmed_data.train.trainer import train
 
     held_out = held_out_ids(plan.version, plan.warehouse)
     examples = build_examples(plan.version, plan.recipe, held_out)
@@ -226,7 +212,7 @@ def write_card(
     """README.md of the output folder (and of the adapter folder); losses from losses.json."""
     card = model_card(card_facts(plan, figures, examples_per_language, gains))
     (plan.out / "README.md").write_text(card, encoding="utf-8")
-    target = plan.out / ("adapter" if plan.recipe.method == "lora" else "model")
+    target = weights_folder(plan.out, plan.recipe)
     if target.is_dir():  # the card travels with the adapter when only that folder is shared
         (target / "README.md").write_text(card, encoding="utf-8")
 

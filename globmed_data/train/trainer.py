@@ -41,6 +41,11 @@ class TrainResult:
         return self.train_tokens / self.seconds if self.seconds else 0.0
 
 
+def weights_folder(out: Path, recipe: Recipe) -> Path:
+    """Where a run's trained weights go: the adapter (LoRA) or the whole model (full)."""
+    return out / ("adapter" if recipe.method == "lora" else "model")
+
+
 def pick_device(requested: str) -> str:
     if requested != "auto":
         return requested
@@ -165,7 +170,7 @@ def train(
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - started
-    target = out / ("adapter" if recipe.method == "lora" else "model")
+    target = weights_folder(out, recipe)
     trainer.save_model(str(target))
     tokenizer.save_pretrained(str(target))
     merged = None
