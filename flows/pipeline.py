@@ -5,6 +5,11 @@ Collect, then language ID and quality over every entry whose content or settings
 translation (when configured: new entries, which then get language ID and quality too), then
 dedup and decontamination, then the export of a new dataset version when the curated view
 changed (published to the configured targets, with a `globmed.dataset.published` event).
+
+What the UI shows is what happened: each task waits for the step before it (so the run graph is
+the pipeline's order), a failed source or stage fails its task and the flow run with a message
+naming it, while what succeeded stays in the warehouse. One run writes a warehouse at a time
+(flows/locking.py).
 """
 
 from __future__ import annotations
@@ -14,21 +19,38 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import allow_failure, quote
 
+from flows.locking import warehouse_slot
+from flows.naming import unique_run_name
+from flows.progress import StageProgress
+from flows.reports import publish_artifacts
 from globmed_data.config import LoadedConfig, load_config
-from globmed_data.export.stage import card_text
-from globmed_data.export.versions import get_version
 from globmed_data.pipeline import registry
 from globmed_data.pipeline.curation import record_stage_settings
 from globmed_data.pipeline.runner import run_step
 from globmed_data.pipeline.stage import Context, MapStage
-from globmed_data.quality.report import quality_report, render_markdown
-from globmed_data.summary import entry_count_table, run_table
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
+
+
+class StepFailed(RuntimeError):
+    """A source or a stage failed: fails its task run, and carries its counts to the flow."""
+
+    def __init__(self, message: str, counts: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
+class RunFailed(RuntimeError):
+    """Some sources or stages failed: the flow run is Failed with this message; the summary (what
+    succeeded is in the warehouse) goes with it for the CLI."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 # No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
@@ -36,30 +58,166 @@ from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    report = stage.run_unit(Context(wh, loaded, run_id, logger.info), unit)
-    (logger.error if report.status == "failed" else logger.info)(report.summary)
+    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name}-{unit}", unit="files")
+    report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress), unit)
+    if report.status == "failed":
+        error = str(report.counts.get("error") or "").removeprefix(f"source '{unit}': ")
+        raise StepFailed(f"source {unit} failed: {error}", report.counts)
+    logger.info(report.summary)
     return report.counts
 
 
 @task(name="stage", cache_policy=NO_CACHE)
 def stage_task(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> dict[str, Any]:
     """One whole-warehouse pass of a stage, recorded in run_stages (source '*')."""
-    report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info))
-    return {**report.counts, "summary": report.summary}
+    progress = StageProgress(loaded.config.export.repo_id, step.name.replace(":", "-"))
+    report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info, progress))
+    counts = {**report.counts, "summary": report.summary}
+    if report.status == "failed":  # the export's publication: the version exists, a target refused it
+        raise StepFailed(f"{step.name} failed: {report.summary}", counts)
+    return counts
 
 
-def _run_map(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, run_id: str) -> list[dict[str, Any]]:
-    """A map stage's units as concurrent tasks."""
-    runner = ThreadPoolTaskRunner(max_workers=loaded.config.collect.concurrency)
-    with runner:
-        futures = [
-            runner.submit(
-                unit_task.with_options(tags=[f"stage:{stage.name}", f"source:{unit}"]),
-                {"wh": wh, "loaded": loaded, "stage": stage, "unit": unit, "run_id": run_id},
+def _outcome(future: PrefectFuture[Any]) -> tuple[dict[str, Any] | None, BaseException | None]:
+    """A finished task's counts, or its error (a StepFailed still carries its counts)."""
+    future.wait()
+    result = future.state.result(raise_on_failure=False)
+    if isinstance(result, StepFailed):
+        return result.counts, result
+    if isinstance(result, BaseException):
+        return None, result
+    return result, None
+
+
+def _run_name() -> str:
+    """'shared-real 2026-11-25 02:00:03 0f3a9c' in the UI instead of a random name."""
+    return unique_run_name(Path(str(flow_run.parameters.get("config_path", "pipeline"))).stem)
+
+
+@flow(name="globmed-pipeline", flow_run_name=_run_name, log_prints=True)
+def pipeline_flow(
+    config_path: str, warehouse: str | None = None, lock_wait_seconds: float | None = None
+) -> dict[str, Any]:
+    """Run the pipeline for one config; returns the run summary (also stored in the warehouse).
+
+    config_path: the pipeline config (YAML), relative to the working directory.
+    warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's, then
+        .globmed/warehouse.duckdb).
+    lock_wait_seconds: how long to wait for another run on the same warehouse to finish
+        (default: $GLOBMED_LOCK_WAIT, else fail at once naming that run).
+    """
+    loaded = load_config(config_path)
+    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
+    wh_path = resolve_warehouse_path(warehouse, configured)
+    holder = f"run {flow_run.get_name() or loaded.config.name}"
+    with warehouse_slot(wh_path, what=holder, wait=lock_wait_seconds), Warehouse(wh_path, what=holder) as wh:
+        summary = _run(wh, loaded, wh_path)
+    problem = _problem(summary)
+    if problem:
+        raise RunFailed(problem, summary)
+    return summary
+
+
+def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex
+    flow_run_id = flow_run.get_id()
+    crashed = wh.start_run(
+        run_id,
+        config_hash=loaded.config.config_hash(),
+        config_path=str(loaded.path),
+        flow_run_id=str(flow_run_id) if flow_run_id else None,
+    )
+    _mark_crashed(crashed)
+    record_stage_settings(wh, loaded)
+    reports: list[dict[str, Any]] = []
+    stages: dict[str, Any] = {}
+    failed_stage: tuple[str, BaseException] | None = None
+    previous: list[PrefectFuture[Any]] = []
+    # quote(): Prefect must not look inside the warehouse and config for other tasks' results
+    # (it found source names there and drew an edge from every task to every later one); the
+    # edges come from wait_for, so the graph is the pipeline's order.
+    args = {"wh": quote(wh), "loaded": quote(loaded), "run_id": run_id}
+    try:
+        for step in registry.plan(loaded.config):
+            after = [allow_failure(f) for f in previous]  # a failed source must not stop the rest
+            if isinstance(step.stage, MapStage):
+                previous = [
+                    unit_task.with_options(tags=[f"stage:{step.name}", f"source:{unit}"]).submit(
+                        **args, stage=quote(step.stage), unit=unit, wait_for=after
+                    )
+                    for unit in step.stage.units(loaded)
+                ]
+                reports = [_outcome(f)[0] or {} for f in previous]
+                continue
+            if step.name == "export" and _collect_status(reports) == "failed":
+                continue  # every source failed: nothing new to publish
+            future = stage_task.with_options(task_run_name=step.name, tags=[f"stage:{step.name}"]).submit(
+                **args, step=quote(step), wait_for=after
             )
-            for unit in stage.units(loaded)
-        ]
-        return [f.result() for f in futures]
+            previous = [future]
+            counts, error = _outcome(future)
+            if counts is not None:
+                stages[step.name] = counts
+            if error is not None and not (isinstance(error, StepFailed) and step.name == "export"):
+                failed_stage = (step.name, error)
+                break  # later stages would decide on an incomplete warehouse
+    except BaseException as exc:
+        wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
+        raise
+    status = _collect_status(reports)
+    if failed_stage or (status == "succeeded" and stages.get("export", {}).get("status") == "failed"):
+        status = "failed" if failed_stage else "partial"  # the data is in; the version is not published
+    counts = {
+        "collect": {
+            r["source"]: {
+                k: r[k]
+                for k in ("status", "records", "added", "updated", "unchanged", "quarantined", "vanished")
+            }
+            for r in reports
+            if r
+        },
+        **stages,
+    }
+    error = (
+        f"{failed_stage[0]}: {type(failed_stage[1]).__name__}: {failed_stage[1]}" if failed_stage else None
+    )
+    wh.finish_run(run_id, status, counts, error=error)
+    publish_artifacts(wh, loaded, run_id, status, reports, stages)
+    return {
+        "run_id": run_id,
+        "flow_run_id": str(flow_run_id) if flow_run_id else None,
+        "status": status,
+        "warehouse": str(Path(wh_path).resolve()),
+        "sources": reports,
+        "stages": stages,
+        "error": error,
+    }
+
+
+def _collect_status(reports: list[dict[str, Any]]) -> str:
+    failed = sum(r.get("status") == "failed" for r in reports)
+    if failed == 0:
+        return "succeeded"
+    return "failed" if failed == len(reports) else "partial"
+
+
+def _problem(summary: dict[str, Any]) -> str | None:
+    """The flow run's failure message: which sources or stage failed, and why; None when none."""
+    parts = [
+        f"source {r['source']}: " + str(r["error"]).removeprefix(f"source '{r['source']}': ")
+        for r in summary["sources"]
+        if r.get("status") == "failed"
+    ]
+    if summary["error"]:
+        parts.append(f"stage {summary['error']}")
+    export = summary["stages"].get("export", {})
+    if export.get("status") == "failed":
+        parts.append(f"export: {export.get('summary')}")
+    if not parts:
+        return None
+    ok = sum(r.get("status") != "failed" for r in summary["sources"])
+    kept = f"; {ok} of {len(summary['sources'])} sources collected, kept in the warehouse"
+    return f"{summary['status']}: " + "; ".join(parts) + kept
 
 
 def _mark_crashed(flow_run_ids: list[str]) -> None:
@@ -79,113 +237,3 @@ def _mark_crashed(flow_run_ids: list[str]) -> None:
                     logger.warning(f"flow run {flow_run_id} was killed; marked Crashed")
             except Exception as exc:  # another Prefect server, or the run was deleted
                 logger.warning(f"cannot mark flow run {flow_run_id} Crashed: {type(exc).__name__}: {exc}")
-
-
-def _run_status(reports: list[dict[str, Any]]) -> str:
-    failed = sum(r["status"] == "failed" for r in reports)
-    if failed == 0:
-        return "succeeded"
-    return "failed" if failed == len(reports) else "partial"
-
-
-def _run_name() -> str:
-    """'shared-real 2026-11-25 02:00' in the UI instead of a random name."""
-    from datetime import UTC, datetime
-
-    stem = Path(str(flow_run.parameters.get("config_path", "pipeline"))).stem
-    return f"{stem} {datetime.now(UTC):%Y-%m-%d %H:%M}"
-
-
-@flow(name="globmed-pipeline", flow_run_name=_run_name, log_prints=True)
-def pipeline_flow(config_path: str, warehouse: str | None = None) -> dict[str, Any]:
-    """Run the pipeline for one config; returns the run summary (also stored in the warehouse)."""
-    loaded = load_config(config_path)
-    configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
-    wh_path = resolve_warehouse_path(warehouse, configured)
-    run_id = uuid.uuid4().hex
-    flow_run_id = flow_run.get_id()
-    with Warehouse(wh_path) as wh:
-        crashed = wh.start_run(
-            run_id,
-            config_hash=loaded.config.config_hash(),
-            config_path=str(loaded.path),
-            flow_run_id=str(flow_run_id) if flow_run_id else None,
-        )
-        _mark_crashed(crashed)
-        record_stage_settings(wh, loaded)
-        reports: list[dict[str, Any]] = []
-        stages: dict[str, Any] = {}
-        try:
-            for step in registry.plan(loaded.config):
-                if isinstance(step.stage, MapStage):
-                    reports = _run_map(wh, loaded, step.stage, run_id)
-                elif step.name == "export" and _run_status(reports) == "failed":
-                    continue  # every source failed: nothing new to publish
-                else:
-                    stages[step.name] = stage_task.with_options(
-                        task_run_name=step.name, tags=[f"stage:{step.name}"]
-                    )(wh, loaded, step, run_id)
-        except BaseException as exc:
-            wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
-            raise
-        status = _run_status(reports)
-        if status == "succeeded" and stages.get("export", {}).get("status") == "failed":
-            status = "partial"  # the data is in the warehouse, but a version could not be published
-        counts = {
-            "collect": {
-                r["source"]: {
-                    k: r[k]
-                    for k in ("status", "records", "added", "updated", "unchanged", "quarantined", "vanished")
-                }
-                for r in reports
-            },
-            **stages,
-        }
-        wh.finish_run(run_id, status, counts)
-        entry_rows = entry_count_table(wh)
-        report = quality_report(wh) if loaded.config.quality.enabled else None
-        exported = stages.get("export", {})
-        card = (
-            card_text(get_version(wh, loaded.config.export.repo_id, exported["version"]))
-            if exported.get("version")
-            else None
-        )
-        duplicate_rows = wh.query_dicts(
-            "SELECT source, kept_source, language, method, duplicates FROM v_duplicate_pairs ORDER BY ALL"
-        )
-    table = run_table(reports)
-    create_table_artifact(
-        key="globmed-collect", table=table, description=f"Collect stage per source, run {run_id} ({status})"
-    )
-    if entry_rows:
-        create_table_artifact(
-            key="globmed-entry-counts",
-            table=entry_rows,
-            description="Active entries per source, language, task and stage",
-        )
-    if report is not None:
-        create_markdown_artifact(
-            key="globmed-quality",
-            markdown=render_markdown(report),
-            description="Quality pass rates per source, language, task and rule",
-        )
-    if duplicate_rows:
-        create_table_artifact(
-            key="globmed-duplicates",
-            table=[{**r, "duplicates": int(r["duplicates"])} for r in duplicate_rows],
-            description="Duplicates excluded, per (source, source of the kept entry, language, method)",
-        )
-    if card is not None:
-        create_markdown_artifact(
-            key="globmed-dataset-card",
-            markdown=card,
-            description=f"Dataset card of {loaded.config.export.repo_id} v{exported['version']}",
-        )
-    return {
-        "run_id": run_id,
-        "flow_run_id": str(flow_run_id) if flow_run_id else None,
-        "status": status,
-        "warehouse": str(Path(wh_path).resolve()),
-        "sources": reports,
-        "stages": stages,
-    }

@@ -22,9 +22,11 @@ from globmed_data.clitools import (
     EXIT_FAILED,
     EXIT_PARTIAL,
     WarehouseOpt,
+    announce_first_compile,
     console,
     out,
     prefect_environment,
+    start_flow,
 )
 from globmed_data.clitools import (
     fail as _fail,
@@ -33,6 +35,7 @@ from globmed_data.clitools import (
     open_read as _open_read,
 )
 from globmed_data.config import config_json_schema, load_config
+from globmed_data.ops.lock import WarehouseBusy
 from globmed_data.settings import ConfigError
 from globmed_data.train.cli import train_app
 from globmed_data.warehouse import Warehouse, WarehouseError, resolve_warehouse_path
@@ -67,27 +70,66 @@ app.add_typer(train_app, name="train")
 def run(
     config: Path = typer.Option(..., "--config", "-c", help="Pipeline config (YAML)."),
     warehouse: Path | None = WarehouseOpt,
+    wait: float | None = typer.Option(
+        None,
+        "--wait",
+        help="Seconds to wait while another run writes the warehouse (default: $GLOBMED_LOCK_WAIT, "
+        "else fail at once naming that run).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an operational error."),
 ) -> None:
     """Run the pipeline flow (Prefect; ephemeral unless PREFECT_API_URL points at a server)."""
+    from globmed_data.ops.last_run import remember
+
     loaded = _load(config)  # refuse an invalid config before Prefect even starts
-    _open_write(loaded, warehouse).close()  # a held lock or an unwritable folder: said now, in one line
+    wh_path = _warehouse_path(loaded, warehouse)
+    _open_write(loaded, warehouse, wait=wait).close()  # a busy or unwritable warehouse: said now
+    if _nothing_to_do(loaded, wh_path):
+        remember(wh_path, config)
+        raise typer.Exit(0)
     prefect_environment()
-    from flows.pipeline import pipeline_flow
+    announce_first_compile()
+    from flows.pipeline import RunFailed, pipeline_flow
 
     if not debug:
         _console_without_tracebacks()
     enabled = [s.name for s in loaded.config.sources if s.enabled]
     console.print(f"running [bold]{loaded.config.name}[/] ({len(enabled)} sources) from {config}")
-    try:
-        result = pipeline_flow(config_path=str(config), warehouse=str(warehouse) if warehouse else None)
-    except Exception as exc:
+    state = start_flow(
+        pipeline_flow,
+        config_path=str(config),
+        warehouse=str(warehouse) if warehouse else None,
+        lock_wait_seconds=wait,
+    )
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, RunFailed):
+        outcome = outcome.summary  # sources or stages failed: the flow run says so in Prefect
+    elif isinstance(outcome, BaseException):
         if debug:
-            raise
-        raise _fail(_operational(exc), 1) from None
-    _print_run(result)
-    code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[result["status"]]
+            raise outcome
+        raise _fail(_operational(outcome), EXIT_CONFIG if isinstance(outcome, WarehouseBusy) else 1)
+    remember(wh_path, config)
+    _print_run(outcome)
+    code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[outcome["status"]]
     raise typer.Exit(code)
+
+
+def _nothing_to_do(loaded: Any, wh_path: Path) -> bool:
+    """The no-change fast path: when no source file, setting or pending decision changed since the
+    last successful run, say so without starting Prefect (seconds saved on every idle re-run).
+    Anything it cannot vouch for (a Hub source, a first run) goes through the flow."""
+    from globmed_data.ops.unchanged import unchanged_since_last_run
+
+    last = unchanged_since_last_run(loaded, wh_path)
+    if last is None:
+        return False
+    console.print(
+        f"nothing changed since run {last['run_id'][:12]} ({last['finished_at']:%Y-%m-%d %H:%M:%S}): "
+        f"no source file, setting or decision to redo; dataset {last['repo_id']} stays at "
+        f"v{last['version']}. warehouse: {wh_path}",
+        highlight=False,
+    )
+    return True
 
 
 class _NoTraceback(logging.Formatter):
@@ -127,8 +169,8 @@ def _operational(exc: Exception) -> str:
         return f"{text}: the location is not writable; choose another with --warehouse or fix its permissions"
     if "could not set lock" in lowered:  # DuckDB's words for a file another process holds
         return f"{text}: another process has the warehouse; wait for it to finish, or use another --warehouse"
-    if isinstance(exc, PendingWork | WarehouseError):  # their messages say what to do
-        return text
+    if isinstance(exc, PendingWork | WarehouseError | WarehouseBusy):  # their messages say what to do
+        return str(exc).splitlines()[0]
     return f"{text} (run again with --debug for the traceback; a re-run resumes where this one stopped)"
 
 
@@ -513,10 +555,10 @@ def _warehouse_path(loaded: Any, warehouse: Path | None) -> Path:
     return resolve_warehouse_path(warehouse, configured)
 
 
-def _open_write(loaded: Any, warehouse: Path | None) -> Warehouse:
+def _open_write(loaded: Any, warehouse: Path | None, wait: float | None = None) -> Warehouse:
     try:
-        return Warehouse(_warehouse_path(loaded, warehouse))
-    except (WarehouseError, OSError) as exc:
+        return Warehouse(_warehouse_path(loaded, warehouse), lock_wait=wait, what="globmed (CLI)")
+    except (WarehouseError, WarehouseBusy, OSError) as exc:
         raise _fail(_operational(exc), EXIT_CONFIG) from None
 
 

@@ -175,13 +175,34 @@ def run_table(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def entry_count_table(wh: Warehouse) -> list[dict[str, Any]]:
-    """Active entries and quarantined records per source and language, after the run."""
+def funnel(wh: Warehouse, repo_id: str) -> list[dict[str, Any]]:
+    """Per source and language, how many active entries each stage let through: collected,
+    language kept (not rejected by language ID), quality passed, kept by dedup (the curated
+    view), exported (in the newest version of `repo_id`). The language is the one language ID
+    settled on, else the declared one."""
     rows = wh.query_dicts(
-        """SELECT source, language, task, 'collect' AS stage, count(*) AS entries
-           FROM entries WHERE status = 'active' GROUP BY ALL ORDER BY source, language, task"""
+        """WITH latest AS (
+               SELECT version FROM dataset_versions WHERE repo_id = $repo
+               ORDER BY created_at DESC LIMIT 1),
+           exported AS (
+               SELECT entry_id FROM dataset_version_entries
+               WHERE repo_id = $repo AND version = (SELECT version FROM latest))
+           SELECT e.source, coalesce(l.language, e.language) AS language,
+                  count(*) AS collected,
+                  count(*) FILTER (WHERE coalesce(l.decision, '') <> 'reject') AS language_kept,
+                  count(g.entry_id) AS quality_passed,
+                  count(c.entry_id) AS kept_by_dedup,
+                  count(x.entry_id) AS exported
+           FROM entries e
+           LEFT JOIN langid_results l ON l.entry_id = e.entry_id AND l.content_hash = e.content_hash
+           LEFT JOIN (SELECT entry_id FROM v_eligible_entries) g ON g.entry_id = e.entry_id
+           LEFT JOIN (SELECT entry_id FROM v_curated_entries) c ON c.entry_id = e.entry_id
+           LEFT JOIN exported x ON x.entry_id = e.entry_id
+           WHERE e.status = 'active'
+           GROUP BY ALL ORDER BY source, language""",
+        {"repo": repo_id},
     )
-    return [{k: (int(v) if k == "entries" else v) for k, v in r.items()} for r in rows]
+    return [{k: (v if k in ("source", "language") else int(v)) for k, v in r.items()} for r in rows]
 
 
 def _latest_versions(wh: Warehouse) -> list[dict[str, Any]]:

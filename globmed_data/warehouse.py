@@ -2,8 +2,10 @@
 
 Opening a warehouse applies any pending numbered migrations from warehouse/migrations.
 Every write a stage makes for one batch happens in one transaction, so a run killed at any
-point leaves a consistent warehouse that the next run completes. One process holds the file
-(DuckDB's own lock); threads in that process share one connection behind a lock.
+point leaves a consistent warehouse that the next run completes. One process writes the file: a
+writer takes the warehouse's writer lock (globmed_data/ops/lock.py) before DuckDB's own, so a
+second writer waits or fails naming the holder; threads in that process share one connection
+behind a lock.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from globmed_data.ops.lock import describe, holder_of, writer_lock
 from globmed_data.resources import resource_dir
 from globmed_data.schema import ENTRY_COLUMNS, entries_table
 from globmed_data.views import create_views, views_hash
@@ -103,12 +106,25 @@ class FileDone:
 
 
 class Warehouse:
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, lock_wait: float | None = None, what: str = ""
+    ) -> None:
+        """Open (and migrate) the warehouse. A writer first holds the writer lock, waiting up to
+        `lock_wait` seconds (default $GLOBMED_LOCK_WAIT, else none); `what` names it to others."""
         self.path = Path(path)
         self.read_only = read_only
+        self._writer: ExitStack | None = None
         if read_only and not self.path.exists():
             raise WarehouseError(f"no warehouse at {self.path}: run `globmed run` first or pass --warehouse")
-        if not read_only:
+        if read_only:
+            holder = holder_of(self.path)
+            if holder is not None:  # DuckDB would refuse with a lock error; say who and why
+                raise WarehouseError(
+                    f"the warehouse {self.path} is being written by {describe(holder)}; DuckDB lets no "
+                    "other process read it meanwhile: read again when it finishes (the run's progress "
+                    "is in the Prefect UI and its log)"
+                )
+        else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -116,9 +132,12 @@ class Warehouse:
                     f"cannot create the folder {self.path.parent} for the warehouse "
                     f"({exc.strerror or exc}): choose a writable location with --warehouse"
                 ) from None
+            self._writer = ExitStack()
+            self._writer.enter_context(writer_lock(self.path, what=what, wait=lock_wait))
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
+            self._let_go()
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self._lock = threading.RLock()
         try:
@@ -129,11 +148,19 @@ class Warehouse:
             else:
                 self._check_version()
         except BaseException:
-            self.con.close()  # no half-open file left behind in this process (a full disk, say)
+            self.close()  # no half-open file left behind in this process (a full disk, say)
             raise
 
+    def _let_go(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._let_go()
 
     def __enter__(self) -> Warehouse:
         return self

@@ -135,7 +135,11 @@ class _Laps:
 
 
 def run_dedup(
-    wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    run_id: str,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Sign, link and cluster. Resumable by construction: signatures are committed per chunk,
     but an entry counts as done only once its links are stored, and its links, that mark and
@@ -160,11 +164,14 @@ def run_dedup(
     # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
     unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
     lap("read entries")
+    tick = progress or (lambda done, total: None)
+    tick(0, len(fresh))
     # Map: sign new and edited entries, batch by batch (their rows come back with no links searched).
     for start in range(0, len(fresh), BATCH):
         batch = fresh.slice(start, BATCH)
         _store_signatures(wh, batch, sign_batch(batch, s), shash, run_id)
         say(f"dedup: signed {min(start + BATCH, len(fresh))}/{len(fresh)} entries")
+        tick(min(start + BATCH, len(fresh)), len(fresh))
         faults.point("dedup.signed")
     unlinked_ids = unlinked["entry_id"].to_list()
     lap("sign and store")
@@ -288,7 +295,7 @@ class DedupStage:
         return unlinked(wh, settings_hash)
 
     def run(self, context: Context) -> Report:
-        d = run_dedup(context.wh, context.loaded, context.run_id, log=context.log)
+        d = run_dedup(context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress)
         return Report(
             self.name,
             d,

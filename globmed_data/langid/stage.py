@@ -131,7 +131,11 @@ def decide_batch(
 
 
 def run_langid(
-    wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    run_id: str,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Detect and decide; returns counts for this run (checked) and over all active entries."""
     started = time.perf_counter()
@@ -140,6 +144,8 @@ def run_langid(
     todo = pending(wh, settings_hash)
     this_run: Counter[str] = Counter()
     done = 0
+    if progress:
+        progress(0, todo)
     if todo:
         ident = LanguageIdentifier(**identifier_options(settings, loaded))
         threads = settings.workers or min(os.cpu_count() or 1, 8)
@@ -159,6 +165,8 @@ def run_langid(
                 faults.point("langid.batch")
                 if log:
                     log(f"langid: {done}/{todo} entries decided")
+                if progress:
+                    progress(done, todo)
     totals = dict(wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1"))
     return {
         "checked": done,
@@ -188,7 +196,7 @@ class LangIdStage:
         return pending(wh, settings_hash)
 
     def run(self, context: Context) -> Report:
-        c = run_langid(context.wh, context.loaded, context.run_id, log=context.log)
+        c = run_langid(context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress)
         decided = ", ".join(f"{k} {v}" for k, v in c["totals"].items())
         return Report(
             self.name, c, f"{c['checked']} entries decided in {c['seconds']:.1f}s; all entries: {decided}"

@@ -17,7 +17,9 @@ def run_step(step: Step, context: Context) -> Report:
         error = f"{type(exc).__name__}: {exc}"
         context.wh.record_stage(context.run_id, step.name, "*", "failed", started, {}, error=error)
         raise
-    context.wh.record_stage(context.run_id, step.name, "*", "succeeded", started, report.counts)
+    # A stage can finish and still fail its purpose (the export, when a target refused the version).
+    status = "failed" if report.status == "failed" else "succeeded"
+    context.wh.record_stage(context.run_id, step.name, "*", status, started, report.counts)
     context.log(f"{step.name}: {report.summary}")
     return report
 

@@ -20,16 +20,25 @@ if TYPE_CHECKING:
     from globmed_data.warehouse import Warehouse
 
 Log = Callable[[str], None]
+# (done, total): called once the stage knows its work, then after every batch. The flow turns it
+# into a Prefect progress artifact; the CLI's `stage run` ignores it.
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
 
 
 @dataclass
 class Context:
-    """What a stage runs with: the warehouse (the one writer), the config, the run, a logger."""
+    """What a stage runs with: the warehouse (the one writer), the config, the run, a logger and a
+    progress callback."""
 
     wh: Warehouse
     loaded: LoadedConfig
     run_id: str
     log: Log = field(default=lambda _: None)
+    progress: Progress = field(default=_no_progress)
 
 
 @dataclass

@@ -38,7 +38,11 @@ def pending(wh: Warehouse, rules_hash: str) -> int:
 
 
 def run_quality(
-    wh: Warehouse, loaded: LoadedConfig, run_id: str, log: Callable[[str], None] | None = None
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    run_id: str,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, object]:
     started = time.perf_counter()
     settings = loaded.config.quality
@@ -46,6 +50,8 @@ def run_quality(
     todo = pending(wh, rules_hash)
     reasons: Counter[str] = Counter()
     passed = done = 0
+    if progress:
+        progress(0, todo)
     with wh.background_upserts() as upsert:  # DuckDB writes one batch while the next is decided
         for table in wh.stream_arrow(_READ, [rules_hash], CHUNK) if todo else []:
             batch = cast(pl.DataFrame, pl.from_arrow(table))
@@ -62,6 +68,8 @@ def run_quality(
             faults.point("quality.batch")
             if log:
                 log(f"quality: {done}/{todo} entries checked")
+            if progress:
+                progress(done, todo)
     total, total_passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
     return {
         "checked": done,
@@ -93,7 +101,9 @@ class QualityStage:
         return pending(wh, settings_hash)
 
     def run(self, context: Context) -> Report:
-        c = run_quality(context.wh, context.loaded, context.run_id, log=context.log)
+        c = run_quality(
+            context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress
+        )
         t = c["totals"]
         return Report(
             self.name,

@@ -87,8 +87,10 @@ class SourceCollector:
         source: FileSource | HubSource,
         run_id: str,
         log: Log | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.wh = wh
+        self.progress = progress or (lambda done, total: None)
         self.loaded = loaded
         self.source = source
         self.run_id = run_id
@@ -204,12 +206,14 @@ class SourceCollector:
         self.report.files_unchanged = len(unchanged)
         skip = set(unchanged)
         todo = [f for f in located.files if f.rel not in skip]
+        self.progress(0, len(todo))
         for i, f in enumerate(todo, start=1):
             self._collect_file(f, checksums[f.rel])
             self.log(
                 f"{self.source.name}: file {i}/{len(todo)} {f.rel} done "
                 f"({self.report.records} records so far)"
             )
+            self.progress(i, len(todo))
 
     def _collect_file(self, f: SourceFile, sha: str) -> None:
         batch = _Batch()
@@ -332,7 +336,29 @@ class SourceCollector:
         faults.point("collect.batch")
 
 
+def files_unchanged(wh: Warehouse, loaded: LoadedConfig, source: FileSource | HubSource) -> bool:
+    """What the collect's skip would decide, without collecting: the source's files and mapping
+    are those of its last complete collect. A Hub source says False: knowing needs the network."""
+    if isinstance(source, HubSource):
+        return False
+    state = wh.source_state(source.name)
+    if not state or state["status"] != "complete":
+        return False
+    try:
+        located = locate_files(source, loaded)
+    except (SourceError, OSError):
+        return False
+    checksums = [(f.rel, f.sha256()) for f in located.files]
+    checksums += [(rel, f"unreadable: {why}") for rel, why in located.unreadable]
+    return bool(state["fingerprint"] == _fingerprint(source.spec_hash(), None, checksums))
+
+
 def collect_source(
-    wh: Warehouse, loaded: LoadedConfig, source: FileSource | HubSource, run_id: str, log: Log | None = None
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    source: FileSource | HubSource,
+    run_id: str,
+    log: Log | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SourceReport:
-    return SourceCollector(wh, loaded, source, run_id, log).run()
+    return SourceCollector(wh, loaded, source, run_id, log, progress).run()

@@ -47,7 +47,9 @@ class CollectStage:
 
     def run_unit(self, context: Context, unit: str) -> Report:
         source = context.loaded.config.source(unit)
-        report = collect_source(context.wh, context.loaded, source, context.run_id, log=context.log)
+        report = collect_source(
+            context.wh, context.loaded, source, context.run_id, log=context.log, progress=context.progress
+        )
         return Report(self.name, report.as_dict(), source_summary(report))
 
     def run(self, context: Context) -> Report:

@@ -70,8 +70,10 @@ class Translator:
         run_id: str,
         log: Log,
         backends: dict[str, Backend] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.wh, self.loaded, self.run_id, self.log = wh, loaded, run_id, log
+        self.progress = progress or (lambda done, total: None)
         self.s = loaded.config.translate
         self.protector = Protector(self.s.protect_terms)
         self.backends: dict[str, Backend] = dict(backends or {})  # tests pass doubles here
@@ -137,11 +139,13 @@ class Translator:
                     f"translate: job {job.name} → {target}: {chosen.height} selected, {len(pending)} to do"
                 )
                 counts = per_target.setdefault(target, {"translated": 0, "rejected": 0})
+                self.progress(0, len(pending))
                 for start in range(0, len(pending), CHUNK):
                     ok, bad = self.translate_chunk(job, target, pending[start : start + CHUNK], attempted)
                     counts["translated"] += ok
                     counts["rejected"] += bad
                     faults.point("translate.chunk")
+                    self.progress(min(start + CHUNK, len(pending)), len(pending))
                     self.log(
                         f"translate: {target}: {min(start + CHUNK, len(pending))}/{len(pending)} entries; "
                         f"{self.stats['cache_hits']} cached / {self.stats['model_segments']} new segments"
@@ -406,8 +410,9 @@ def run_translate(
     *,
     log: Log = print,
     backends: dict[str, Backend] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    return Translator(wh, loaded, run_id, log, backends).run()
+    return Translator(wh, loaded, run_id, log, backends, progress).run()
 
 
 def pending(wh: Warehouse, loaded: LoadedConfig) -> int:
@@ -456,7 +461,9 @@ class TranslateStage:
         return None  # which parents a job selects is in the config, not the warehouse
 
     def run(self, context: Context) -> Report:
-        t = run_translate(context.wh, context.loaded, context.run_id, log=context.log)
+        t = run_translate(
+            context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress
+        )
         rate = f"{t['cache_hit_rate']:.0%}" if t["cache_hit_rate"] is not None else "n/a"
         return Report(
             self.name,

@@ -25,11 +25,12 @@ def demo_copy(tmp_path: Path) -> Path:
     return tmp_path / "configs" / "demo.yaml"
 
 
-@pytest.fixture
-def flow_result(prefect_api, tmp_path: Path):
+@pytest.fixture(scope="module")
+def flow_result(prefect_api, tmp_path_factory):
+    """One demo run, read by several tests."""
     from flows.pipeline import pipeline_flow
 
-    wh = tmp_path / "wh.duckdb"
+    wh = tmp_path_factory.mktemp("flow") / "wh.duckdb"
     return pipeline_flow(config_path=str(DEMO_CONFIG), warehouse=str(wh)), wh
 
 
@@ -60,27 +61,92 @@ def test_flow_runs_all_sources_and_records_lineage(flow_result) -> None:
         assert result["stages"]["quality"]["totals"] == {"entries": 315, "passed": 310, "rejected": 5}
 
 
-def test_flow_leaves_count_artifacts(flow_result) -> None:
+def _read_artifacts(keys: list[str], flow_run_id: str | None = None) -> list:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     async def read():
         async with get_client() as client:
             return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(
-                    key=ArtifactFilterKey(any_=["globmed-collect", "globmed-entry-counts", "globmed-quality"])
-                )
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
             )
 
-    artifacts = asyncio.run(read())
-    by_key = {a.key: a for a in artifacts}
-    assert {"globmed-collect", "globmed-entry-counts", "globmed-quality"} <= set(by_key)
-    quality = by_key["globmed-quality"].data
+    found = asyncio.run(read())
+    return [a for a in found if flow_run_id is None or str(a.flow_run_id) == flow_run_id]
+
+
+def _task_runs(flow_run_id: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+
+    return asyncio.run(read())
+
+
+def test_flow_leaves_count_artifacts_keyed_per_dataset(flow_result) -> None:
+    result, _ = flow_result
+    keys = ["globmed-demo-collect", "globmed-demo-funnel", "globmed-demo-quality"]
+    by_key = {a.key: a for a in _read_artifacts(keys, result["flow_run_id"])}
+    assert set(keys) <= set(by_key)
+    quality = by_key["globmed-demo-quality"].data
     assert "# Quality report" in quality and "| missing_image | content | reject | 1 |" in quality
-    table = by_key["globmed-entry-counts"].data
+    table = by_key["globmed-demo-funnel"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert {"source", "language", "task", "stage", "entries"} <= set(rows[0])
-    assert sum(r["entries"] for r in rows) == 315
+    assert list(rows[0]) == [
+        "source", "language", "collected", "language_kept", "quality_passed", "kept_by_dedup", "exported"
+    ]  # fmt: skip
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k not in ("source", "language")}
+    # 315 collected, 5 rejected by quality, 22 contaminated train copies excluded: 288 exported.
+    assert total == {"collected": 315, "language_kept": 315, "quality_passed": 310, "kept_by_dedup": 288,
+                     "exported": 288}  # fmt: skip
+    assert all(
+        r["collected"] >= r["language_kept"] >= r["quality_passed"] >= r["kept_by_dedup"] for r in rows
+    )
+
+
+def test_flow_reports_progress_per_stage(flow_result) -> None:
+    result, _ = flow_result
+    keys = [f"globmed-demo-{s}-progress" for s in ("langid", "quality", "dedup", "collect-demo-dosing")]
+    progress = {a.key: a for a in _read_artifacts(keys, result["flow_run_id"])}
+    assert set(keys) == set(progress)
+    assert all(a.type == "progress" and float(a.data) == 100.0 for a in progress.values())
+
+
+def test_flow_graph_follows_the_pipeline_order(flow_result) -> None:
+    """Each stage's task waits for the step before it; collect tasks wait for nothing."""
+    result, _ = flow_result
+    runs = _task_runs(result["flow_run_id"])
+    name_of = {str(r.id): r.name for r in runs}
+
+    def parents(run) -> set[str]:
+        return {
+            name_of[str(i.id)] for inputs in run.task_inputs.values() for i in inputs if str(i.id) in name_of
+        }
+
+    graph = {r.name: parents(r) for r in runs}
+    collects = {f"collect {s}" for s in DEMO_SOURCES}
+    assert all(graph[c] == set() for c in collects)
+    assert graph["langid"] == collects
+    assert graph["quality"] == {"langid"} and graph["dedup"] == {"quality"} and graph["export"] == {"dedup"}
+
+
+def test_card_artifact_only_for_a_new_version_without_front_matter(prefect_api, tmp_path: Path) -> None:
+    from flows.pipeline import pipeline_flow
+
+    wh = str(tmp_path / "card.duckdb")
+    first = pipeline_flow(config_path=str(DEMO_CONFIG), warehouse=wh)
+    again = pipeline_flow(config_path=str(DEMO_CONFIG), warehouse=wh)
+    assert first["stages"]["export"]["created"] and not again["stages"]["export"]["created"]
+    cards = _read_artifacts(["globmed-demo-card"], first["flow_run_id"])
+    assert len(cards) == 1 and cards[0].data.startswith("# globmed-data demo")
+    assert "---" not in cards[0].data.splitlines()[0]
+    assert _read_artifacts(["globmed-demo-card"], again["flow_run_id"]) == []
+    assert _flow_run_name(first["flow_run_id"]) != _flow_run_name(again["flow_run_id"])
 
 
 def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
@@ -117,9 +183,25 @@ def test_cli_run_status_and_quarantine(prefect_api, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["quality", "show", "--warehouse", wh, "--reason", "nope"])
     assert bad.exit_code == 2 and "unknown rule" in bad.output
 
-    # A second run over unchanged data does no collect work.
+    # A second run over unchanged data is answered before Prefect starts.
     again = runner.invoke(app, ["run", "--config", str(DEMO_CONFIG), "--warehouse", wh])
-    assert again.exit_code == 0 and again.output.count("skipped") == 6
+    assert again.exit_code == 0 and "nothing changed since run" in again.output
+    assert "globmed/demo stays at v1.0.0" in " ".join(again.output.split())
+
+
+def test_cli_no_change_check_lets_changes_through(prefect_api, tmp_path: Path) -> None:
+    config = demo_copy(tmp_path)
+    wh = str(tmp_path / "w.duckdb")
+    assert runner.invoke(app, ["run", "-c", str(config), "-w", wh]).exit_code == 0
+    assert "nothing changed" in runner.invoke(app, ["run", "-c", str(config), "-w", wh]).output
+    with (tmp_path / "data" / "demo" / "bmi_open_qa.tsv").open("a", encoding="utf-8") as fh:
+        fh.write("\n")  # same records, new bytes: the collect must look (and skip the file's records)
+    touched = runner.invoke(app, ["run", "-c", str(config), "-w", wh])
+    assert touched.exit_code == 0 and "nothing changed" not in touched.output and "demo_bmi" in touched.output
+    assert "nothing changed" in runner.invoke(app, ["run", "-c", str(config), "-w", wh]).output
+    (tmp_path / "data" / "demo" / "fever_nli.parquet").unlink()
+    gone = runner.invoke(app, ["run", "-c", str(config), "-w", wh])
+    assert gone.exit_code == 3 and "nothing changed" not in gone.output
 
 
 def test_cli_partial_failure_exit_code(prefect_api, tmp_path: Path) -> None:
@@ -128,6 +210,27 @@ def test_cli_partial_failure_exit_code(prefect_api, tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--config", str(config), "--warehouse", str(tmp_path / "w.duckdb")])
     assert result.exit_code == 3
     assert "file not found" in result.output and "demo_fever" in result.output
+
+
+def test_a_failed_source_fails_its_task_and_the_flow_run(prefect_api, tmp_path: Path) -> None:
+    """Prefect shows the failure (no green run with a red source), and what succeeded is kept."""
+    from flows.pipeline import RunFailed, pipeline_flow
+
+    config = demo_copy(tmp_path)
+    (tmp_path / "data" / "demo" / "fever_nli.parquet").unlink()
+    state = pipeline_flow(config_path=str(config), warehouse=str(tmp_path / "w.duckdb"), return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith(
+        "Flow run encountered an exception: RunFailed: partial: source demo_fever:"
+    )
+    assert "file not found" in state.message and "5 of 6 sources collected" in state.message
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, RunFailed) and summary.summary["status"] == "partial"
+    tasks = {r.name: r.state.type.value for r in _task_runs(summary.summary["flow_run_id"])}
+    assert tasks["collect demo_fever"] == "FAILED" and tasks["collect demo_dosing"] == "COMPLETED"
+    assert tasks["export"] == "COMPLETED"  # the other sources' data is curated and published
+    with Warehouse(tmp_path / "w.duckdb", read_only=True) as wh:
+        assert wh.query("SELECT count(*) FROM entries WHERE status = 'active'")[0][0] == 295
 
 
 def test_cli_refuses_invalid_config_before_any_work(tmp_path: Path) -> None:
@@ -149,19 +252,12 @@ def test_status_without_warehouse_says_what_to_do(tmp_path: Path) -> None:
 
 def test_flow_publishes_a_version_with_card_artifact_and_event(flow_result) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
     result, _ = flow_result
     exported = result["stages"]["export"]
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["globmed-dataset-card"]))
-            )
-
-    cards = [a for a in asyncio.run(read()) if str(a.flow_run_id) == result["flow_run_id"]]
+    cards = _read_artifacts(["globmed-demo-card"], result["flow_run_id"])
     assert cards and "# globmed-data demo" in cards[0].data and exported["fingerprint"] in cards[0].data
 
     from prefect.events.worker import EventsWorker
