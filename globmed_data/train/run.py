@@ -145,7 +145,12 @@ def _run_record(plan: TrainPlan) -> dict[str, Any]:
     return {
         "model_id": plan.model_id,
         "base_model": plan.base,
-        "dataset": {"repo_id": v.repo_id, "version": v.version, "fingerprint": v.fingerprint},
+        "dataset": {
+            "repo_id": v.repo_id,
+            "version": v.version,
+            "fingerprint": v.fingerprint,
+            "folder": str(v.folder),
+        },
         "recipe_hash": plan.recipe.digest(),
         "recipe": plan.recipe.model_dump(mode="json"),
     }
@@ -244,6 +249,55 @@ def checksums(folder: Path) -> dict[str, str]:
         if path.is_file() and rel.parts[0] != "checkpoints":
             out[str(rel)] = sha256_file(path)
     return out
+
+
+def plan_for_model(
+    model_id: str,
+    *,
+    config_path: str | None = None,
+    warehouse: str | None = None,
+    endpoint: str | None = None,
+) -> tuple[TrainPlan, dict[str, Any]]:
+    """A registered, trained model's plan and record, to measure its gain in a later run (the
+    `bench-on-trained` deployment, on `globmed.model.trained`)."""
+    loaded = None
+    if config_path:
+        from globmed_data.config import load_config
+
+        loaded = load_config(config_path)
+    places = places_for(loaded, warehouse)
+    with Warehouse(places.warehouse, what=f"gain of {model_id}") as wh:
+        rows = wh.query_dicts("SELECT * FROM models WHERE model_id = ?", [model_id])
+    if not rows:
+        raise ConfigError(f"no model '{model_id}' in {places.warehouse}: see `globmed train list`")
+    row = rows[0]
+    if row["status"] != "trained":
+        raise ConfigError(f"model '{model_id}' is {row['status']}, not trained: nothing to benchmark")
+    recipe = Recipe(**json.loads(row["recipe"]))
+    if recipe.digest() != row["recipe_hash"]:
+        raise ConfigError(
+            f"model '{model_id}': its stored recipe no longer hashes to {row['recipe_hash'][:12]}"
+        )
+    version = open_version(
+        _dataset_of(row), cache=places.warehouse.parent / "train", places=places, endpoint=endpoint
+    )
+    if version.fingerprint != row["fingerprint"]:
+        raise ConfigError(f"model '{model_id}': {version.folder} is not the version it was trained on")
+    plan = TrainPlan(model_id, row["base_model"], version, recipe, Path(row["folder"]), places.warehouse)
+    record = {k: row[k] for k in _REGISTRY_FIELDS if k not in ("examples_per_language", "artifacts")}
+    record["examples_per_language"] = json.loads(row["examples_per_language"] or "{}")
+    return plan, record
+
+
+def _dataset_of(row: dict[str, Any]) -> str:
+    """The version folder the run read (train.json), while it exists; else OWNER/NAME@vX.Y.Z."""
+    try:
+        folder = json.loads((Path(row["folder"]) / RUN_FILE).read_text())["dataset"]["folder"]
+        if Path(folder).is_dir():
+            return str(folder)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return f"{row['repo_id']}@v{row['version']}"
 
 
 def bench_overrides(plan: TrainPlan, limit: int | None) -> dict[str, Any]:

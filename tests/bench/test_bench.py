@@ -419,11 +419,11 @@ def test_bench_run_through_the_flow_prints_json_and_records_a_failed_model(
     assert missing.exit_code == 2 and "bench list" in missing.output
 
     artifacts = {
-        a.key: a.data for a in _artifacts(["globmed-bench-test-bench", "globmed-bench-test-bench-scores"])
+        a.key: a.data for a in _artifacts(["globmed-test-bench-bench", "globmed-test-bench-bench-scores"])
     }
-    assert "| mcqa | test | `constant:A` |" in artifacts["globmed-bench-test-bench"]
-    assert "data:image/png;base64," in artifacts["globmed-bench-test-bench"]  # the chart, inline
-    scores = artifacts["globmed-bench-test-bench-scores"]
+    assert "| mcqa | test | `constant:A` |" in artifacts["globmed-test-bench-bench"]
+    assert "data:image/png;base64," in artifacts["globmed-test-bench-bench"]  # the chart, inline
+    scores = artifacts["globmed-test-bench-bench-scores"]
     scores = json.loads(scores) if isinstance(scores, str) else scores
     assert {(r["language"], r["n"]) for r in scores} == {("en", 11), ("sw", 6)}
 

@@ -24,7 +24,9 @@ with Warehouse(sys.argv[1], what="run nightly 02:00") as wh:
 
 
 def _holder(path: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     return proc
 
@@ -91,7 +93,9 @@ def test_cli_says_who_holds_the_warehouse(tmp_path: Path) -> None:
         assert said.startswith("error: the warehouse") and "run nightly 02:00" in said
         assert "Traceback" not in result.output and said.count("error:") == 1  # one message
         status = runner.invoke(app, ["status", "-w", str(wh)])
-        assert status.exit_code == 2 and "being written by run nightly 02:00" in " ".join(status.output.split())
+        assert status.exit_code == 2 and "being written by run nightly 02:00" in " ".join(
+            status.output.split()
+        )
     finally:
         proc.kill()
         proc.wait()

@@ -331,9 +331,10 @@ def test_train_run_trains_registers_and_measures_the_gain(version, tiny, tmp_pat
     assert model["artifacts"] == checksums(tmp_path / "m")  # the card with its gains included
     assert shown["gains"] == gains
 
+    from flows.naming import artifact_key
     from tests.bench.test_bench import _artifacts
 
-    key = "globmed-train-" + "".join(c if c.isalnum() else "-" for c in model_id.lower())
+    key = artifact_key(model["repo_id"], "model", model_id)
     artifacts = {a.key: a.data for a in _artifacts([key, key + "-gain"])}
     assert "data:image/png;base64," in artifacts[key] and not artifacts[key].startswith("---")
     assert key + "-gain" in artifacts
@@ -341,6 +342,14 @@ def test_train_run_trains_registers_and_measures_the_gain(version, tiny, tmp_pat
     again = runner.invoke(app, [*args, "--out", str(tmp_path / "m"), "--no-bench", "--json", "-w", wh])
     assert again.exit_code == 0, again.output  # the same run again: the same id, one registry row
     assert len(json.loads(runner.invoke(app, ["train", "list", "--json", "-w", wh]).stdout)["models"]) == 1
+
+    # What the bench-on-trained deployment runs on globmed.model.trained: the same gain, later.
+    from flows.train import gain_flow
+
+    later = gain_flow(model_id=model_id, warehouse=wh)
+    assert later["bench"]["status"] == "succeeded"
+    pairs = [(g["language"], g["delta"]) for g in later["gains"]]
+    assert pairs == [(g["language"], g["delta"]) for g in gains]
 
 
 def test_the_trained_event_names_the_model_and_the_version(version, tiny, tmp_path, prefect_api) -> None:
