@@ -6,7 +6,8 @@ pulled back through olah with the real client.
 
 Only what HfApi.create_repo / create_commit ("regular" uploads) / create_tag / list_repo_refs /
 list_repo_files / get_paths_info / repo_info need is implemented. `fail_next_commit` makes the
-next commit fail (HTTP 400) to test failed pushes.
+next commit fail (HTTP 400) to test failed pushes; `lose_next_commit_answer` stores the next
+commit but answers 503, as when a connection drops after the Hub did the work.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class HubWriteDouble:
         self.root = root
         self.token = token
         self.fail_next_commit: str | None = None
+        self.lose_next_commit_answer = False
         self.commits = 0
         self.seen_tokens: set[str] = set()
         self._lock = threading.Lock()
@@ -144,6 +146,9 @@ class HubWriteDouble:
         _git(path, "commit", "-q", "--allow-empty", "-m", summary)
         self.commits += 1
         oid = _git(path, "rev-parse", "HEAD")
+        if self.lose_next_commit_answer:
+            self.lose_next_commit_answer = False
+            return 503, {"error": "the answer was lost"}
         return 200, {"commitUrl": f"{self.url}/datasets/{path.parent.name}/{path.name}/commit/{oid}",
                      "commitOid": oid}  # fmt: skip
 

@@ -137,7 +137,11 @@ def model_path(target: str) -> Path | str:
         if not path.is_file():
             raise EngineError(f"{path}: no such GGUF file")
         return converted_gguf(path)
-    return path if path.exists() else target
+    if path.exists():
+        return path
+    from globmed_data.ops.retry import download_model
+
+    return Path(download_model(target))  # a Hub id: fetched with retries and timeouts
 
 
 def packaged_gguf(module: str) -> Path:

@@ -25,13 +25,19 @@ def pull_version(
         if not (out / MANIFEST).is_file():
             raise FileExistsError(f"{out} is not empty and holds no pulled version: choose an empty folder")
         shutil.rmtree(out / "data", ignore_errors=True)  # a previous pull: its shards must not linger
-    snapshot_download(
-        repo_id,
-        repo_type="dataset",
-        revision=revision,
-        endpoint=endpoint,
-        local_dir=out,
-        token=token or False,
+    from globmed_data.ops.retry import hub_timeouts, with_retries
+
+    hub_timeouts()
+    with_retries(
+        f"pull {repo_id}@{revision}",
+        lambda: snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            endpoint=endpoint,
+            local_dir=out,
+            token=token or False,
+        ),
     )
     manifest = verify_folder(out)
     if revision.startswith("v") and manifest.get("tag") != revision:

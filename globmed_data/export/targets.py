@@ -182,8 +182,14 @@ class HubTarget:
 
     def publish(self, folder: Path, version: str, created_at: datetime) -> str:
         token = hub_token(self.settings)
+        from globmed_data.ops.retry import hub_timeouts, with_retries
+
+        hub_timeouts()
         try:
-            return self._publish(folder, version, token)
+            # Safe to repeat: a version already tagged is checked, not committed again.
+            return with_retries(
+                f"publish v{version} to {self.location}", lambda: self._publish(folder, version, token)
+            )
         except PublishError:
             raise
         except Exception as exc:  # the Hub client raises many kinds; keep the message, hide the token

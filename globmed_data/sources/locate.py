@@ -193,9 +193,15 @@ def hub_revision(source: HubSource) -> str:
     """Resolve the configured revision (branch, tag or sha) to a commit sha."""
     from huggingface_hub import HfApi
 
+    from globmed_data.ops.retry import hub_timeouts, with_retries
+
+    hub_timeouts()
     api = HfApi(endpoint=source.endpoint, token=os.environ.get(source.token_env) or False)
     try:
-        info = api.repo_info(source.repo_id, repo_type=source.repo_type, revision=source.revision)
+        info = with_retries(
+            f"source '{source.name}': revision of {source.repo_id}",
+            lambda: api.repo_info(source.repo_id, repo_type=source.repo_type, revision=source.revision),
+        )
     except Exception as exc:  # network errors, 404, auth: all end the source with a clear message
         where = source.endpoint or "the Hugging Face Hub"
         raise SourceError(
@@ -217,15 +223,21 @@ def locate_hub(source: HubSource, loaded: LoadedConfig, revision: str | None) ->
     else:
         from huggingface_hub import snapshot_download
 
+        from globmed_data.ops.retry import hub_timeouts, with_retries
+
+        hub_timeouts()
         try:
             root = Path(
-                snapshot_download(
-                    source.repo_id,
-                    repo_type=source.repo_type,
-                    revision=revision,
-                    allow_patterns=source.files,
-                    endpoint=source.endpoint,
-                    token=os.environ.get(source.token_env) or False,
+                with_retries(
+                    f"source '{source.name}': download of {source.repo_id}",
+                    lambda: snapshot_download(
+                        source.repo_id,
+                        repo_type=source.repo_type,
+                        revision=revision,
+                        allow_patterns=source.files,
+                        endpoint=source.endpoint,
+                        token=os.environ.get(source.token_env) or False,
+                    ),
                 )
             )
         except Exception as exc:

@@ -102,13 +102,15 @@ class HFBackend:
                 raise BackendError(
                     "the hf backend needs transformers and torch: pip install '.[train]'"
                 ) from exc
-            local = Path(self.model).is_dir()
-            kwargs = {"local_files_only": True} if local else {}
-            config = AutoConfig.from_pretrained(self.model, **kwargs)
+            from globmed_data.ops.retry import download_model
+
+            source = download_model(self.model)  # a Hub id: fetched with retries, then loaded locally
+            kwargs = {"local_files_only": True} if Path(source).is_dir() else {}
+            config = AutoConfig.from_pretrained(source, **kwargs)
             seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-            tokenizer = AutoTokenizer.from_pretrained(self.model, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             loader = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
-            model = loader.from_pretrained(self.model, **kwargs).to(self.settings.device).eval()
+            model = loader.from_pretrained(source, **kwargs).to(self.settings.device).eval()
             if not seq2seq:
                 tokenizer.padding_side = "left"  # generation continues after the prompt
             if tokenizer.pad_token is None:

@@ -367,6 +367,36 @@ def test_hub_push_is_idempotent_resumable_and_pulls_back(olah, tmp_path: Path, m
     assert manifest["fingerprint"] == fingerprint and manifest["entries"] == 288
 
 
+def test_hub_push_retries_when_the_answer_is_lost(tmp_path: Path, monkeypatch) -> None:
+    """The Hub commits but the answer never arrives (503): the retry finds no tag, sees its files
+    already there (huggingface_hub skips an empty commit) and tags: one version, one commit,
+    published in one run."""
+    import globmed_data.ops.retry as retry
+
+    monkeypatch.setattr(retry, "delay", lambda attempt: 0.0)
+    monkeypatch.setenv("GLOBMED_TEST_HF_TOKEN", "hf_token")
+    with HubWriteDouble(tmp_path / "hub", "hf_token") as hub:
+        loaded = load_config(
+            _demo_copy(
+                tmp_path,
+                repo_id="globmed/hub-retry",
+                local={"enabled": False},
+                hub={"endpoint": hub.url, "token_env": "GLOBMED_TEST_HF_TOKEN"},
+            )
+        )
+        with Warehouse(tmp_path / "wh.duckdb") as wh:
+            _curate(wh, loaded)
+            hub.lose_next_commit_answer = True
+            result = run_export(wh, loaded, "r1", log=quiet)
+            assert result["status"] == "published" and hub.commits == 1
+            tags = (
+                HfApi(endpoint=hub.url, token="hf_token")
+                .list_repo_refs("globmed/hub-retry", repo_type="dataset")
+                .tags
+            )
+            assert [t.name for t in tags] == ["v1.0.0"]
+
+
 def test_a_source_can_have_a_config_of_its_own(tmp_path: Path) -> None:
     loaded = load_config(_demo_copy(tmp_path, config_per_source=["demo_facts"]))
     with Warehouse(tmp_path / "wh.duckdb") as wh:
