@@ -58,7 +58,7 @@ class RunFailed(RuntimeError):
 def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name}-{unit}", unit="files")
+    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name} {unit}", unit="files")
     report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress), unit)
     if report.status == "failed":
         error = str(report.counts.get("error") or "").removeprefix(f"source '{unit}': ")
@@ -70,7 +70,7 @@ def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, r
 @task(name="stage", cache_policy=NO_CACHE)
 def stage_task(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> dict[str, Any]:
     """One whole-warehouse pass of a stage, recorded in run_stages (source '*')."""
-    progress = StageProgress(loaded.config.export.repo_id, step.name.replace(":", "-"))
+    progress = StageProgress(loaded.config.export.repo_id, step.name)
     report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info, progress))
     counts = {**report.counts, "summary": report.summary}
     if report.status == "failed":  # the export's publication: the version exists, a target refused it

@@ -39,10 +39,8 @@ class StageProgress:
             update_progress_artifact(self.artifact, percent, description=f"{self.what}: {done:,}/{total:,}")
             self.last_update = now
         if done >= total or now - self.last_log >= MIN_LOG_S:
-            rate = done / max(now - self.started, 1e-9)
-            get_run_logger().info(
-                f"{self.what}: {done:,}/{total:,} {self.unit} ({percent:.0f}%, {rate:,.0f}/s)"
-            )
+            rate = f", {done / max(now - self.started, 1e-9):,.0f}/s" if done else ""
+            get_run_logger().info(f"{self.what}: {done:,}/{total:,} {self.unit} ({percent:.0f}%{rate})")
             self.last_log = now
 
     def state(self) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def run(
 
     loaded = _load(config)  # refuse an invalid config before Prefect even starts
     wh_path = _warehouse_path(loaded, warehouse)
-    _open_write(loaded, warehouse, wait=wait).close()  # a busy or unwritable warehouse: said now
+    _check_writable(wh_path, wait)  # a busy or unwritable warehouse: said now, in one line
     if _nothing_to_do(loaded, wh_path):
         remember(wh_path, config)
         raise typer.Exit(0)
@@ -112,6 +112,18 @@ def run(
     _print_run(outcome)
     code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[outcome["status"]]
     raise typer.Exit(code)
+
+
+def _check_writable(wh_path: Path, wait: float | None) -> None:
+    """Take and let go of the writer lock: its file proves the folder writable, and a run holding
+    it is named (the flow takes it again for the run)."""
+    from globmed_data.ops.lock import writer_lock
+
+    try:
+        with writer_lock(wh_path, what="globmed (CLI)", wait=wait):
+            pass
+    except (WarehouseBusy, OSError) as exc:
+        raise _fail(_operational(exc), EXIT_CONFIG) from None
 
 
 def _nothing_to_do(loaded: Any, wh_path: Path) -> bool:

@@ -30,13 +30,29 @@ def lsh_shape(s: DedupSettings) -> tuple[int, int]:
     return (s.bands, s.rows) if s.bands and s.rows else optimal_bands(s.threshold, s.num_perm)
 
 
-@cache
-def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands b and rows r (b·r ≤ num_perm) minimising false positives + false negatives.
+# optimal_bands for 128 permutations at common thresholds, worked out once: the search takes
+# 0.7 s (scipy included), which every `globmed run` paid just to check for pending work.
+# tests/dedup checks that each equals the search.
+KNOWN_SHAPES: dict[tuple[float, int], tuple[int, int]] = {
+    (0.5, 128): (25, 5),
+    (0.6, 128): (18, 7),
+    (0.7, 128): (14, 9),
+    (0.75, 128): (11, 11),
+    (0.8, 128): (9, 13),
+    (0.85, 128): (8, 16),
+    (0.9, 128): (5, 25),
+}
 
-    The same weighting as datasketch's MinHashLSH (equal weights): the integrals of the
-    S-curve 1 − (1 − s^r)^b below and above the threshold.
-    """
+
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """Bands b and rows r (b·r ≤ num_perm) minimising false positives + false negatives."""
+    return KNOWN_SHAPES.get((threshold, num_perm)) or search_bands(threshold, num_perm)
+
+
+@cache
+def search_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The search behind optimal_bands, with the same weighting as datasketch's MinHashLSH (equal
+    weights): the integrals of the S-curve 1 − (1 − s^r)^b below and above the threshold."""
     from scipy.integrate import quad  # scipy is a core dependency, imported when dedup runs
 
     best, best_err = (1, num_perm), float("inf")

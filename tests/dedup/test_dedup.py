@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from globmed_data.config import load_config, parse_config
-from globmed_data.dedup.linking import optimal_bands
+from globmed_data.dedup.linking import KNOWN_SHAPES, optimal_bands, search_bands
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import dedup_texts, permutations, permute, signatures
 from globmed_data.dedup.stage import run_dedup
@@ -162,6 +162,8 @@ def test_items_differing_in_numbers_or_answer_stay_apart() -> None:
 
 def test_bands_follow_the_threshold() -> None:
     assert optimal_bands(0.7, 128) == (14, 9)
+    for (threshold, num_perm), shape in KNOWN_SHAPES.items():  # the table equals the search
+        assert search_bands(threshold, num_perm) == shape
     base = {"sources": [{"name": "a", "paths": ["x.jsonl"], "preset": "problem_choices", "language": "en"}]}
     with pytest.raises(ConfigError, match="set both `bands` and `rows`"):
         parse_config({**base, "dedup": {"bands": 8}})
