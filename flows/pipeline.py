@@ -58,7 +58,7 @@ class RunFailed(RuntimeError):
 def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name} {unit}", unit="files")
+    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name} {unit}", unit="bytes")
     report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress), unit)
     if report.status == "failed":
         error = str(report.counts.get("error") or "").removeprefix(f"source '{unit}': ")

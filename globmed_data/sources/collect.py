@@ -91,6 +91,7 @@ class SourceCollector:
     ) -> None:
         self.wh = wh
         self.progress = progress or (lambda done, total: None)
+        self.bytes_total = self.bytes_done = 0
         self.loaded = loaded
         self.source = source
         self.run_id = run_id
@@ -206,18 +207,21 @@ class SourceCollector:
         self.report.files_unchanged = len(unchanged)
         skip = set(unchanged)
         todo = [f for f in located.files if f.rel not in skip]
-        self.progress(0, len(todo))
+        # Progress in bytes of the files to read: per batch, so one big file is not 0 then 100%.
+        self.bytes_total, self.bytes_done = sum(f.size for f in todo), 0
+        self.progress(0, self.bytes_total)
         for i, f in enumerate(todo, start=1):
             self._collect_file(f, checksums[f.rel])
+            self.bytes_done += f.size
             self.log(
                 f"{self.source.name}: file {i}/{len(todo)} {f.rel} done "
                 f"({self.report.records} records so far)"
             )
-            self.progress(i, len(todo))
+            self.progress(self.bytes_done, self.bytes_total)
 
     def _collect_file(self, f: SourceFile, sha: str) -> None:
         batch = _Batch()
-        records = 0
+        records = read = 0
         ctx = self.mapper.file_context(f.rel)
         try:
             fmt = detect_format(f.path, self.source.format)
@@ -230,6 +234,7 @@ class SourceCollector:
             )
             for item in items:
                 records += 1
+                read += item.size
                 try:
                     self._add(batch, f, ctx, item)
                 except Exception as exc:  # one odd record never stops the file: it is quarantined
@@ -239,6 +244,7 @@ class SourceCollector:
                 if len(batch) >= self.settings.batch_size:
                     self._flush(batch, None)
                     batch = _Batch()
+                    self.progress(self.bytes_done + min(read, f.size), self.bytes_total)
         except FileReadError as exc:
             self._quarantine(batch, f.rel, "file", None, "file_unreadable", str(exc), None, f.size)
         self.report.records += records
