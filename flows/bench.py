@@ -27,6 +27,15 @@ class ModelFailed(RuntimeError):
         self.record = record
 
 
+class BenchFailed(RuntimeError):
+    """Some models failed: the flow run is Failed with this message; the summary (the other models'
+    scores are stored) goes with it for the CLI and the training flow."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
 @task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE, log_prints=False)
 def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
     """One model on the version; a failed model fails its task run (the others go on)."""
@@ -70,7 +79,24 @@ def bench_flow(
         runs.append(outcome.record if isinstance(outcome, ModelFailed) else outcome)
     summary = summarise(plan, runs)
     _artifacts(plan, summary)
+    failed = [r for r in runs if r["status"] == "failed"]
+    if failed:
+        named = "; ".join(f"model {r['model']}: {r['error']}" for r in failed)
+        raise BenchFailed(
+            f"{summary['status']}: {named}; {len(runs) - len(failed)} of {len(runs)} scored", summary
+        )
     return summary
+
+
+def outcome(state: Any) -> tuple[dict[str, Any], str | None]:
+    """A finished bench flow run's summary, and its failure message (None when every model was
+    scored); any other failure is raised."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BenchFailed):
+        return result.summary, str(result)
+    if isinstance(result, BaseException):
+        raise result
+    return result, None
 
 
 def _artifacts(plan: BenchPlan, summary: dict[str, Any]) -> None:

@@ -148,7 +148,11 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path) -> dict[str, Any]:
                     )
                     for unit in step.stage.units(loaded)
                 ]
-                reports = [_outcome(f)[0] or {} for f in previous]
+                outcomes = [_outcome(f) for f in previous]
+                for _, error in outcomes:
+                    if error is not None and not isinstance(error, StepFailed):
+                        raise error  # not the source's own failure (the warehouse, say): the run fails
+                reports = [counts for counts, _ in outcomes if counts is not None]
                 continue
             if step.name == "export" and _collect_status(reports) == "failed":
                 continue  # every source failed: nothing new to publish
@@ -175,7 +179,6 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path) -> dict[str, Any]:
                 for k in ("status", "records", "added", "updated", "unchanged", "quarantined", "vanished")
             }
             for r in reports
-            if r
         },
         **stages,
     }

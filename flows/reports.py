@@ -37,7 +37,7 @@ def publish_artifacts(
     repo = loaded.config.export.repo_id
     create_table_artifact(
         key=artifact_key(repo, "collect"),
-        table=run_table([r for r in reports if r]),
+        table=run_table(reports),
         description=f"Collect stage per source, run {run_id} ({status})",
     )
     rows = funnel(wh, repo)

@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.bench import bench_flow
+from flows.bench import bench_flow, outcome
 from flows.naming import artifact_key, dataset_run_name, unique_run_name
 from globmed_data.train.events import emit_trained
 from globmed_data.train.report import card_body
@@ -80,11 +80,11 @@ def train_flow(
     record = train_task(plan)
     emit_trained(plan, record)
     gains: list[dict[str, Any]] = []
-    bench_summary = None
+    bench_summary = problem = None
     if bench:
-        bench_summary, gains = _measure_gain(plan, record, config_path, bench_limit)
+        bench_summary, gains, problem = _measure_gain(plan, record, config_path, bench_limit)
     _artifacts(plan, record, gains)
-    return {
+    result = {
         **record,
         "dataset": {
             "repo_id": plan.version.repo_id,
@@ -101,20 +101,35 @@ def train_flow(
             else None
         ),
     }
+    if problem:
+        raise GainNotMeasured(f"{plan.model_id} trained; its gain is not measured: {problem}", result)
+    return result
+
+
+class GainNotMeasured(RuntimeError):
+    """The model is trained and registered, but the base or the trained model could not be scored:
+    the flow run is Failed with the benchmark's message; the result goes with it for the CLI."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _measure_gain(
     plan: TrainPlan, record: dict[str, Any], config_path: str | None, bench_limit: int | None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The base and the trained model through the benchmark flow (a subflow), then the gain."""
-    summary = bench_flow(
+) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+    """The base and the trained model through the benchmark flow (a subflow), then the gain (of
+    what was scored), and the benchmark's failure message if a model failed."""
+    state = bench_flow(
         dataset=str(plan.version.folder),
         models=[plan.base, record["model_spec"]],
         config_path=config_path,
         warehouse=str(plan.warehouse),
         overrides=bench_overrides(plan, bench_limit),
+        return_state=True,
     )
-    return summary, record_gain(plan, record, summary)
+    summary, problem = outcome(state)
+    return summary, record_gain(plan, record, summary), problem
 
 
 def _gain_run_name() -> str:
@@ -141,10 +156,13 @@ def gain_flow(
         bench_limit: items per task and language at most (all when unset).
     """
     plan, record = plan_for_model(model_id, config_path=config_path, warehouse=warehouse, endpoint=endpoint)
-    summary, gains = _measure_gain(plan, record, config_path, bench_limit)
+    summary, gains, problem = _measure_gain(plan, record, config_path, bench_limit)
     _artifacts(plan, record, gains)
-    return {"model_id": model_id, "bench": {"bench_id": summary["bench_id"], "status": summary["status"]},
-            "gains": gains}  # fmt: skip
+    result = {"model_id": model_id, "bench": {"bench_id": summary["bench_id"], "status": summary["status"]},
+              "gains": gains}  # fmt: skip
+    if problem:
+        raise GainNotMeasured(f"the gain of {model_id} is not measured: {problem}", result)
+    return result
 
 
 _GAIN_COLUMNS = ("task", "language", "resource", "n", "base_accuracy", "trained_accuracy", "delta")

@@ -21,6 +21,7 @@ from globmed_data.clitools import (
     out,
     prefect_environment,
     print_json,
+    start_flow,
 )
 from globmed_data.settings import ConfigError
 
@@ -90,10 +91,10 @@ def bench_run(
     except ConfigError as exc:
         raise fail(str(exc), EXIT_CONFIG) from None
     prefect_environment()
-    from flows.bench import bench_flow
+    from flows.bench import bench_flow, outcome
 
     try:
-        summary = bench_flow(**request)
+        summary, _ = outcome(start_flow(bench_flow, **request))  # failed models: in the summary
     except Exception as exc:  # Prefect could not start, the warehouse is held, the disk is full...
         raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
     if as_json:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from globmed_data.clitools import (
     EXIT_CONFIG,
+    EXIT_PARTIAL,
     JsonOpt,
     WarehouseOpt,
     console,
@@ -19,6 +20,7 @@ from globmed_data.clitools import (
     out,
     prefect_environment,
     print_json,
+    start_flow,
 )
 from globmed_data.settings import ConfigError
 
@@ -75,17 +77,21 @@ def train_run(
         raise fail(str(exc), EXIT_CONFIG) from None
     console.print(f"training {plan.model_id} into {plan.out}", highlight=False)
     prefect_environment()
-    from flows.train import train_flow
+    from flows.train import GainNotMeasured, train_flow
 
-    try:
-        result = train_flow(**request, bench=bench, bench_limit=bench_limit)
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_CONFIG) from None
-    except Exception as exc:  # training failed (recorded), Prefect could not start, the disk is full...
-        raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
+    state = start_flow(train_flow, **request, bench=bench, bench_limit=bench_limit)
+    result = state.result(raise_on_failure=False)
+    code = 0
+    if isinstance(result, GainNotMeasured):  # trained and registered; a benchmark model failed
+        console.print(f"[red]{result}[/]", highlight=False)
+        result, code = result.result, EXIT_PARTIAL
+    elif isinstance(result, ConfigError):
+        raise fail(str(result), EXIT_CONFIG)
+    elif isinstance(result, BaseException):  # training failed (recorded), the disk is full...
+        raise fail(f"{type(result).__name__}: {result}".splitlines()[0], 1)
     if as_json:
         print_json(result)
-        return
+        raise typer.Exit(code)
     out.print(
         f"{result['model_id']}: {result['steps']} steps, loss {result['first_loss']:.4f} → "
         f"{result['final_loss']:.4f}, {result['tokens_per_second']:.0f} tokens/s on {result['device']}",
@@ -94,6 +100,7 @@ def train_run(
     out.print(f"model: {result['model_spec']}\ncard: {Path(result['folder']) / 'README.md'}", highlight=False)
     if result["gains"]:
         _print_gains(result["gains"])
+    raise typer.Exit(code)
 
 
 def _print_gains(gains: list[dict[str, Any]]) -> None:

@@ -427,6 +427,17 @@ def test_bench_run_through_the_flow_prints_json_and_records_a_failed_model(
     scores = json.loads(scores) if isinstance(scores, str) else scores
     assert {(r["language"], r["n"]) for r in scores} == {("en", 11), ("sw", 6)}
 
+    # Prefect shows the failure: the model's task and the flow run are Failed, by name.
+    from prefect.client.orchestration import get_client
+
+    missing_spec = f"hf:{tmp_path / 'missing-model'}"
+    with get_client(sync_client=True) as client:
+        run = next(
+            r for r in client.read_flow_runs(limit=200) if missing_spec in r.parameters.get("models", [])
+        )
+    assert run.state.is_failed() and "partial: model hf:" in run.state.message
+    assert "missing-model" in run.state.message and "1 of 2 scored" in run.state.message
+
 
 def _artifacts(keys: list[str]) -> list[Any]:
     import asyncio
