@@ -110,6 +110,11 @@ def run(
         raise _fail(_operational(outcome), EXIT_CONFIG if isinstance(outcome, WarehouseBusy) else 1)
     remember(wh_path, config)
     _print_run(outcome)
+    if outcome.get("error"):  # a stage raised: the run stopped there (its cause and what to do)
+        hint = _hint(outcome["error"])
+        raise _fail(
+            outcome["error"] + (f": {hint}" if hint else " (a re-run resumes where this one stopped)"), 1
+        )
     code = {"succeeded": 0, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}[outcome["status"]]
     raise typer.Exit(code)
 
@@ -117,12 +122,15 @@ def run(
 def _check_writable(wh_path: Path, wait: float | None) -> None:
     """Take and let go of the writer lock: its file proves the folder writable, and a run holding
     it is named (the flow takes it again for the run)."""
+    import duckdb
+
     from globmed_data.ops.lock import writer_lock
 
     try:
         with writer_lock(wh_path, what="globmed (CLI)", wait=wait):
-            pass
-    except (WarehouseBusy, OSError) as exc:
+            if wh_path.exists():  # a process outside globmed (a DuckDB shell) may hold the file
+                duckdb.connect(str(wh_path), read_only=True).close()
+    except (WarehouseBusy, OSError, duckdb.Error) as exc:
         raise _fail(_operational(exc), EXIT_CONFIG) from None
 
 
@@ -172,18 +180,25 @@ def _operational(exc: Exception) -> str:
     from globmed_data.pipeline.stage import PendingWork
 
     text = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    lowered = text.lower()
-    if "no space left" in lowered or "disk full" in lowered:
-        return (
-            f"{text}: the disk is full; free space (or move the warehouse with --warehouse), then run again"
-        )
-    if "read-only" in lowered or "permission denied" in lowered:
-        return f"{text}: the location is not writable; choose another with --warehouse or fix its permissions"
-    if "could not set lock" in lowered:  # DuckDB's words for a file another process holds
-        return f"{text}: another process has the warehouse; wait for it to finish, or use another --warehouse"
+    hint = _hint(text)
+    if hint:
+        return f"{text}: {hint}"
     if isinstance(exc, PendingWork | WarehouseError | WarehouseBusy):  # their messages say what to do
         return str(exc).splitlines()[0]
     return f"{text} (run again with --debug for the traceback; a re-run resumes where this one stopped)"
+
+
+def _hint(text: str) -> str | None:
+    """What to do about an error whose cause is outside the data: a full disk, a read-only
+    location, a DuckDB file another process holds."""
+    lowered = text.lower()
+    if "no space left" in lowered or "disk full" in lowered:
+        return "the disk is full; free space (or move the warehouse with --warehouse), then run again"
+    if "read-only" in lowered or "permission denied" in lowered:
+        return "the location is not writable; choose another with --warehouse or fix its permissions"
+    if "could not set lock" in lowered:  # DuckDB's words for a file another process holds
+        return "another process has the warehouse; wait for it to finish, or use another --warehouse"
+    return None
 
 
 def _print_run(result: dict[str, Any]) -> None:
@@ -219,7 +234,10 @@ def _print_run(result: dict[str, Any]) -> None:
     out.print(table)
     for r in result["sources"]:
         if r["error"]:
-            console.print(f"[red]{r['source']}[/]: {r['error']}", highlight=False)
+            hint = _hint(r["error"])
+            console.print(
+                f"[red]{r['source']}[/]: {r['error']}" + (f" ({hint})" if hint else ""), highlight=False
+            )
     for name, counts in result.get("stages", {}).items():
         out.print(f"{name}: {counts['summary']}", highlight=False)
     console.print(f"warehouse: {result['warehouse']}")

@@ -86,15 +86,18 @@ def write_shards(
             rel = shard_path(config, language, split, i, len(bounds))
             target = folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(
-                table.slice(offset, length),
-                target,
-                compression="zstd",
-                compression_level=zstd_level,
-                row_group_size=row_group_rows,
-                use_dictionary=True,
-                write_statistics=True,
-            )
+            # Our own handle, closed even when the write fails: pyarrow's stays open for as long
+            # as the error (kept in Prefect's task state) lives, and a full disk stays busy.
+            with target.open("wb") as sink:
+                pq.write_table(
+                    table.slice(offset, length),
+                    sink,
+                    compression="zstd",
+                    compression_level=zstd_level,
+                    row_group_size=row_group_rows,
+                    use_dictionary=True,
+                    write_statistics=True,
+                )
             files.append(
                 ShardFile(rel, config, language, split, length, target.stat().st_size, sha256_file(target))
             )

@@ -128,8 +128,11 @@ def _acquire(path: Path, warehouse: str | Path, what: str, wait: float) -> None:
         "host": socket.gethostname(),
         "since": f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC",
     }
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(holder).encode(), 0)
+    try:  # the note is a courtesy: a full disk must not leave the lock held and unrecorded
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+    except OSError:
+        pass
     with _guard:
         _held[path] = (fd, 1)
 
@@ -141,9 +144,13 @@ def _release(path: Path) -> None:
             _held[path] = (fd, depth - 1)
             return
         del _held[path]
-    os.ftruncate(fd, 0)
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass  # a read-only or full disk: the note stays, the lock still goes
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _read_holder(path: Path) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import Any
 from globmed_data import faults
 from globmed_data.config import LoadedConfig
 from globmed_data.ids import canonical_json, stable_hash
+from globmed_data.pipeline.stage import Progress
 from globmed_data.sources.locate import (
     Located,
     SourceError,
@@ -60,6 +61,13 @@ class SourceReport:
         return asdict(self)
 
 
+def _checksums(located: Located) -> list[tuple[str, str]]:
+    """(name, sha256) per file; a file that cannot be opened counts too, so mending it is a change."""
+    return [(f.rel, f.sha256()) for f in located.files] + [
+        (rel, f"unreadable: {why}") for rel, why in located.unreadable
+    ]
+
+
 def _fingerprint(spec_hash: str, revision: str | None, files: list[tuple[str, str]]) -> str:
     return stable_hash(
         "fingerprint", spec_hash, NORMALIZER_VERSION, revision or "", canonical_json(sorted(files))
@@ -87,7 +95,7 @@ class SourceCollector:
         source: FileSource | HubSource,
         run_id: str,
         log: Log | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.wh = wh
         self.progress = progress or (lambda done, total: None)
@@ -146,9 +154,7 @@ class SourceCollector:
                 return
         located = self._locate(revision)
         self.report.files = len(located.files)
-        checksums = [(f.rel, f.sha256()) for f in located.files]
-        # A file that cannot be opened counts in the fingerprint, so mending it is a change.
-        checksums += [(rel, f"unreadable: {why}") for rel, why in located.unreadable]
+        checksums = _checksums(located)
         if revision is None:
             fingerprint = _fingerprint(self.spec_hash, None, checksums)
             if state and state["status"] == "complete" and state["fingerprint"] == fingerprint:
@@ -354,9 +360,7 @@ def files_unchanged(wh: Warehouse, loaded: LoadedConfig, source: FileSource | Hu
         located = locate_files(source, loaded)
     except (SourceError, OSError):
         return False
-    checksums = [(f.rel, f.sha256()) for f in located.files]
-    checksums += [(rel, f"unreadable: {why}") for rel, why in located.unreadable]
-    return bool(state["fingerprint"] == _fingerprint(source.spec_hash(), None, checksums))
+    return bool(state["fingerprint"] == _fingerprint(source.spec_hash(), None, _checksums(located)))
 
 
 def collect_source(
@@ -365,6 +369,6 @@ def collect_source(
     source: FileSource | HubSource,
     run_id: str,
     log: Log | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> SourceReport:
     return SourceCollector(wh, loaded, source, run_id, log, progress).run()

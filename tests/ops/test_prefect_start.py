@@ -25,6 +25,9 @@ import httpx
 print(api, httpx.get(api + "/health").status_code)
 """
 
+# Spins until the test process is gone (even if it is killed before it can stop them).
+BURN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(100_000))\n"
+
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
@@ -42,9 +45,7 @@ def test_a_port_taken_under_the_server_costs_a_retry_not_a_timeout(tmp_path: Pat
 
 
 def test_the_demo_runs_while_other_work_saturates_the_cpus(tmp_path: Path) -> None:
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
-    ]
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 2)]
     try:
         done = subprocess.run(
             [str(Path(sys.executable).parent / "globmed"), "run", "-c", str(DEMO_CONFIG),
