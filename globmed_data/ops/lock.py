@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,19 @@ def writer_lock(warehouse: str | Path, *, what: str = "", wait: float | None = N
         _release(path)
 
 
+def annotate(warehouse: str | Path, **fields: str) -> None:
+    """Add fields to this process's note on a lock it holds (what a successor must clean up)."""
+    path = lock_path(warehouse)
+    with _guard:
+        fd = _held[path][0]
+    note = {**(_read_holder(path) or {}), **fields}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(note).encode(), 0)
+    except OSError:
+        pass
+
+
 def _acquire(path: Path, warehouse: str | Path, what: str, wait: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -122,6 +135,7 @@ def _acquire(path: Path, warehouse: str | Path, what: str, wait: float) -> None:
                 os.close(fd)
                 raise WarehouseBusy(Path(warehouse), holder, waited) from None
             time.sleep(min(0.5, wait - waited))
+    left = _read_holder(path)  # still there: its holder was killed before it could clear it
     holder = {
         "what": what or "a globmed writer",
         "pid": os.getpid(),
@@ -135,6 +149,22 @@ def _acquire(path: Path, warehouse: str | Path, what: str, wait: float) -> None:
         pass
     with _guard:
         _held[path] = (fd, 1)
+    _release_dead_lease(left)
+
+
+def _release_dead_lease(left: dict[str, Any] | None) -> None:
+    """A note still on the lock when it is taken was left by a holder that was killed. Whatever
+    took the lock (a run, or a CLI command in between), the Prefect concurrency lease that holder
+    recorded is released now: else it keeps the warehouse's slot until the lease expires."""
+    lease = (left or {}).get("lease")
+    if not lease or not os.environ.get("PREFECT_API_URL"):
+        return
+    from uuid import UUID
+
+    from prefect.concurrency._sync import release_concurrency_slots_with_lease
+
+    with suppress(Exception):  # expired, released already, or the server is away: it expires anyway
+        release_concurrency_slots_with_lease(UUID(lease))
 
 
 def _release(path: Path) -> None:

@@ -238,3 +238,30 @@ def test_two_runs_on_one_warehouse_never_overlap(server, tmp_path: Path) -> None
     assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # the second started after the first ended
     limits = _post(server, "/v2/concurrency_limits/filter")
     assert limit_name(wh) in {limit["name"] for limit in limits}
+
+
+HOLD_SLOT = """
+import sys, time
+from flows.locking import warehouse_slot
+with warehouse_slot(sys.argv[1], what="doomed run", wait=0):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_killed_runs_slot_is_taken_over_at_once(server, tmp_path: Path) -> None:
+    """SIGKILL leaves the run's Prefect lease for minutes; the next run on the warehouse releases
+    it (its id is in the note the killed run left on the lock) instead of failing."""
+    wh = tmp_path / "w.duckdb"
+    doomed = subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(wh)], env=server, cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert doomed.stdout is not None and doomed.stdout.readline().strip() == "held"
+    doomed.kill()
+    doomed.wait()
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", HOLD_SLOT.replace("time.sleep(120)", "pass"), str(wh)],
+        env=server, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - started < 30  # the lease alone would have held it for 300 s
