@@ -11,7 +11,6 @@ clock deadline, and a fresh port on any early exit; once it runs, Prefect reuses
 from __future__ import annotations
 
 import atexit
-import os
 import socket
 import time
 
@@ -25,11 +24,10 @@ def _free_port() -> int:
 
 
 def _timeout() -> float:
-    raw = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "")
-    try:
-        return float(raw) if raw else 120.0
-    except ValueError:
-        return 120.0
+    """Prefect's own setting (the CLI raises its default to 120 s: clitools.prefect_environment)."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    return float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
 
 
 def ensure_api() -> str | None:
