@@ -7,12 +7,15 @@ import inspect
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import polars as pl
 
 from globmed_data.ids import stable_hash
 from globmed_data.kernels import text_metrics
 from globmed_data.quality import metrics as metrics_module
+from globmed_data.quality import phrases
 from globmed_data.quality.metrics import METRIC_COLUMNS, metrics, repetition
+from globmed_data.quality.phrases import language_patterns
 from globmed_data.quality.rules import PREFILTER, RULES, WEIGHTS, Inputs
 from globmed_data.quality.settings import QualitySettings, QualityThresholds
 from globmed_data.settings import PerLanguage
@@ -32,7 +35,7 @@ def rules_hash() -> str:
         f"{r.expression(inputs).meta.serialize(format='json')}"
         for r in RULES.values()
     ]
-    code = inspect.getsource(metrics_module) + inspect.getsource(text_metrics)
+    code = inspect.getsource(metrics_module) + inspect.getsource(text_metrics) + inspect.getsource(phrases)
     return stable_hash("quality-rules", *parts, code)
 
 
@@ -82,11 +85,47 @@ def evaluate(df: pl.DataFrame, settings: QualitySettings, threads: int | None = 
         return pl.concat(list(done))
 
 
+def image_refs(df: pl.DataFrame, settings: QualitySettings) -> pl.Series:
+    """True where the item (question and options) refers to an image by a phrase of English or
+    of its language, or where the entry it was translated from does (`parent_*` columns, when
+    the batch has them): a translation cannot carry the image its parent lacked."""
+    search, remove = language_patterns(settings.image_phrases)
+    hits = _phrase_hits(df["_item"], df["language"], search, remove)
+    if "parent_question" in df.columns:
+        parent = df.select(
+            pl.concat_str(
+                [pl.col("parent_question"), pl.col("parent_premise"), pl.col("parent_hypothesis"),
+                 pl.col("parent_options").list.join("\n")],
+                separator="\n", ignore_nulls=True,
+            )
+        ).to_series()  # fmt: skip
+        hits |= (
+            _phrase_hits(parent, df["parent_language"], search, remove) & df["parent_question"].is_not_null()
+        )
+    return hits
+
+
+def _phrase_hits(
+    text: pl.Series, language: pl.Series, search: dict[str, str], remove: dict[str, str]
+) -> pl.Series:
+    """Each language's rows searched with that language's pattern (after removing its non-image
+    senses): one regex pass per language in the batch, not one per language per row."""
+    found = np.zeros(len(text), dtype=bool)
+    languages = language.fill_null("default")
+    for lang in languages.unique().to_list():
+        rows = (languages == lang).arg_true()
+        key = lang if lang in search else "default"
+        part = text.gather(rows).fill_null("").str.replace_all(remove[key], " ")
+        found[rows.to_numpy()] = part.str.contains(search[key]).to_numpy()
+    return pl.Series("_image_ref", found)
+
+
 _MIN_PART = 10_000  # smaller parts are not worth a thread
 
 
 def _evaluate_part(df: pl.DataFrame, settings: QualitySettings) -> pl.DataFrame:
     df = text_pattern_hits(metrics(df))
+    df = df.with_columns(_image_ref=image_refs(df, settings))
     df = df.with_columns(repetition(df))
     inputs = Inputs(
         settings.thresholds, settings.require_rationale, lambda v: per_language(v, pl.col("language"))

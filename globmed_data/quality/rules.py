@@ -62,19 +62,6 @@ _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 # or à..ï then two; also the BOM read as text, and U+FFFD where bytes were lost.
 _MOJIBAKE = r"[\u00c2-\u00df][\u0080-\u00bf]|[\u00e0-\u00ef][\u0080-\u00bf]{2}|\ufffd|ï»¿|â€"
 _URL = r"(?i)(?-u:\b)https?://|(?-u:\b)www\.[a-z0-9-]+\."
-# Figures that an entry refers to but does not carry, in the languages of the shared data.
-_IMAGE_REF = (
-    r"(?i)(?-u:\b)(?:see|shown in|refer to|in|on) the (?:accompanying |following |attached )?"
-    r"(?:figure|image|picture|photo(?:graph)?|diagram|illustration)s?(?-u:\b)"
-    r"|(?-u:\b)(?:figure|fig\.|image|picture|photograph)s? (?:below|above|shown)(?-u:\b)"
-    r"|(?-u:\b)the (?:image|figure|picture|photograph)s? (?:below|above|shows?)(?-u:\b)"
-    r"|(?-u:\b)(?:la|el|las|los) (?:figura|imagen|fotograf[ií]a)s? (?:adjunta|siguiente|que se muestra|de abajo)"
-    r"|(?-u:\b)(?:ver|véase|observe) (?:la )?(?:figura|imagen|fotograf[ií]a)(?-u:\b)|(?-u:\b)se muestra en la (?:figura|imagen)"
-    r"|(?-u:\b)(?:voir|cf\.?) (?:la |l')?(?:figure|image|photo)(?-u:\b)|(?-u:\b)(?:la figure|l'image|la photo) ci-(?:dessous|dessus)"
-    r"|別冊|次の(?:写真|画像|図)|(?:写真|画像|図)を示す|(?:写真|画像|図)\s*[（(]?\s*[A-Z0-9０-９]\s*[）)]?\s*を"
-    r"|如图|下图|见图|附图|图中所示|图\s*\d"
-    r"|на рисунке|рисун(?:ок|ке) \d|(?:на )?изображени[еи] ниже|на фото"
-)
 _ALL_ABOVE = (
     r"(?i)^(?:all|none|both) of (?:the )?(?:above|following|these)|^all are correct|^todas (?:las )?"
     r"(?:anteriores|respuestas|son correctas)|^ninguna de (?:las )?anteriores|^toutes les (?:réponses|"
@@ -184,9 +171,13 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("script_mismatch", "language", "reject", "share of letters in the language's script under min_script_share",
          hit=_script_mismatch, thresholds=("min_script_share",)),
     # content
-    Rule("missing_image", "content", "reject", "refers to a figure or image that the entry does not carry",
-         hit=lambda c: pl.concat_str([pl.col("_main"), pl.col("options").list.join("\n")], separator="\n", ignore_nulls=True).str.contains(_IMAGE_REF),
-         examples=("shown in the image below", "see the figure", "別冊", "写真（A）を", "如图", "下图", "se muestra en la imagen", "на рисунке")),
+    Rule("missing_image", "content", "reject",
+         "refers to a figure or image that the entry (or the entry it was translated from) does not carry",
+         hit=lambda c: pl.col("_image_ref"),
+         examples=("shown in the image below", "see the figure", "別冊", "写真（A）を", "如图", "下图",
+                   "se muestra en la imagen", "на рисунке", "asociada a la imagen", "imagem a seguir",
+                   "בתמונה", "in image 15", "(Supplement No. 6) is shown separately", "siehe Abbildung 2",
+                   "다음 사진", "ดังภาพ", "xem hình", "في الصورة", "चित्र में")),
     Rule("all_of_the_above", "content", "flag", "an option like 'all of the above' (valid, but order-dependent)",
          hit=lambda c: _mcqa() & pl.col("options").list.eval(pl.element().str.strip_chars().str.contains(_ALL_ABOVE)).list.any().fill_null(False),
          examples=("All of the above", "todas las anteriores", "以上都是")),

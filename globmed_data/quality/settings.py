@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import polars as pl
 from pydantic import Field, field_validator
 
 from globmed_data.quality.rules import RULES
@@ -43,6 +44,22 @@ class QualitySettings(Strict):
     thresholds: QualityThresholds = QualityThresholds()
     actions: dict[str, RuleAction] = Field(default_factory=dict)  # override a rule's default action
     require_rationale: list[str] = Field(default_factory=list)  # sources whose entries need one
+    # More phrases by which a question points to an image it lacks, per language (regexes,
+    # matched case-insensitively; added to quality/phrases.py's lists).
+    image_phrases: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("image_phrases")
+    @classmethod
+    def _valid_regexes(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for language, patterns in v.items():
+            for pattern in patterns:
+                try:  # the search engine's own syntax (Rust regex), as the rule will use it
+                    pl.Series([""]).str.contains(pattern)
+                except pl.exceptions.ComputeError as e:
+                    raise ValueError(
+                        f"image_phrases.{language}: {pattern!r} is not a valid regex ({e})"
+                    ) from None
+        return v
 
     @field_validator("actions")
     @classmethod

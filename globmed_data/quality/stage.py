@@ -18,18 +18,24 @@ from globmed_data.quality.settings import QualitySettings
 from globmed_data.warehouse import Warehouse, now
 
 CHUNK = 50_000
-# Active entries whose content, rule settings or language decision changed since their last
-# quality decision, with that language decision (when it is for the current content).
+# Active entries whose content, rule settings, language decision or parent (the entry it was
+# translated from) changed since their last quality decision, with that language decision (when
+# it is for the current content) and the parent's text (a translation inherits its image rejection).
 _PENDING = """FROM entries e
               LEFT JOIN quality_results q USING (entry_id)
+              LEFT JOIN entries p ON p.entry_id = e.parent_entry_id
               LEFT JOIN langid_results l ON l.entry_id = e.entry_id
               LEFT JOIN langid_results lc ON lc.entry_id = e.entry_id AND lc.content_hash = e.content_hash
               WHERE e.status = 'active' AND (q.entry_id IS NULL OR q.content_hash <> e.content_hash
-                    OR q.settings_hash <> ? OR l.decided_at > q.decided_at)"""
+                    OR q.settings_hash <> ? OR l.decided_at > q.decided_at
+                    OR q.parent_hash IS DISTINCT FROM p.content_hash)"""
 _READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task,
                    coalesce(lc.language, e.language) AS language, e.question, e.context, e.options,
                    e.answer_indices, e.label, e.premise, e.hypothesis, e.answer, e.rationale,
-                   lc.decision AS langid_decision, lc.agrees AS langid_agrees
+                   lc.decision AS langid_decision, lc.agrees AS langid_agrees,
+                   p.content_hash AS parent_hash, p.language AS parent_language,
+                   p.question AS parent_question, p.premise AS parent_premise,
+                   p.hypothesis AS parent_hypothesis, p.options AS parent_options
             {_PENDING} ORDER BY e.entry_id"""
 
 
@@ -57,6 +63,7 @@ def run_quality(
             batch = cast(pl.DataFrame, pl.from_arrow(table))
             decided = evaluate(batch, settings).with_columns(
                 content_hash=batch.get_column("content_hash"),
+                parent_hash=batch.get_column("parent_hash"),
                 settings_hash=pl.lit(rules_hash),
                 run_id=pl.lit(run_id),
                 decided_at=pl.lit(now()),
