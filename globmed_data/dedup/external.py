@@ -51,6 +51,7 @@ def benchmark_entries(loaded: LoadedConfig) -> pl.DataFrame:
         "options",
         "answer_indices",
         "label",
+        "answer",
         "rationale",
         "context",
     ]

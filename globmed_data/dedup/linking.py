@@ -3,13 +3,15 @@ stand after verification, and connected components. The keep policy is policy.py
 
 Candidates: each new entry against the two smallest others sharing its exact key or an LSH band
 (datasketch's banding, bands and rows chosen as MinHashLSH chooses them). Verified: equal exact
-keys, or estimated similarity at the threshold less the margin with equal answers and nested
-numbers. `cluster_labels` is the whole method in memory: the same map and reduce the stage runs,
+keys, or estimated similarity at the threshold less the margin with equal answers (open answers:
+similar ones), nested numbers, and no key word swapped (a template filled with another disease).
+`cluster_labels` is the whole method in memory: the same map and reduce the stage runs,
 without the warehouse (for tests, the evaluation and the kernel benchmark).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ import polars as pl
 
 from globmed_data.dedup.kernels import band_keys, group_partners, similarity
 from globmed_data.dedup.settings import DedupSettings
-from globmed_data.dedup.signing import Signed, sign_batch
+from globmed_data.dedup.signing import Signed, normalised, sign_batch
 
 BATCH = 50_000  # entries signed at a time: memory stays bounded by a batch
 
@@ -109,17 +111,69 @@ def verified(
     i: np.ndarray,
     j: np.ndarray,
     at: float,
+    answer_sig: np.ndarray | None = None,
+    answer_at: float = 0.5,
 ) -> np.ndarray:
     """Links that stand: equal exact keys; or estimated similarity >= `at`, equal answers, and
-    one question's numbers all found in the other's (a cut or edited question keeps a subset)."""
+    one question's numbers all found in the other's (a cut or edited question keeps a subset).
+    Two open questions (a non-zero `answer_sig`) also need answers similar at `answer_at`: the
+    same question answered differently is two items."""
     same = exact[i] == exact[j]
     near = ~same & (item[i] == item[j]) & (similarity(sig, i, j) >= at)
+    if answer_sig is not None and len(i):
+        has_answer = answer_sig.any(axis=1)
+        both = np.flatnonzero(near & has_answer[i] & has_answer[j])
+        near[both] &= similarity(answer_sig, i[both], j[both]) >= answer_at
     number_key = numbers.hash(seed=13).to_numpy()
     for k in np.flatnonzero(near & (number_key[i] != number_key[j])):  # the rare case, in Python
         a, b = numbers[int(i[k])], numbers[int(j[k])]
         if a != b and not _within(a.split(), b.split()):
             near[k] = False
     return same | near
+
+
+def swapped_key_word(a: str, b: str) -> bool:
+    """Two normalised questions that read alike but for a key word: one short span replaced
+    (at most three words a side), a word of 5+ letters on each side, one with no spelling variant across
+    ("treatment for uncomplicated malaria" / "... cystitis", "ascending" / "descending colon").
+    An inserted or dropped word, a spelling variant (haemoglobin / hemoglobin, one edit) and a
+    number (nested numbers are checked apart) are not a swap. Spaced scripts only."""
+    x, y = a.split(), b.split()
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, x, y, autojunk=False).get_opcodes():
+        if op != "replace" or i2 - i1 > 3 or j2 - j1 > 3:
+            continue
+        if _variant("".join(x[i1:i2]), "".join(y[j1:j2])):  # a space lost or gained in a typo
+            continue
+        left = [w for w in x[i1:i2] if _key_word(w)]
+        right = [w for w in y[j1:j2] if _key_word(w)]
+        if (
+            left
+            and right
+            and (
+                any(not any(_variant(w, v) for v in right) for w in left)
+                or any(not any(_variant(v, w) for w in left) for v in right)
+            )
+        ):
+            return True
+    return False
+
+
+def _key_word(w: str) -> bool:
+    """5+ letters of a spaced script: a run of Chinese, Japanese or Thai is a phrase, not a word."""
+    return len(w) >= 5 and not any(
+        c.isdigit() or "\u0e00" <= c <= "\u0e7f" or "\u3040" <= c <= "\u9fff" for c in w
+    )
+
+
+def _variant(w: str, v: str) -> bool:
+    """One edit apart (a spelling variant or a typo) in words of five letters or more, or one
+    the start or the end of the other (a question cut inside its last word, "sequence" typed
+    for "consequence")."""
+    if w.startswith(v) or v.startswith(w) or w.endswith(v) or v.endswith(w):
+        return True
+    if min(len(w), len(v)) < 5 or abs(len(w) - len(v)) > 1:
+        return False
+    return difflib.SequenceMatcher(None, w, v, autojunk=False).ratio() >= 1 - 1.5 / max(len(w), len(v))
 
 
 def _within(a: list[str], b: list[str]) -> bool:
@@ -138,9 +192,13 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def link(signed: Signed, is_new: np.ndarray, s: DedupSettings) -> pl.DataFrame:
+def link(
+    signed: Signed, is_new: np.ndarray, s: DedupSettings, questions: pl.Series | None = None
+) -> pl.DataFrame:
     """The links that stand among signed entries, searched for the new ones (`is_new`): rows
-    `i`, `j` (positions in `signed`), `method` (exact | near) and `similarity`."""
+    `i`, `j` (positions in `signed`), `method` (exact | near) and `similarity`. With the
+    entries' `questions` (raw, in `signed`'s order), near links between templated look-alikes
+    (`swapped_key_word`) are dropped."""
     bands, rows = lsh_shape(s)
     exact = signed.keys["exact_key"].to_numpy().astype(np.uint64)
     item = signed.keys["item_key"].to_numpy().astype(np.uint64)
@@ -151,7 +209,14 @@ def link(signed: Signed, is_new: np.ndarray, s: DedupSettings) -> pl.DataFrame:
         )
     same = exact[i] == exact[j]
     sim = np.where(same, 1.0, similarity(signed.sig, i, j))
-    keep = verified(exact, item, signed.keys["numbers"], signed.sig, i, j, s.threshold - s.verify_margin)
+    keep = verified(exact, item, signed.keys["numbers"], signed.sig, i, j, s.threshold - s.verify_margin,
+                    signed.answer_sig, s.answer_threshold)  # fmt: skip
+    if questions is not None:
+        near = np.flatnonzero(keep & ~same & (sim < 1.0))
+        if len(near):
+            left = normalised(questions.gather(i[near])).to_list()
+            right = normalised(questions.gather(j[near])).to_list()
+            keep[near[[swapped_key_word(a, b) for a, b in zip(left, right, strict=True)]]] = False
     return pl.DataFrame({"i": i[keep], "j": j[keep], "method": np.where(same, "exact", "near")[keep],
                          "similarity": sim[keep].astype(np.float64)})  # fmt: skip
 
@@ -162,5 +227,6 @@ def cluster_labels(frame: pl.DataFrame, s: DedupSettings) -> np.ndarray:
     signed = Signed.concat(
         [sign_batch(frame.slice(k, BATCH), s) for k in range(0, max(len(frame), 1), BATCH)]
     )
-    links = link(signed, np.ones(len(frame), dtype=bool), s)
+    questions = frame["question"] if "question" in frame.columns else None
+    links = link(signed, np.ones(len(frame), dtype=bool), s, questions)
     return components(len(frame), links["i"].to_numpy(), links["j"].to_numpy())

@@ -69,9 +69,13 @@ def decide_clusters(
     sim_test = similarity(sig, i, np.where(t >= 0, t, i))
     same_kept = exact[i] == exact[k]
     same_test = exact[i] == exact[np.where(t >= 0, t, i)]
+    # An exact copy of any other member (not only of the kept one) is an exact duplicate: the
+    # method says how the entry repeats its cluster; `similarity` stays its distance to the kept.
+    key = pl.Series("key", exact[i])
+    copied = out.select(c=pl.len().over("cluster", key) > 1).to_series().to_numpy()
     out = out.with_columns(
         sim_kept=pl.Series(np.where(same_kept, 1.0, sim_kept)),
-        method_kept=pl.Series(np.where(same_kept, "exact", "near")),
+        method_kept=pl.Series(np.where(same_kept | copied, "exact", "near")),
         sim_test=pl.Series(np.where(same_test, 1.0, sim_test)),
         method_test=pl.Series(np.where(same_test, "exact", "near")),
     )

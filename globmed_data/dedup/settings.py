@@ -23,6 +23,9 @@ class DedupSettings(Strict):
     # A candidate link stands at threshold − verify_margin: one standard error of the MinHash
     # estimate (sqrt(J(1−J)/num_perm) ≈ 0.04 at J = 0.7, 128 permutations) below the threshold.
     verify_margin: float = Field(0.05, ge=0, lt=1)
+    # Two open questions are one item only when their reference answers are this similar too
+    # (estimated Jaccard of the answers' shingles): the same question answered differently is two.
+    answer_threshold: float = Field(0.5, gt=0, le=1)
     word_ngram: int = Field(2, ge=1, le=10)  # shingles where words are spaced
     char_ngram: int = Field(2, ge=1, le=20)  # shingles for zh, ja, th, ...
     keep: list[KeepRule] = Field(

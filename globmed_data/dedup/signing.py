@@ -35,7 +35,8 @@ from globmed_data.kernels.utf8 import list_parts
 if TYPE_CHECKING:
     from globmed_data.dedup.settings import DedupSettings
 
-SIGNATURE_VERSION = f"2-polars{pl.__version__}"
+SIGNATURE_VERSION = f"3-polars{pl.__version__}"
+ANSWER_PERM = 32  # permutations of an open answer's MinHash: its similarity is a coarse gate
 _SEP = "\x1f"
 
 
@@ -53,7 +54,9 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
     differ (numbers: a dose for 16 kg is not a dose for 18 kg, a heart rate of 40 is not one of
     88). A near link needs equal item keys and one question's numbers inside the other's.
     near_text is the main text and near_options the normalised options in a canonical order:
-    MinHash reads them as one text, so their order never matters.
+    MinHash reads them as one text, so their order never matters. An open question's answer is
+    free text: its normalised form enters the exact key (an exact copy has the same answer) and
+    answer_text is signed apart, so near links compare answers by similarity (linking.py).
     """
     df = df.with_columns(
         [pl.lit(None, dtype=t).alias(c) for c, t in _OPTIONAL.items() if c not in df.columns]
@@ -83,7 +86,10 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
         [pl.col("question"), pl.col("premise"), pl.col("hypothesis")], separator=" ", ignore_nulls=True
     )
     numbers = raw.str.extract_all(r"\d+").list.sort().list.join(" ")  # digit runs: "11,500" = "11 500"
-    main_key = (df["task"].fill_null("") + _SEP + main).hash(seed=7).to_numpy()
+    is_open = (df["task"] == "open_qa").fill_null(False)
+    answer_text = normalised(df["answer"]).zip_with(is_open, pl.Series([""] * len(df), dtype=pl.String))
+    answer_hash = np.where(is_open.to_numpy(), answer_text.hash(seed=11).to_numpy(), np.uint64(0))
+    main_key = (df["task"].fill_null("") + _SEP + main).hash(seed=7).to_numpy() ^ _mix64(answer_hash)
     label_key = df["label"].fill_null("").hash(seed=5).to_numpy()
     return df.select(
         "entry_id",
@@ -94,6 +100,7 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
         ),
         numbers.fill_null("").alias("numbers"),
         main.alias("near_text"),
+        answer_text.alias("answer_text"),
         pl.Series("near_options", pa.LargeListArray.from_arrays(option_offsets, canonical.to_arrow())),
     )
 
@@ -105,7 +112,7 @@ def _mix64(h: np.ndarray) -> np.ndarray:
 
 
 _OPTIONAL = {"answer_indices": pl.List(pl.Int32), "label": pl.String, "premise": pl.String,
-             "hypothesis": pl.String}  # fmt: skip
+             "hypothesis": pl.String, "answer": pl.String}  # fmt: skip
 
 
 @cache
@@ -147,9 +154,20 @@ def signatures(texts: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: 
                       word_ngram, char_ngram, a, b)  # fmt: skip
 
 
+def answer_signatures(texts: pl.DataFrame, word_ngram: int, char_ngram: int) -> np.ndarray:
+    """MinHash signatures (rows × ANSWER_PERM) of open answers; all zero for other tasks."""
+    unspaced = texts["language"].is_in(list(UNSPACED_LANGUAGES)).fill_null(False).to_numpy()
+    a, b = permutations(ANSWER_PERM, seed=2)
+    none = pl.Series([], dtype=pl.String)
+    sig = sign_texts(texts["answer_text"], none, np.zeros(len(texts) + 1, np.int64), unspaced,
+                     word_ngram, char_ngram, a, b)  # fmt: skip
+    sig[texts["answer_text"].str.len_bytes().to_numpy() == 0] = 0
+    return sig
+
+
 def sign_entries(
     frame: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int
-) -> tuple[pl.DataFrame, np.ndarray]:
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """The map step on all cores: dedup texts and signatures of a batch of entries.
 
     The batch is cut into one slice per core, each normalised, shingled and signed in its own
@@ -158,30 +176,35 @@ def sign_entries(
     parts = max(1, min(os.cpu_count() or 1, 8, len(frame) // 2000))
     size = -(-len(frame) // parts) if len(frame) else 0
 
-    def one(k: int) -> tuple[pl.DataFrame, np.ndarray]:
+    def one(k: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
         texts = dedup_texts(frame.slice(k * size, size))
-        return texts, signatures(texts, word_ngram, char_ngram, num_perm)
+        return (texts, signatures(texts, word_ngram, char_ngram, num_perm),
+                answer_signatures(texts, word_ngram, char_ngram))  # fmt: skip
 
     if parts == 1:
         return one(0)
     with ThreadPoolExecutor(parts) as pool:
         done = list(pool.map(one, range(parts)))
-    return pl.concat([t for t, _ in done]), np.concatenate([g for _, g in done])
+    return (pl.concat([t for t, _, _ in done]), np.concatenate([g for _, g, _ in done]),
+            np.concatenate([x for _, _, x in done]))  # fmt: skip
 
 
 @dataclass
 class Signed:
-    """Signed entries: per row its entry_id, exact_key, item_key and numbers, and its signature."""
+    """Signed entries: per row its entry_id, exact_key, item_key and numbers, its signature, and
+    its open answer's signature (zero when it has none)."""
 
     keys: pl.DataFrame
     sig: np.ndarray  # rows × num_perm, uint32
+    answer_sig: np.ndarray  # rows × ANSWER_PERM, uint32
 
     @staticmethod
     def concat(parts: list[Signed]) -> Signed:
-        return Signed(pl.concat([p.keys for p in parts]), np.concatenate([p.sig for p in parts]))
+        return Signed(pl.concat([p.keys for p in parts]), np.concatenate([p.sig for p in parts]),
+                      np.concatenate([p.answer_sig for p in parts]))  # fmt: skip
 
 
 def sign_batch(frame: pl.DataFrame, s: DedupSettings) -> Signed:
     """The map step: keys and signatures of one batch of entries under the dedup settings."""
-    texts, sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
-    return Signed(texts.select("entry_id", "exact_key", "item_key", "numbers"), sig)
+    texts, sig, answer_sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
+    return Signed(texts.select("entry_id", "exact_key", "item_key", "numbers"), sig, answer_sig)

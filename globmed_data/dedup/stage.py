@@ -23,7 +23,7 @@ from globmed_data.dedup.external import benchmark_entries
 from globmed_data.dedup.linking import BATCH, components, link, lsh_shape
 from globmed_data.dedup.policy import decide_clusters
 from globmed_data.dedup.settings import DedupSettings
-from globmed_data.dedup.signing import SIGNATURE_VERSION, Signed, sign_batch
+from globmed_data.dedup.signing import ANSWER_PERM, SIGNATURE_VERSION, Signed, sign_batch
 from globmed_data.ids import stable_hash
 from globmed_data.pipeline.stage import Context, Report
 from globmed_data.warehouse import Warehouse
@@ -31,7 +31,7 @@ from globmed_data.warehouse import Warehouse
 # Dedup links the eligible entries (warehouse/views/v_eligible_entries.sql).
 _PARTICIPANTS = """
     SELECT entry_id, content_hash, source, task, curated_language AS language, split, origin, question,
-           premise, hypothesis, options, answer_indices, label, rationale, context
+           premise, hypothesis, options, answer_indices, label, answer, rationale, context
     FROM v_eligible_entries
 """
 
@@ -46,6 +46,8 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash:
     keys, sig = signed.keys, signed.sig
     flat = pa.array(sig.reshape(-1), pa.uint32())
     offsets = pa.array(np.arange(0, sig.size + 1, sig.shape[1], dtype=np.int32))
+    answers = signed.answer_sig
+    answer_offsets = pa.array(np.arange(0, answers.size + 1, answers.shape[1], dtype=np.int32))
     table = pa.table(
         {
             "entry_id": keys["entry_id"].to_arrow(),
@@ -55,6 +57,9 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash:
             "item_key": keys["item_key"].to_arrow(),
             "numbers": keys["numbers"].to_arrow(),
             "signature": pa.ListArray.from_arrays(offsets, flat),
+            "answer_signature": pa.ListArray.from_arrays(
+                answer_offsets, pa.array(answers.reshape(-1), pa.uint32())
+            ),
             "run_id": pa.array([run_id] * len(keys), pa.string()),
             # Not linked yet: an upsert keeps columns it does not name, so this one is named.
             "linked_index": pa.nulls(len(keys), pa.string()),
@@ -68,10 +73,10 @@ def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
     if not ids:
         empty = pl.DataFrame(schema={"entry_id": pl.String, "exact_key": pl.UInt64, "item_key": pl.UInt64,
                                      "numbers": pl.String})  # fmt: skip
-        return Signed(empty, np.zeros((0, num_perm), np.uint32))
+        return Signed(empty, np.zeros((0, num_perm), np.uint32), np.zeros((0, ANSWER_PERM), np.uint32))
     table = wh.arrow_for_ids(
         ids,
-        "SELECT s.entry_id, s.exact_key, s.item_key, s.numbers, s.signature "
+        "SELECT s.entry_id, s.exact_key, s.item_key, s.numbers, s.signature, s.answer_signature "
         "FROM dedup_signatures s SEMI JOIN b_ids USING (entry_id)",
     )
     position = {e: i for i, e in enumerate(ids)}
@@ -80,13 +85,22 @@ def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
     flat = table.column("signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     keys = cast(pl.DataFrame, pl.from_arrow(table.select(["entry_id", "exact_key", "item_key", "numbers"])))
     keys = keys.with_columns(pl.col("exact_key", "item_key").cast(pl.UInt64))
-    return Signed(keys[order], flat.astype(np.uint32).reshape(-1, num_perm)[order])
+    answers = table.column("answer_signature").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return Signed(keys[order], flat.astype(np.uint32).reshape(-1, num_perm)[order],
+                  answers.astype(np.uint32).reshape(-1, ANSWER_PERM)[order])  # fmt: skip
 
 
 def index_hash(s: DedupSettings) -> str:
     """The LSH index links are searched under: links made under another one no longer hold."""
     bands, rows = lsh_shape(s)
-    return stable_hash(signature_hash(s), str(bands), str(rows), str(s.threshold), str(s.verify_margin))
+    return stable_hash(
+        signature_hash(s),
+        str(bands),
+        str(rows),
+        str(s.threshold),
+        str(s.verify_margin),
+        str(s.answer_threshold),
+    )
 
 
 def members_key(wh: Warehouse, s: DedupSettings) -> str:
@@ -190,7 +204,7 @@ def run_dedup(
     is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
     is_new[len(part) :] = True  # benchmark items are linked every run
     lap("read signatures")
-    links = link(signed, is_new, s)
+    links = link(signed, is_new, s, nodes["question"])
     lap("link")
     id_series = pl.Series(node_ids, dtype=pl.String)
     named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(

@@ -372,3 +372,84 @@ def test_a_column_of_nulls_normalises_to_empty_texts() -> None:
     from globmed_data.dedup.signing import normalised
 
     assert normalised(pl.Series("p", [None, None])).to_list() == ["", ""]
+
+
+def _open(question: str, answer: str) -> dict:
+    return {"task": "open_qa", "question": question, "answer": answer}
+
+
+def test_open_questions_are_one_item_only_with_similar_answers() -> None:
+    """A forum question answered by two professionals is two items; a copy of one answer is not."""
+    from globmed_data.dedup.linking import cluster_labels
+
+    q = "I have had a dry cough for three weeks after a cold, should I be worried about pneumonia?"
+    first = ("A cough that lingers after a viral infection is common and usually settles within eight "
+             "weeks; see a doctor if you have fever, breathlessness or blood in the sputum.")  # fmt: skip
+    second = ("Three weeks of cough needs a chest examination and possibly an X-ray, especially if you "
+              "smoke; asthma and reflux are other frequent causes worth ruling out.")  # fmt: skip
+    rows = [
+        _open(q, first),
+        _open(q, second),
+        _open(q, first.upper() + "  "),
+        _open(q, first.replace("eight", "8")),
+    ]
+    f = frame(rows).with_columns(pl.Series("answer", [r["answer"] for r in rows], dtype=pl.String))
+    keys = dedup_texts(f)["exact_key"].to_list()
+    assert keys[0] == keys[2] != keys[1]  # the answer is part of an open question's exact key
+    labels = cluster_labels(f, DedupSettings())
+    assert labels[0] == labels[2] == labels[3] != labels[1]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is the first-line treatment for uncomplicated malaria in adults and children?",
+         "What is the first-line treatment for uncomplicated cystitis in adults and children?"),
+        ("Which artery supplies most of the ascending colon in the typical human anatomy?",
+         "Which artery supplies most of the descending colon in the typical human anatomy?"),
+    ],
+)  # fmt: skip
+def test_templated_look_alikes_that_swap_a_key_word_stay_apart(a: str, b: str) -> None:
+    """Same template, same options and answer letter: two items, as numeric variants are."""
+    from globmed_data.dedup.linking import cluster_labels
+
+    rows = [
+        {"question": a, "options": OPTS, "answer_indices": [0]},
+        {"question": b, "options": OPTS, "answer_indices": [0]},
+        {"question": a.upper() + " ", "options": OPTS[::-1], "answer_indices": [3]},  # a's copy, reordered
+    ]
+    f = frame(rows).with_columns(
+        pl.Series("answer_indices", [r["answer_indices"] for r in rows], dtype=pl.List(pl.Int32))
+    )
+    labels = cluster_labels(f, DedupSettings())
+    assert labels[0] != labels[1] and labels[0] == labels[2]
+
+
+def test_spelling_variants_and_inserted_words_still_link() -> None:
+    from globmed_data.dedup.linking import swapped_key_word
+
+    assert not swapped_key_word(
+        "low haemoglobin in anaemia of chronic disease", "low hemoglobin in anemia of chronic disease"
+    )
+    assert not swapped_key_word(
+        "a 45 year old man presents with pain", "a 45 year old man with fever presents with pain"
+    )
+    assert not swapped_key_word("which single dose is correct", "which one dose is correct")
+    assert swapped_key_word("the patient has hypertension", "the patient has hypotension")
+
+
+def test_a_member_that_copies_another_member_exactly_is_an_exact_duplicate(
+    warehouse, corpus, tmp_path
+) -> None:
+    """b5 repeats a2 (a near duplicate of the kept a1) word for word: it is 'exact', not 'near'."""
+    with (tmp_path / "b" / "items.jsonl").open("a") as fh:
+        fh.write(
+            json.dumps(_item("b5", Q.replace("Which single dose", "What single dose").upper(), "train"))
+            + "\n"
+        )
+    collect_all(warehouse, corpus)
+    run_dedup(warehouse, corpus, "r1")
+    members = _members(warehouse)
+    assert members["a2"][2] == "exact" and members["b5"][2] == "exact"
+    links = warehouse.query("SELECT method, count(*) FROM v_dedup_links GROUP BY 1 ORDER BY 1")
+    assert dict(links)["exact"] >= 2 and dict(links)["near"] >= 1
