@@ -115,7 +115,7 @@ def main() -> None:
             if kind == "none" or corrupted != row:  # e.g. mojibake leaves ASCII text as it is
                 kinds.setdefault(kind, []).append(corrupted)
     for kind, items in kinds.items():
-        frame = langid_columns(pl.DataFrame(items), ident)
+        frame = langid_columns(pl.DataFrame(items, infer_schema_length=None), ident)
         decided = evaluate(frame, settings)
         rejected = (~decided["passed"]).mean()
         flagged = decided.filter(pl.col("passed"))["flags"].list.len().gt(0).sum() / len(decided)

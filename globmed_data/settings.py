@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-TASKS = ("mcqa", "yes_no", "nli", "open_qa")
-Task = Literal["mcqa", "yes_no", "nli", "open_qa"]
+TASKS = ("mcqa", "yes_no", "nli", "open_qa", "classification")
+Task = Literal["mcqa", "yes_no", "nli", "open_qa", "classification"]
 FieldRef = str | list[str]  # a dotted path, or candidates tried in order (aliases for misspellings)
 SPLIT_NAMES = ("train", "validation", "test")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")

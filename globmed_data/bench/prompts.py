@@ -2,7 +2,8 @@
 training flow's examples render items through this one module, so both see the same format.
 
 Every choice task is shown as lettered options (MCQA its own; yes/no/maybe and NLI their label
-sets), so one answer format, one parser and one chance baseline serve them all:
+sets; a classification item its source's declared labels), so one answer format, one parser
+and one chance baseline serve them all:
 
     <instruction>
 
@@ -28,7 +29,7 @@ PROMPT_VERSION = "p1"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 YES_NO_LABELS = ("yes", "no", "maybe")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-CHOICE_TASKS = ("mcqa", "yes_no", "nli")
+CHOICE_TASKS = ("mcqa", "yes_no", "nli", "classification")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Template:
     yes_no: str
     nli: str
     open_qa: str
+    classification: str
     question: str
     context: str
     premise: str
@@ -53,6 +55,7 @@ TEMPLATES: dict[str, Template] = {
         yes_no="Answer the following medical question with the letter of yes, no or maybe.",
         nli="Does the premise entail the hypothesis, contradict it, or neither? Answer with the letter.",
         open_qa="Answer the following medical question briefly.",
+        classification="Which of the following labels fits the medical question? Answer with its letter.",
         question="Question",
         context="Context",
         premise="Premise",
@@ -67,6 +70,8 @@ TEMPLATES: dict[str, Template] = {
         yes_no="Responda a la siguiente pregunta médica con la letra de sí, no o quizás.",
         nli="¿La premisa implica la hipótesis, la contradice o ninguna de las dos? Responda con la letra.",
         open_qa="Responda brevemente a la siguiente pregunta médica.",
+        classification="¿Cuál de las siguientes etiquetas corresponde a la pregunta médica? "
+        "Responda con su letra.",
         question="Pregunta",
         context="Contexto",
         premise="Premisa",
@@ -82,6 +87,8 @@ TEMPLATES: dict[str, Template] = {
         nli="La prémisse implique-t-elle l'hypothèse, la contredit-elle, ou ni l'un ni l'autre ? "
         "Répondez par la lettre.",
         open_qa="Répondez brièvement à la question médicale suivante.",
+        classification="Laquelle des étiquettes suivantes correspond à la question médicale ? "
+        "Répondez par sa lettre.",
         question="Question",
         context="Contexte",
         premise="Prémisse",
@@ -98,6 +105,8 @@ TEMPLATES: dict[str, Template] = {
         nli="Folgt die Hypothese aus der Prämisse, widerspricht sie ihr, oder keines von beiden? "
         "Antworten Sie mit dem Buchstaben.",
         open_qa="Beantworten Sie die folgende medizinische Frage kurz.",
+        classification="Welche der folgenden Kategorien passt zur medizinischen Frage? "
+        "Antworten Sie mit ihrem Buchstaben.",
         question="Frage",
         context="Kontext",
         premise="Prämisse",
@@ -111,6 +120,7 @@ TEMPLATES: dict[str, Template] = {
         yes_no="请用“是”、“否”或“也许”对应的字母回答以下医学问题。",
         nli="前提是否蕴含假设、与之矛盾，还是两者都不是？请用字母作答。",
         open_qa="请简要回答以下医学问题。",
+        classification="以下哪个标签符合这个医学问题？请用其字母作答。",
         question="问题",
         context="背景",
         premise="前提",
@@ -132,6 +142,8 @@ def template_for(language: str, instruction: str) -> tuple[Template, str]:
 
 def task_of(doc: dict[str, Any]) -> str:
     """The task from an exported row's columns (export/snapshot.py's TASK_COLUMNS)."""
+    if "options" in doc and "label" in doc:
+        return "classification"
     if "options" in doc:
         return "mcqa"
     if "premise" in doc:
@@ -172,6 +184,9 @@ def render(doc: dict[str, Any], instruction: str = "en") -> Rendered:
 def _choices(task: str, doc: dict[str, Any], t: Template) -> tuple[list[str], list[int]]:
     if task == "mcqa":
         return [str(o) for o in doc["options"]], sorted(int(i) for i in doc["answer_indices"])
+    if task == "classification":  # its declared label set, in the source's words
+        labels = [str(o) for o in doc["options"]]
+        return labels, [labels.index(str(doc["label"]))]
     labels = YES_NO_LABELS if task == "yes_no" else NLI_LABELS
     shown = t.yes_no_labels if task == "yes_no" else t.nli_labels
     return list(shown), [labels.index(str(doc["label"]))]

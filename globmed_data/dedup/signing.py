@@ -48,8 +48,9 @@ def normalised(series: pl.Series | pa.Array) -> pl.Series:
 def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
     """exact_key, item_key, numbers and the normalised texts MinHash reads, per entry.
 
-    exact_key hashes the task, the normalised main text and the option *set*: reordered or
-    relabelled options give the same key. Two similar texts are still two items when their
+    exact_key hashes the task, the normalised main text, the option *set* (reordered or
+    relabelled options give the same key) and the item key: the same question with another
+    answer is another item. Two similar texts are still two items when their
     answers differ (item_key: the correct options' texts, or the label) or when their numbers
     differ (numbers: a dose for 16 kg is not a dose for 18 kg, a heart rate of 40 is not one of
     88). A near link needs equal item keys and one question's numbers inside the other's.
@@ -91,13 +92,15 @@ def dedup_texts(df: pl.DataFrame) -> pl.DataFrame:
     answer_hash = np.where(is_open.to_numpy(), answer_text.hash(seed=11).to_numpy(), np.uint64(0))
     main_key = (df["task"].fill_null("") + _SEP + main).hash(seed=7).to_numpy() ^ _mix64(answer_hash)
     label_key = df["label"].fill_null("").hash(seed=5).to_numpy()
+    item_key = np.where(df["task"].to_numpy() == "mcqa", answer_key, label_key).astype(np.uint64)
+    # The answer is part of the item: one question keyed two ways (two intents, two answer
+    # letters) is two items, never an exact duplicate.
+    exact_key = _mix64(main_key ^ _mix64(set_key)) ^ _mix64(item_key ^ np.uint64(0x5BD1E995))
     return df.select(
         "entry_id",
         "language",
-        pl.Series("exact_key", _mix64(main_key ^ _mix64(set_key)), dtype=pl.UInt64),
-        pl.Series(
-            "item_key", np.where(df["task"].to_numpy() == "mcqa", answer_key, label_key), dtype=pl.UInt64
-        ),
+        pl.Series("exact_key", exact_key, dtype=pl.UInt64),
+        pl.Series("item_key", item_key, dtype=pl.UInt64),
         numbers.fill_null("").alias("numbers"),
         main.alias("near_text"),
         answer_text.alias("answer_text"),

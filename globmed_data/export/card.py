@@ -18,6 +18,7 @@ _TASK_CATEGORIES = {
     "yes_no": (["question-answering"], ["closed-domain-qa"]),
     "nli": (["text-classification"], ["natural-language-inference"]),
     "open_qa": (["question-answering", "text-generation"], ["open-domain-qa"]),
+    "classification": (["text-classification"], ["multi-class-classification"]),
 }
 _SIZES = (
     (1_000, "n<1K"),

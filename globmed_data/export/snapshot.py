@@ -43,6 +43,7 @@ TASK_COLUMNS: dict[str, tuple[str, ...]] = {
     "yes_no": (*_HEAD, "question", "context", "label", "rationale", *_TAIL),
     "nli": (*_HEAD, "premise", "hypothesis", "label", *_TAIL),
     "open_qa": (*_HEAD, "question", "context", "answer", "rationale", *_TAIL),
+    "classification": (*_HEAD, "question", "context", "options", "label", *_TAIL),
 }
 _NOT_NULL = {"entry_id", "source", "language", "origin"}
 

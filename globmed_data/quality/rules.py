@@ -107,6 +107,8 @@ def _invalid_label(_: Inputs) -> pl.Expr:
         .then(~label.is_in(["yes", "no", "maybe"]))
         .when(pl.col("task") == "nli")
         .then(~label.is_in(["entailment", "neutral", "contradiction"]))
+        .when(pl.col("task") == "classification")
+        .then(~pl.col("options").list.contains(label).fill_null(False))
         .otherwise(False)
     )
 
@@ -135,7 +137,8 @@ RULES: dict[str, Rule] = {r.code: r for r in [
          hit=lambda c: _mcqa() & (pl.col("distinct_options") < pl.col("n_options") - pl.col("empty_options").clip(upper_bound=1))),
     Rule("invalid_answer", "structure", "reject", "no answer key, a key outside the options, or no open answer",
          hit=_invalid_answer),
-    Rule("invalid_label", "structure", "reject", "a yes/no or NLI label outside its label set", hit=_invalid_label),
+    Rule("invalid_label", "structure", "reject", "a yes/no, NLI or classification label outside its label set",
+         hit=_invalid_label),
     # text
     Rule("too_short", "text", "reject", "item (question + options) shorter than min_chars, per language",
          hit=lambda c: (pl.col("main_chars") > 0) & (pl.col("item_chars") < c.per_language(c.t.min_chars)),

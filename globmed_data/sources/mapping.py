@@ -327,6 +327,16 @@ class RecordMapper:
             entry["hypothesis"] = self._required_text(record, spec.hypothesis, extra, "hypothesis")
             assert spec.label is not None
             entry["label"] = self._label(record, spec.label, extra, NLI_LABELS)
+        elif spec.task == "classification":
+            # The label set travels as the entry's options (shown as lettered choices by the
+            # benchmark and training prompts), the label as its text and its index.
+            entry["question"] = self._required_text(record, spec.question, extra, "question")
+            entry["context"] = self._optional_text(record, spec.context, extra)
+            assert spec.label is not None and spec.label.labels is not None
+            labels = tuple(spec.label.labels)
+            entry["label"] = self._label(record, spec.label, extra, labels)
+            entry["options"] = list(labels)
+            entry["answer_indices"] = [labels.index(entry["label"])]
         else:
             entry["question"] = self._required_text(record, spec.question, extra, "question")
             entry["answer"] = self._required_text(record, spec.answer_text, extra, "answer")
@@ -464,7 +474,8 @@ class RecordMapper:
             if not 0 <= idx < len(choices):
                 raise MappingError("answer_out_of_range", f"{raw!r} is beyond {len(choices)} choices")
             raw = str(choices[idx])
-        values = {k.casefold(): v for k, v in (spec.values or _DEFAULT_LABELS[self.spec.task]).items()}
+        defaults = {x: x for x in spec.labels} if spec.labels else _DEFAULT_LABELS[self.spec.task]
+        values = {k.casefold(): v for k, v in (spec.values or defaults).items()}
         label = values.get(clean_text(raw).casefold())
         if label not in allowed:
             raise MappingError("invalid_label", f"{raw!r} is not one of {', '.join(allowed)}")

@@ -54,15 +54,26 @@ class AnswerSpec(Strict):
 
 
 class LabelSpec(Strict):
-    """A yes/no/maybe or NLI label; `values` maps raw values (case-insensitive) to labels.
+    """A yes/no/maybe, NLI or classification label; `values` maps raw values (case-insensitive)
+    to labels.
 
     With `choices_field`, the raw value is a letter choosing among that field's texts
-    (PubMedQA as a choice list: ["yes", "no", "maybe"], answer "a").
+    (PubMedQA as a choice list: ["yes", "no", "maybe"], answer "a"). A `classification` source
+    declares its closed label set in `labels` (a question's intent, say: "diagnosis",
+    "treatment", ...); a value outside it is quarantined as `invalid_label`.
     """
 
     field: FieldRef
     values: dict[str, str] = Field(default_factory=dict)
     choices_field: str | None = None
+    labels: list[str] | None = Field(None, min_length=2)
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len({x.casefold() for x in v}) != len(v):
+            raise ValueError("`labels` must be distinct (case aside)")
+        return v
 
 
 class ValueSpec(Strict):
@@ -144,10 +155,17 @@ class MappingSpec(Strict):
             "yes_no": ("question", "label"),
             "nli": ("premise", "hypothesis", "label"),
             "open_qa": ("question", "answer_text"),
+            "classification": ("question", "label"),
         }[self.task]
         missing = [n for n in needs if getattr(self, n) is None]
         if missing:
             raise ValueError(f"task '{self.task}' needs mapping fields: {', '.join(missing)}")
+        if self.label is not None and (self.task == "classification") != (self.label.labels is not None):
+            raise ValueError(
+                "task 'classification' needs its label set in `label.labels`"
+                if self.task == "classification"
+                else f"`label.labels` is for task 'classification' (the labels of '{self.task}' are fixed)"
+            )
         if self.answer and self.answer.style == "id" and self.options and self.options.style != "objects":
             raise ValueError("answer style 'id' only works with options style 'objects'")
         return self

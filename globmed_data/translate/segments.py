@@ -21,6 +21,7 @@ SEGMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "yes_no": ("question", "context", "rationale"),
     "nli": ("premise", "hypothesis"),
     "open_qa": ("question", "context", "answer", "rationale"),
+    "classification": ("question", "context"),  # the label set is a closed vocabulary: kept
 }
 _UNITS = (
     r"mg/dL|mg/kg|mmol/L|mEq/L|µmol/L|umol/L|g/dL|IU/L|U/L|mL/min|ml/min|mmHg|cmH2O|bpm|"

@@ -178,11 +178,12 @@ def _write(path, rows) -> None:
 
 
 def _item(key: str, question: str, split: str = "train", options: list[str] | None = None) -> dict:
+    options = options or OPTS
     return {
         "problem_id": key,
         "problem_text": question,
-        "choices": options or OPTS,
-        "answer": "A",
+        "choices": options,
+        "answer": "ABCD"[options.index(OPTS[0])] if OPTS[0] in options else "A",  # the same correct text
         "split": split,
     }
 
