@@ -701,10 +701,14 @@ def translate_eval(
     tico: Path | None = typer.Option(
         None, "--tico", help="TICO-19 folder (default: ../shared/data/TICO-19)."
     ),
+    eval_set: str | None = typer.Option(
+        None, "--set", help="A parallel set of translate.eval_sets to score against instead of TICO-19."
+    ),
     warehouse: Path | None = WarehouseOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the scores as a JSON array."),
 ) -> None:
-    """Score a backend against TICO-19 reference translations: chrF++ and BLEU per language."""
+    """Score a backend against reference translations (TICO-19 or a configured parallel set):
+    chrF++ and BLEU per language."""
     from globmed_data.translate.evaluate import evaluate
     from globmed_data.translate.stage import Translator
 
@@ -712,20 +716,32 @@ def translate_eval(
     if backend not in loaded.config.translate.backends:
         known = ", ".join(loaded.config.translate.backends) or "none"
         raise _fail(f"no backend '{backend}' in translate.backends (defined: {known})", EXIT_CONFIG)
-    folder = tico or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "TICO-19"
-    if not folder.is_dir():
-        raise _fail(f"TICO-19 folder not found: {folder} (pass --tico)", EXIT_CONFIG)
+    from globmed_data.sources.locate import SourceError
+    from globmed_data.translate.parallel import ConfiguredCorpus, TicoCorpus
+
+    corpus: ConfiguredCorpus | TicoCorpus
+    if eval_set is not None:
+        sets = {x.name: x for x in loaded.config.translate.eval_sets}
+        if eval_set not in sets:
+            raise _fail(f"no eval set '{eval_set}' in translate.eval_sets (defined: "
+                        f"{', '.join(sets) or 'none'})", EXIT_CONFIG)  # fmt: skip
+        corpus = ConfiguredCorpus(sets[eval_set], loaded)
+    else:
+        folder = tico or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "TICO-19"
+        if not folder.is_dir():
+            raise _fail(f"TICO-19 folder not found: {folder} (pass --tico or --set)", EXIT_CONFIG)
+        corpus = TicoCorpus(folder)
     langs = [x.strip() for x in languages.split(",") if x.strip()]
     log = lambda m: console.print(m, highlight=False)  # noqa: E731
     with _open_write(loaded, warehouse) as wh:
         try:
-            rows = evaluate(Translator(wh, loaded, "eval", log), backend, folder, langs, limit, log)
-        except FileNotFoundError as exc:
+            rows = evaluate(Translator(wh, loaded, "eval", log), backend, corpus, langs, limit, log)
+        except (FileNotFoundError, SourceError) as exc:  # no pairs, or no files
             raise _fail(str(exc), EXIT_CONFIG) from None
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table(title=f"{backend} on TICO-19 (en → xx)", title_justify="left")
+    table = Table(title=f"{backend} on {corpus.name} (→ xx)", title_justify="left")
     for col in ("language", "segments", "chrF++", "BLEU", "seconds"):
         table.add_column(col, justify="left" if col == "language" else "right")
     for r in rows:

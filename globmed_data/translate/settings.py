@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from globmed_data.settings import PerLanguage, Strict, as_list, has_default
+from globmed_data.settings import FieldRef, PerLanguage, Strict, as_list, has_default
+from globmed_data.sources.settings import ValueSpec, _as_value_spec
 
 
 class HFBackendSettings(Strict):
@@ -82,6 +83,30 @@ class TranslationChecks(Strict):
     _per_language = field_validator("min_length_ratio", "max_length_ratio")(has_default)
 
 
+class ParallelSet(Strict):
+    """Reference translations in any file layout, for `globmed translate eval --set NAME`: the
+    files (found and read as a source's are), the fields of the text and of its translation, and
+    each side's language (a constant, a record field, or a regex group of the file path)."""
+
+    name: str
+    paths: list[str]
+    exclude: list[str] = Field(default_factory=list)
+    format: Literal["auto", "json", "jsonl", "csv", "tsv", "parquet"] = "auto"
+    encoding: str = "utf-8"
+    record_path: str | None = None
+    source_text: FieldRef
+    target_text: FieldRef
+    source_language: ValueSpec = ValueSpec(value="en")
+    target_language: ValueSpec
+
+    _lists = field_validator("paths", "exclude", mode="before", json_schema_input_type=str | list[str])(
+        as_list
+    )
+    _values = field_validator(
+        "source_language", "target_language", mode="before", json_schema_input_type=str | ValueSpec
+    )(_as_value_spec)
+
+
 class TranslateSettings(Strict):
     """Translation into other languages (docs/translation.md)."""
 
@@ -91,6 +116,7 @@ class TranslateSettings(Strict):
     jobs: list[TranslationJob] = Field(default_factory=list)
     protect_terms: list[str] = Field(default_factory=list)  # drug names etc. kept verbatim
     checks: TranslationChecks = TranslationChecks()
+    eval_sets: list[ParallelSet] = Field(default_factory=list)  # parallel corpora for `translate eval`
 
     @model_validator(mode="after")
     def _names(self) -> TranslateSettings:

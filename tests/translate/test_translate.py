@@ -23,9 +23,10 @@ from globmed_data.settings import ConfigError
 from globmed_data.translate.backends import OpenAIBackend
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.evaluate import evaluate
+from globmed_data.translate.parallel import ConfiguredCorpus
 from globmed_data.translate.review import export_sample, import_verdicts
 from globmed_data.translate.segments import Protector, segments_of
-from globmed_data.translate.settings import OpenAIBackendSettings, TranslationChecks
+from globmed_data.translate.settings import OpenAIBackendSettings, TranslateSettings, TranslationChecks
 from globmed_data.translate.stage import Translator, run_translate
 from globmed_data.warehouse import Warehouse
 from tests.helpers import collect_all, free_port, wait_until_up, write_config
@@ -635,3 +636,34 @@ def test_a_run_stopped_after_a_chunk_is_finished_by_the_next(translating, monkey
     assert (again["translated"], again["skipped"]) == (2, 1) and stage.pending(wh, loaded) == 0
     assert wh.query("SELECT count(*) FROM entries WHERE origin = 'translated'")[0][0] == 3
     faults.reset()
+
+
+def test_eval_reads_a_parallel_set_in_any_layout(translating, tmp_path) -> None:
+    """A biomedical test set as CSV files named by language, columns of their own: one
+    translate.eval_sets entry describes it, and the same scores as TICO-19's come out."""
+    wh, loaded = translating
+    folder = tmp_path / "medline"
+    folder.mkdir()
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    rows = [(f"Sentence {w} about a fever.", s) for w, s in zip(words, SWAHILI, strict=True)]
+    lines = ["id,english,translation"] + [f'{k},"{en}","{sw}"' for k, (en, sw) in enumerate(rows)]
+    (folder / "medline_en2swa.csv").write_text("\n".join(lines) + "\n")
+    (folder / "medline_en2fra.csv").write_text('id,english,translation\n0,"A fever.","Une fièvre."\n')
+    spec = {"name": "medline", "paths": [str(folder / "*.csv")], "source_text": "english",
+            "target_text": "translation", "target_language": {"pattern": r"2([a-z]+)\.csv$",
+                                                              "map": {"swa": "sw", "fra": "fr"}}}  # fmt: skip
+    corpus = ConfiguredCorpus(TranslateSettings.model_validate({"eval_sets": [spec]}).eval_sets[0], loaded)
+    assert [p.source for p in corpus.pairs("fr", 10)] == ["A fever."]
+
+    class Oracle(SwahiliDouble):
+        """TEST DOUBLE: answers with the reference, so the scores must be perfect."""
+
+        def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
+            masked = {Protector().mask(en)[0]: sw for en, sw in rows}
+            return [masked[t] for t in texts]
+
+    translator = Translator(wh, loaded, "eval", quiet, backends={"double": Oracle()})
+    scored = evaluate(translator, "double", corpus, ["sw"], 100, quiet)
+    assert scored[0]["dataset"] == "medline" and scored[0]["segments"] == 8 and scored[0]["chrf_pp"] == 100.0
+    with pytest.raises(FileNotFoundError, match="eval set 'medline' has no pairs into 'zu'"):
+        corpus.pairs("zu", 10)
