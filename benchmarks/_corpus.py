@@ -14,10 +14,10 @@ sys.path.insert(0, str(ROOT))
 
 from globmed_data.config import load_config  # noqa: E402
 from globmed_data.sources.collect import collect_source  # noqa: E402
+from globmed_data.translate.parallel import TICO_CODES  # noqa: E402
 from globmed_data.warehouse import Warehouse  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-TICO_LANGS = {"es-LA": "es", "pt-BR": "pt"}
 
 
 def peak_rss_mib() -> float:
@@ -43,4 +43,4 @@ def tico_pairs() -> Iterator[tuple[str, str, str]]:
         with path.open(encoding="utf-8") as fh:
             for line in fh:
                 rec = json.loads(line)
-                yield TICO_LANGS.get(rec["tgt_lang"], rec["tgt_lang"]), rec["en"], rec["tgt"]
+                yield TICO_CODES.get(rec["tgt_lang"], rec["tgt_lang"]), rec["en"], rec["tgt"]

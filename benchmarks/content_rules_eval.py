@@ -53,7 +53,8 @@ def pool(warehouse: Path | None) -> pl.DataFrame:
             wh.arrow(
                 "SELECT e.entry_id, e.source, e.record_key, e.task, e.language, e.question, e.context, "
                 "e.options, e.answer_indices, e.label, e.premise, e.hypothesis, e.answer, e.rationale, "
-                "p.language AS parent_language, p.question AS parent_question, p.premise AS parent_premise, "
+                "p.task AS parent_task, p.language AS parent_language, p.question AS parent_question, "
+                "p.premise AS parent_premise, "
                 "p.hypothesis AS parent_hypothesis, p.options AS parent_options, "
                 "coalesce(json_extract_string(e.metadata, '$.text_only'), "
                 "json_extract_string(p.metadata, '$.text_only')) AS text_only "

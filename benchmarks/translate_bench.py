@@ -33,6 +33,7 @@ from _corpus import ROOT, SHARED, collected, peak_rss_mib
 sys.path.insert(0, str(ROOT))
 from globmed_data.config import load_config
 from globmed_data.translate.evaluate import evaluate
+from globmed_data.translate.parallel import TicoCorpus
 from globmed_data.translate.settings import (
     HFBackendSettings,
     OpenAIBackendSettings,
@@ -138,7 +139,9 @@ def main() -> None:
         if (SHARED / "TICO-19").is_dir():
             settings = TranslateSettings(backends={"hf-causal": backends["hf-causal"]})
             translator = Translator(wh, with_translate(loaded, settings), "eval", lambda _m: None)
-            rows = evaluate(translator, "hf-causal", SHARED / "TICO-19", ["sw"], 100, lambda _m: None)
+            rows = evaluate(
+                translator, "hf-causal", TicoCorpus(SHARED / "TICO-19"), ["sw"], 100, lambda _m: None
+            )
             r = rows[0]
             print(
                 f"tiny causal model on TICO-19 en→sw ({r['segments']} pairs): "

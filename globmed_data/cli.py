@@ -709,7 +709,7 @@ def translate_eval(
 ) -> None:
     """Score a backend against reference translations (TICO-19 or a configured parallel set):
     chrF++ and BLEU per language."""
-    from globmed_data.translate.evaluate import evaluate
+    from globmed_data.translate.evaluate import Corpus, evaluate
     from globmed_data.translate.stage import Translator
 
     loaded = _load(config)
@@ -719,7 +719,7 @@ def translate_eval(
     from globmed_data.sources.locate import SourceError
     from globmed_data.translate.parallel import ConfiguredCorpus, TicoCorpus
 
-    corpus: ConfiguredCorpus | TicoCorpus
+    corpus: Corpus
     if eval_set is not None:
         sets = {x.name: x for x in loaded.config.translate.eval_sets}
         if eval_set not in sets:

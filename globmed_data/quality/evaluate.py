@@ -14,7 +14,7 @@ from globmed_data.ids import stable_hash
 from globmed_data.kernels import text_metrics
 from globmed_data.quality import metrics as metrics_module
 from globmed_data.quality import phrases
-from globmed_data.quality.metrics import METRIC_COLUMNS, metrics, repetition
+from globmed_data.quality.metrics import METRIC_COLUMNS, item_text, metrics, repetition
 from globmed_data.quality.phrases import language_patterns
 from globmed_data.quality.rules import PREFILTER, RULES, WEIGHTS, Inputs
 from globmed_data.quality.settings import QualitySettings, QualityThresholds
@@ -91,17 +91,9 @@ def image_refs(df: pl.DataFrame, settings: QualitySettings) -> pl.Series:
     the batch has them): a translation cannot carry the image its parent lacked."""
     search, remove = language_patterns(settings.image_phrases)
     hits = _phrase_hits(df["_item"], df["language"], search, remove)
-    if "parent_question" in df.columns:
-        parent = df.select(
-            pl.concat_str(
-                [pl.col("parent_question"), pl.col("parent_premise"), pl.col("parent_hypothesis"),
-                 pl.col("parent_options").list.join("\n")],
-                separator="\n", ignore_nulls=True,
-            )
-        ).to_series()  # fmt: skip
-        hits |= (
-            _phrase_hits(parent, df["parent_language"], search, remove) & df["parent_question"].is_not_null()
-        )
+    if "parent_task" in df.columns:
+        parent = df.select(item_text("parent_")).to_series()
+        hits |= _phrase_hits(parent, df["parent_language"], search, remove) & df["parent_task"].is_not_null()
     return hits
 
 

@@ -23,9 +23,17 @@ METRIC_COLUMNS = (
 )  # fmt: skip
 
 
-def _main_text() -> pl.Expr:
-    pair = pl.concat_str([pl.col("premise"), pl.col("hypothesis")], separator="\n", ignore_nulls=True)
-    return pl.when(pl.col("task") == "nli").then(pair).otherwise(pl.col("question")).fill_null("")
+def _main_text(prefix: str = "") -> pl.Expr:
+    """The question, or premise + hypothesis (`prefix`: the same columns of another entry)."""
+    col = lambda name: pl.col(prefix + name)  # noqa: E731
+    pair = pl.concat_str([col("premise"), col("hypothesis")], separator="\n", ignore_nulls=True)
+    return pl.when(col("task") == "nli").then(pair).otherwise(col("question")).fill_null("")
+
+
+def item_text(prefix: str = "") -> pl.Expr:
+    """The main text and the options, one per line: what the item shows."""
+    options = pl.col(prefix + "options").list.join("\n")
+    return pl.concat_str([_main_text(prefix), options], separator="\n", ignore_nulls=True)
 
 
 def _script_share(languages: pl.Series, letters: np.ndarray, scripts: np.ndarray) -> pl.Series:
@@ -80,7 +88,7 @@ def metrics(df: pl.DataFrame) -> pl.DataFrame:
         n_options=pl.Series(n_options, dtype=pl.Int64),
         empty_options=pl.Series(empty_options, dtype=pl.Int64),
         distinct_options=_distinct_options(df.get_column("options"), n_options, maybe_same),
-        _item=pl.concat_str([_main_text(), opts.list.join("\n")], separator="\n", ignore_nulls=True),
+        _item=item_text(),
     )
     counts = char_counts(df.get_column("_main"))
     df = df.with_columns(

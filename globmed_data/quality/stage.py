@@ -33,7 +33,7 @@ _READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task,
                    coalesce(lc.language, e.language) AS language, e.question, e.context, e.options,
                    e.answer_indices, e.label, e.premise, e.hypothesis, e.answer, e.rationale,
                    lc.decision AS langid_decision, lc.agrees AS langid_agrees,
-                   p.content_hash AS parent_hash, p.language AS parent_language,
+                   p.content_hash AS parent_hash, p.task AS parent_task, p.language AS parent_language,
                    p.question AS parent_question, p.premise AS parent_premise,
                    p.hypothesis AS parent_hypothesis, p.options AS parent_options
             {_PENDING} ORDER BY e.entry_id"""

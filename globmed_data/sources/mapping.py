@@ -227,12 +227,13 @@ class RecordMapper:
     def file_context(self, rel_path: str) -> FileContext:
         return FileContext(
             rel_path=rel_path,
-            language=self._path_value(self.language_spec, rel_path),
-            split=self._path_value(self.split_spec, rel_path),
+            language=self.path_value(self.language_spec, rel_path),
+            split=self.path_value(self.split_spec, rel_path),
         )
 
     @staticmethod
-    def _path_value(spec: ValueSpec, rel_path: str) -> str | None:
+    def path_value(spec: ValueSpec, rel_path: str) -> str | None:
+        """A value known from the file alone (a constant, a path group); None: per record."""
         if spec.value is not None:
             return spec.map.get(spec.value, spec.value)
         if spec.pattern is not None:
@@ -242,7 +243,9 @@ class RecordMapper:
             return spec.default
         return None  # field-based: per record
 
-    def _record_value(self, spec: ValueSpec, pre: str | None, record: dict, extra: dict) -> str | None:
+    @staticmethod
+    def record_value(spec: ValueSpec, pre: str | None, record: dict, extra: dict) -> str | None:
+        """The value for one record: `pre` (path_value's) or the record's field, mapped."""
         if pre is not None or spec.field is None:
             return pre if pre is not None else spec.default
         value = get_field(record, spec.field, extra)
@@ -280,12 +283,12 @@ class RecordMapper:
         self, record: dict[str, Any], extra: dict[str, Any], ctx: FileContext, key: str
     ) -> dict[str, Any]:
         spec = self.spec
-        language = self._record_value(self.language_spec, ctx.language, record, extra)
+        language = self.record_value(self.language_spec, ctx.language, record, extra)
         if not language:
             raise MappingError("missing_language", "no language from the source spec or record")
         if not _LANG.match(language):
             raise MappingError("invalid_language", f"'{language}' is not a language code")
-        split = self._record_value(self.split_spec, ctx.split, record, extra) or "train"
+        split = self.record_value(self.split_spec, ctx.split, record, extra) or "train"
         entry: dict[str, Any] = {
             "entry_id": entry_id(self.source.name, key),
             "source": self.source.name,

@@ -53,6 +53,9 @@ class AnswerSpec(Strict):
     index_base: Literal[0, 1] = 0
 
 
+FileFormat = Literal["auto", "json", "jsonl", "csv", "tsv", "parquet"]  # "auto": from the suffix
+
+
 class LabelSpec(Strict):
     """A yes/no/maybe, NLI or classification label; `values` maps raw values (case-insensitive)
     to labels.
@@ -185,7 +188,7 @@ class SourceBase(Strict):
     enabled: bool = True
     preset: str | None = None
     mapping: dict[str, Any] = Field(default_factory=dict)
-    format: Literal["auto", "json", "jsonl", "csv", "tsv", "parquet"] = "auto"
+    format: FileFormat = "auto"
     encoding: str = "utf-8"
     record_path: str | None = None  # JSON files: "data" or "exams.*.data" (* = any key)
     language: Annotated[ValueSpec, Field()] | None = None

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Protocol
 
-from globmed_data.translate.parallel import Pair, TicoCorpus
+from globmed_data.translate.parallel import Pair
 from globmed_data.translate.segments import Segment
 from globmed_data.translate.stage import Log, Translator, segment_hash
 from globmed_data.warehouse import now
@@ -27,13 +26,11 @@ class Corpus(Protocol):
 
 
 def evaluate(
-    translator: Translator, backend: str, corpus: Corpus | Path, languages: list[str], limit: int, log: Log
+    translator: Translator, backend: str, corpus: Corpus, languages: list[str], limit: int, log: Log
 ) -> list[dict[str, Any]]:
-    """Scores per target language; `corpus` is a parallel set, or a TICO-19 folder."""
+    """Scores per target language against a parallel corpus (parallel.py)."""
     import sacrebleu
 
-    if isinstance(corpus, Path):
-        corpus = TicoCorpus(corpus)
     eval_id = uuid.uuid4().hex[:12]
     model = translator.s.backends[backend].model
     rows = []

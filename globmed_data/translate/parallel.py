@@ -9,13 +9,12 @@ fields holding the source text and its translation, and where each side's langua
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from globmed_data.sources.locate import locate_files
-from globmed_data.sources.mapping import get_field
+from globmed_data.sources.mapping import RecordMapper, get_field
 from globmed_data.sources.readers import detect_format, read_file
 
 if TYPE_CHECKING:
@@ -74,14 +73,14 @@ class ConfiguredCorpus:
                 if item.record is None:
                     continue
                 extra = {"_file": file.rel, **item.extra}
-                target = _value(spec.target_language, file.rel, item.record, extra)
+                target = _language(spec.target_language, file.rel, item.record, extra)
                 src, ref = (
                     get_field(item.record, spec.source_text, extra),
                     get_field(item.record, spec.target_text, extra),
                 )
                 if target != language or not src or not ref:
                     continue
-                source = _value(spec.source_language, file.rel, item.record, extra) or "en"
+                source = _language(spec.source_language, file.rel, item.record, extra) or "en"
                 pairs.append(Pair(source, str(src), str(ref)))
                 if len(pairs) >= limit:
                     return pairs
@@ -90,13 +89,6 @@ class ConfiguredCorpus:
         return pairs
 
 
-def _value(spec: ValueSpec, rel_path: str, record: dict[str, Any], extra: dict[str, Any]) -> str | None:
-    """A language as a source's ValueSpec gives it: a constant, a path group, or a field."""
-    if spec.value is not None:
-        raw: Any = spec.value
-    elif spec.pattern is not None:
-        found = re.search(spec.pattern, rel_path)
-        raw = found.group(1) if found else spec.default
-    else:
-        raw = get_field(record, spec.field, extra) or spec.default
-    return None if raw is None else spec.map.get(str(raw), str(raw))
+def _language(spec: ValueSpec, rel_path: str, record: dict, extra: dict) -> str | None:
+    """A side's language, as a source's `language` is read: from the path, else the record."""
+    return RecordMapper.record_value(spec, RecordMapper.path_value(spec, rel_path), record, extra)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from globmed_data.settings import FieldRef, PerLanguage, Strict, as_list, has_default
-from globmed_data.sources.settings import ValueSpec, _as_value_spec
+from globmed_data.sources.settings import FileFormat, ValueSpec, _as_value_spec
 
 
 class HFBackendSettings(Strict):
@@ -91,7 +91,7 @@ class ParallelSet(Strict):
     name: str
     paths: list[str]
     exclude: list[str] = Field(default_factory=list)
-    format: Literal["auto", "json", "jsonl", "csv", "tsv", "parquet"] = "auto"
+    format: FileFormat = "auto"
     encoding: str = "utf-8"
     record_path: str | None = None
     source_text: FieldRef

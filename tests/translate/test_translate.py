@@ -23,7 +23,7 @@ from globmed_data.settings import ConfigError
 from globmed_data.translate.backends import OpenAIBackend
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.evaluate import evaluate
-from globmed_data.translate.parallel import ConfiguredCorpus
+from globmed_data.translate.parallel import ConfiguredCorpus, TicoCorpus
 from globmed_data.translate.review import export_sample, import_verdicts
 from globmed_data.translate.segments import Protector, segments_of
 from globmed_data.translate.settings import OpenAIBackendSettings, TranslateSettings, TranslationChecks
@@ -325,7 +325,7 @@ def test_eval_scores_with_chrf_and_bleu(translating, tmp_path) -> None:
             return [masked[t] for t in texts]
 
     translator = Translator(wh, loaded, "eval", quiet, backends={"double": Oracle()})
-    rows = evaluate(translator, "double", tico, ["sw"], 100, quiet)
+    rows = evaluate(translator, "double", TicoCorpus(tico), ["sw"], 100, quiet)
     assert rows[0]["segments"] == 8 and rows[0]["chrf_pp"] == 100.0 and rows[0]["bleu"] == 100.0
     assert wh.query("SELECT count(*) FROM translation_evals")[0][0] == 1
 
