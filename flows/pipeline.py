@@ -15,6 +15,7 @@ naming it, while what succeeded stays in the warehouse. One run writes a warehou
 from __future__ import annotations
 
 import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import allow_failure, quote
 
 from flows.locking import warehouse_slot
@@ -31,6 +33,7 @@ from flows.reports import publish_artifacts
 from globmed_data.config import LoadedConfig, load_config
 from globmed_data.pipeline import registry
 from globmed_data.pipeline.curation import record_stage_settings
+from globmed_data.pipeline.executor import Executor, executor_for
 from globmed_data.pipeline.runner import run_step
 from globmed_data.pipeline.stage import Context, MapStage
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
@@ -55,11 +58,13 @@ class RunFailed(RuntimeError):
 
 # No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
 @task(name="collect-source", task_run_name="collect {unit}", cache_policy=NO_CACHE)
-def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str) -> dict[str, Any]:
+def unit_task(
+    wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str, executor: Executor
+) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
     progress = StageProgress(loaded.config.export.repo_id, f"{stage.name} {unit}", unit="bytes")
-    report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress), unit)
+    report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress, executor), unit)
     if report.status == "failed":
         error = str(report.counts.get("error") or "").removeprefix(f"source '{unit}': ")
         raise StepFailed(f"source {unit} failed: {error}", report.counts)
@@ -68,10 +73,12 @@ def unit_task(wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, r
 
 
 @task(name="stage", cache_policy=NO_CACHE)
-def stage_task(wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str) -> dict[str, Any]:
+def stage_task(
+    wh: Warehouse, loaded: LoadedConfig, step: registry.Step, run_id: str, executor: Executor
+) -> dict[str, Any]:
     """One whole-warehouse pass of a stage, recorded in run_stages (source '*')."""
     progress = StageProgress(loaded.config.export.repo_id, step.name)
-    report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info, progress))
+    report = run_step(step, Context(wh, loaded, run_id, get_run_logger().info, progress, executor))
     counts = {**report.counts, "summary": report.summary}
     if report.status == "failed":  # the export's publication: the version exists, a target refused it
         raise StepFailed(f"{step.name} failed: {report.summary}", counts)
@@ -111,15 +118,19 @@ def pipeline_flow(
     configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
     wh_path = resolve_warehouse_path(warehouse, configured)
     holder = f"run {flow_run.get_name() or loaded.config.name}"
-    with warehouse_slot(wh_path, what=holder, wait=lock_wait_seconds), Warehouse(wh_path, what=holder) as wh:
-        summary = _run(wh, loaded, wh_path)
+    with (
+        warehouse_slot(wh_path, what=holder, wait=lock_wait_seconds),
+        Warehouse(wh_path, what=holder) as wh,
+        closing(executor_for(loaded.config.executor)) as executor,
+    ):
+        summary = _run(wh, loaded, wh_path, executor)
     problem = _problem(summary)
     if problem:
         raise RunFailed(problem, summary)
     return summary
 
 
-def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path) -> dict[str, Any]:
+def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor) -> dict[str, Any]:
     run_id = uuid.uuid4().hex
     flow_run_id = flow_run.get_id()
     crashed = wh.start_run(
@@ -137,18 +148,24 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path) -> dict[str, Any]:
     # quote(): Prefect must not look inside the warehouse and config for other tasks' results
     # (it found source names there and drew an edge from every task to every later one); the
     # edges come from wait_for, so the graph is the pipeline's order.
-    args = {"wh": quote(wh), "loaded": quote(loaded), "run_id": run_id}
+    args = {"wh": quote(wh), "loaded": quote(loaded), "run_id": run_id, "executor": quote(executor)}
     try:
         for step in registry.plan(loaded.config):
             after = [allow_failure(f) for f in previous]  # a failed source must not stop the rest
             if isinstance(step.stage, MapStage):
-                previous = [
-                    unit_task.with_options(tags=[f"stage:{step.name}", f"source:{unit}"]).submit(
-                        **args, stage=quote(step.stage), unit=unit, wait_for=after
-                    )
-                    for unit in step.stage.units(loaded)
-                ]
-                outcomes = [_outcome(f) for f in previous]
+                # At most `concurrency` units at a time (collect.concurrency): each holds its
+                # mapped files in memory until it writes them, and they share one writer.
+                width = getattr(step.stage.settings(loaded.config), "concurrency", None)
+                with ThreadPoolTaskRunner(max_workers=width) as runner:
+                    previous = [
+                        runner.submit(
+                            unit_task.with_options(tags=[f"stage:{step.name}", f"source:{unit}"]),
+                            {**args, "stage": quote(step.stage), "unit": unit},
+                            wait_for=after,
+                        )
+                        for unit in step.stage.units(loaded)
+                    ]
+                    outcomes = [_outcome(f) for f in previous]
                 for _, error in outcomes:
                     if error is not None and not isinstance(error, StepFailed):
                         raise error  # not the source's own failure (the warehouse, say): the run fails

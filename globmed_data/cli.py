@@ -640,9 +640,11 @@ def stage_run(
     The curated view still requires every enabled stage's decisions, so running one stage
     never lets undecided entries through."""
     import uuid
+    from contextlib import closing
 
     from globmed_data.pipeline import registry
     from globmed_data.pipeline.curation import record_stage_settings
+    from globmed_data.pipeline.executor import executor_for
     from globmed_data.pipeline.runner import run_step
     from globmed_data.pipeline.stage import Context, PendingWork, enabled
 
@@ -655,11 +657,11 @@ def stage_run(
         raise _fail(f"stage '{name}' is disabled in {config} ({name}.enabled: false)", EXIT_CONFIG)
     say = lambda m: console.print(m, highlight=False)  # noqa: E731
     run_id = f"stage-{uuid.uuid4().hex[:12]}"
-    with _open_write(loaded, warehouse) as wh:
+    with _open_write(loaded, warehouse) as wh, closing(executor_for(loaded.config.executor)) as executor:
         wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
         record_stage_settings(wh, loaded)  # as a run does: this config's stages define "decided"
         try:
-            report = run_step(registry.Step(name, stage), Context(wh, loaded, run_id, say))
+            report = run_step(registry.Step(name, stage), Context(wh, loaded, run_id, say, executor=executor))
         except PendingWork as exc:
             wh.finish_run(run_id, "failed", {}, error=str(exc))
             raise _fail(str(exc), EXIT_CONFIG) from None

@@ -21,6 +21,7 @@ from globmed_data.dedup.settings import DedupSettings
 from globmed_data.export.settings import ExportSettings
 from globmed_data.ids import canonical_json, stable_hash
 from globmed_data.langid.settings import LangIdSettings
+from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.quality.settings import QualitySettings
 from globmed_data.settings import ConfigError, Strict
 from globmed_data.sources.settings import CollectSettings, FileSource, HubSource, Source, files_by_default
@@ -40,6 +41,7 @@ class PipelineConfig(Strict):
     name: str = "globmed"
     warehouse: str | None = None
     languages: LanguageSettings = LanguageSettings()
+    executor: ExecutorSettings = ExecutorSettings()
     collect: CollectSettings = CollectSettings()
     langid: LangIdSettings = LangIdSettings()
     quality: QualitySettings = QualitySettings()
@@ -82,7 +84,8 @@ class PipelineConfig(Strict):
         raise KeyError(name)
 
     def config_hash(self) -> str:
-        return stable_hash("config", canonical_json(self.model_dump(mode="json")))
+        """What the results depend on: where the maps run (executor) does not change them."""
+        return stable_hash("config", canonical_json(self.model_dump(mode="json", exclude={"executor"})))
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

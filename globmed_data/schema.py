@@ -38,6 +38,29 @@ ENTRY_ARROW_SCHEMA = pa.schema(
     ]
 )
 ENTRY_COLUMNS = tuple(ENTRY_ARROW_SCHEMA.names)
+# The collect's other two tables: a record as read, and a record set aside with its reason.
+RAW_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("record_key", pa.string()),
+        ("file", pa.string()),
+        ("locator", pa.string()),
+        ("raw_hash", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("file", pa.string()),
+        ("locator", pa.string()),
+        ("record_key", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("payload", pa.string()),
+        ("payload_bytes", pa.int64()),
+    ]
+)
 
 
 @cache

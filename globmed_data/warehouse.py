@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from globmed_data.ops.lock import describe, holder_of, writer_lock
 from globmed_data.resources import resource_dir
-from globmed_data.schema import ENTRY_COLUMNS, entries_table
+from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.views import create_views, views_hash
 
 ENV_VAR = "GLOBMED_WAREHOUSE"
@@ -67,31 +67,6 @@ def list_migrations() -> list[tuple[int, str, Path]]:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-# Arrow schemas of the batches a collect step writes (order = column order of the tables).
-RAW_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("record_key", pa.string()),
-        ("file", pa.string()),
-        ("locator", pa.string()),
-        ("raw_hash", pa.string()),
-        ("payload", pa.string()),
-    ]
-)
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("file", pa.string()),
-        ("locator", pa.string()),
-        ("record_key", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("payload", pa.string()),
-        ("payload_bytes", pa.int64()),
-    ]
-)
 
 
 @dataclass(slots=True)
@@ -382,6 +357,15 @@ class Warehouse:
             [source, list(files)],
         )
 
+    def has_rows(self, source: str) -> bool:
+        """Whether any raw record or entry of the source is stored."""
+        row = self.query(
+            "SELECT EXISTS (SELECT 1 FROM raw_records WHERE source = $s) "
+            "OR EXISTS (SELECT 1 FROM entries WHERE source = $s)",
+            {"s": source},
+        )
+        return bool(row[0][0])
+
     def mark_files_unchanged(self, source: str, files: Sequence[str], run_id: str) -> None:
         if not files:
             return
@@ -396,68 +380,28 @@ class Warehouse:
         *,
         source: str,
         run_id: str,
-        raws: list[dict[str, Any]],
-        entries: list[dict[str, Any]],
-        quarantined: list[dict[str, Any]],
+        raws: pa.Table,
+        entries: pa.Table,
+        quarantined: pa.Table,
         quarantined_keys: list[str],
-        done: FileDone | None,
+        done: Sequence[FileDone] = (),
+        fresh: bool = False,
     ) -> dict[str, int]:
-        """Upsert one batch of raw records, entries and quarantine rows atomically.
+        """Write one batch of raw records (RAW_SCHEMA), entries (ENTRY_ARROW_SCHEMA) and
+        quarantine rows (QUARANTINE_SCHEMA) atomically, with the files they complete (`done`).
+        `fresh`: the caller knows none of the keys is stored yet (the source has no rows), so rows
+        are appended, not upserted.
 
         Returns counts: added, updated, unchanged (entries), quarantined.
         """
-        counts = {"added": 0, "updated": 0, "unchanged": 0, "quarantined": len(quarantined)}
-        raw_tbl = pa.Table.from_pylist(raws, schema=RAW_SCHEMA)
-        q_tbl = pa.Table.from_pylist(quarantined, schema=QUARANTINE_SCHEMA)
-        ent_tbl = entries_table(entries) if entries else None
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "quarantined": quarantined.num_rows}
         with self.transaction() as con:
-            ts = now()
-            if raws:
-                con.register("b_raw", raw_tbl)
-                con.execute(
-                    """INSERT INTO raw_records
-                       SELECT source, record_key, file, locator, raw_hash, payload, $run, $run, $run, NULL
-                       FROM b_raw
-                       ON CONFLICT (source, record_key) DO UPDATE SET
-                         file = excluded.file, locator = excluded.locator,
-                         updated_run_id = CASE WHEN raw_hash <> excluded.raw_hash
-                                          THEN excluded.updated_run_id ELSE updated_run_id END,
-                         raw_hash = excluded.raw_hash, payload = excluded.payload,
-                         last_seen_run_id = excluded.last_seen_run_id, vanished_run_id = NULL""",
-                    {"run": run_id},
-                )
-                con.unregister("b_raw")
-            if ent_tbl is not None:
-                con.register("b_ent", ent_tbl)
-                existing = dict(
-                    con.execute(
-                        "SELECT e.entry_id, e.content_hash || '|' || e.status FROM entries e "
-                        "JOIN b_ent b ON e.entry_id = b.entry_id"
-                    ).fetchall()
-                )
-                for e in entries:
-                    before = existing.get(e["entry_id"])
-                    if before is None:
-                        counts["added"] += 1
-                    elif before == f"{e['content_hash']}|active":
-                        counts["unchanged"] += 1
-                    else:
-                        counts["updated"] += 1
-                cols = ", ".join(ENTRY_COLUMNS)
-                updates = ", ".join(f"{c} = excluded.{c}" for c in ENTRY_COLUMNS[1:])
-                con.execute(
-                    f"""INSERT INTO entries ({cols}, status, created_run_id, updated_run_id)
-                        SELECT {cols}, 'active', $run, $run FROM b_ent
-                        ON CONFLICT (entry_id) DO UPDATE SET
-                          updated_run_id = CASE WHEN content_hash <> excluded.content_hash
-                                                  OR status <> 'active'
-                                           THEN excluded.updated_run_id ELSE updated_run_id END,
-                          {updates}, status = 'active'""",
-                    {"run": run_id},
-                )
-                con.unregister("b_ent")
-            if quarantined:
-                con.register("b_q", q_tbl)
+            if raws.num_rows:
+                self._put_raws(con, raws, run_id, fresh)
+            if entries.num_rows:
+                counts.update(self._put_entries(con, entries, run_id, fresh))
+            if quarantined.num_rows:
+                con.register("b_q", quarantined)
                 con.execute(
                     """INSERT INTO quarantine
                        SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes,
@@ -467,26 +411,80 @@ class Warehouse:
                          detail = excluded.detail, payload = excluded.payload,
                          payload_bytes = excluded.payload_bytes, run_id = excluded.run_id,
                          created_at = excluded.created_at""",
-                    {"run": run_id, "ts": ts},
+                    {"run": run_id, "ts": now()},
                 )
                 con.unregister("b_q")
-            if quarantined_keys:
+            if quarantined_keys and not fresh:
                 con.execute(
                     "UPDATE entries SET status = 'quarantined', updated_run_id = ? "
                     "WHERE source = ? AND record_key IN (SELECT unnest(?)) AND status <> 'quarantined'",
                     [run_id, source, quarantined_keys],
                 )
-            if done is not None:
+            for file in done:
                 con.execute(
                     "INSERT OR REPLACE INTO source_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [source, done.file, done.size, done.sha256, done.spec_hash, run_id, done.records],
+                    [source, file.file, file.size, file.sha256, file.spec_hash, run_id, file.records],
                 )
                 # Quarantine rows from an earlier version of this file that no longer apply.
                 con.execute(
                     "DELETE FROM quarantine WHERE source = ? AND file = ? AND run_id <> ?",
-                    [source, done.file, run_id],
+                    [source, file.file, run_id],
                 )
         return counts
+
+    @staticmethod
+    def _put_raws(con: duckdb.DuckDBPyConnection, raws: pa.Table, run_id: str, fresh: bool) -> None:
+        con.register("b_raw", raws)
+        select = (
+            "SELECT source, record_key, file, locator, raw_hash, payload, $run, $run, $run, NULL FROM b_raw"
+        )
+        if fresh:
+            con.execute(f"INSERT INTO raw_records {select}", {"run": run_id})
+        else:
+            con.execute(
+                f"""INSERT INTO raw_records {select}
+                    ON CONFLICT (source, record_key) DO UPDATE SET
+                      file = excluded.file, locator = excluded.locator,
+                      updated_run_id = CASE WHEN raw_hash <> excluded.raw_hash
+                                       THEN excluded.updated_run_id ELSE updated_run_id END,
+                      raw_hash = excluded.raw_hash, payload = excluded.payload,
+                      last_seen_run_id = excluded.last_seen_run_id, vanished_run_id = NULL""",
+                {"run": run_id},
+            )
+        con.unregister("b_raw")
+
+    @staticmethod
+    def _put_entries(
+        con: duckdb.DuckDBPyConnection, entries: pa.Table, run_id: str, fresh: bool
+    ) -> dict[str, int]:
+        con.register("b_ent", entries)
+        cols = ", ".join(ENTRY_COLUMNS)
+        select = f"SELECT {cols}, 'active', $run, $run FROM b_ent"
+        if fresh:
+            con.execute(f"INSERT INTO entries ({cols}, status, created_run_id, updated_run_id) {select}",
+                        {"run": run_id})  # fmt: skip
+            con.unregister("b_ent")
+            return {"added": entries.num_rows}
+        row = con.execute(
+            """SELECT count(*) FILTER (WHERE e.entry_id IS NULL),
+                      count(*) FILTER (WHERE e.content_hash = b.content_hash AND e.status = 'active'),
+                      count(*) FILTER (WHERE e.entry_id IS NOT NULL
+                                         AND NOT (e.content_hash = b.content_hash AND e.status = 'active'))
+               FROM b_ent b LEFT JOIN entries e ON e.entry_id = b.entry_id"""
+        ).fetchone()
+        assert row is not None
+        updates = ", ".join(f"{c} = excluded.{c}" for c in ENTRY_COLUMNS[1:])
+        con.execute(
+            f"""INSERT INTO entries ({cols}, status, created_run_id, updated_run_id) {select}
+                ON CONFLICT (entry_id) DO UPDATE SET
+                  updated_run_id = CASE WHEN content_hash <> excluded.content_hash
+                                          OR status <> 'active'
+                                   THEN excluded.updated_run_id ELSE updated_run_id END,
+                  {updates}, status = 'active'""",
+            {"run": run_id},
+        )
+        con.unregister("b_ent")
+        return {"added": row[0], "unchanged": row[1], "updated": row[2]}
 
     def finish_source(
         self,

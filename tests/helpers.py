@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from globmed_data.config import LoadedConfig
+from globmed_data.pipeline.executor import Executor
 from globmed_data.sources.collect import SourceReport, collect_source
 from globmed_data.warehouse import Warehouse
 
@@ -42,10 +43,16 @@ def write_config(folder: Path, sources: list[dict[str, Any]], **top: Any) -> Pat
     return path
 
 
-def collect_all(wh: Warehouse, loaded: LoadedConfig, run_id: str | None = None) -> dict[str, SourceReport]:
+def collect_all(
+    wh: Warehouse, loaded: LoadedConfig, run_id: str | None = None, executor: Executor | None = None
+) -> dict[str, SourceReport]:
     run_id = run_id or uuid.uuid4().hex
     wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
-    return {s.name: collect_source(wh, loaded, s, run_id) for s in loaded.config.sources if s.enabled}
+    return {
+        s.name: collect_source(wh, loaded, s, run_id, executor=executor)
+        for s in loaded.config.sources
+        if s.enabled
+    }
 
 
 def free_port() -> int:

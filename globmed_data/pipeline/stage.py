@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from globmed_data.pipeline.executor import Executor, InlineExecutor
+
 if TYPE_CHECKING:
     from globmed_data.config import LoadedConfig, PipelineConfig
     from globmed_data.warehouse import Warehouse
@@ -31,14 +33,15 @@ def _no_progress(done: int, total: int) -> None:
 
 @dataclass
 class Context:
-    """What a stage runs with: the warehouse (the one writer), the config, the run, a logger and a
-    progress callback."""
+    """What a stage runs with: the warehouse (the one writer), the config, the run, a logger, a
+    progress callback, and where its maps run (the run's process unless the flow opened one)."""
 
     wh: Warehouse
     loaded: LoadedConfig
     run_id: str
     log: Log = field(default=lambda _: None)
     progress: Progress = field(default=_no_progress)
+    executor: Executor = field(default_factory=InlineExecutor)
 
 
 @dataclass

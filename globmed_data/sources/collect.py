@@ -9,17 +9,21 @@ the same data adds nothing.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig
 from globmed_data.ids import canonical_json, stable_hash
+from globmed_data.pipeline.executor import Executor, InlineExecutor, ordered_map
 from globmed_data.pipeline.stage import Progress
+from globmed_data.schema import RAW_SCHEMA
 from globmed_data.sources.locate import (
     Located,
     SourceError,
@@ -28,14 +32,25 @@ from globmed_data.sources.locate import (
     locate_files,
     locate_hub,
 )
-from globmed_data.sources.mapping import MappingError, RecordMapper
+from globmed_data.sources.mapped import (
+    MAPPED_ENTRY_SCHEMA,
+    MAPPED_QUARANTINE_SCHEMA,
+    PAYLOAD_LIMIT,
+    ROW,
+    MappedBatch,
+    map_file,
+    map_file_whole,
+    quarantine_rows,
+    without_row,
+)
 from globmed_data.sources.normalize import NORMALIZER_VERSION
-from globmed_data.sources.readers import FileReadError, RawItem, detect_format, read_file
 from globmed_data.sources.settings import FileSource, HubSource
 from globmed_data.warehouse import FileDone, Warehouse, now
 
-PAYLOAD_LIMIT = 65536
 Log = Callable[[str], None]
+# A file larger than this is streamed in the run's process, a batch at a time, whatever the
+# executor: a worker returns a whole file's rows at once.
+STREAM_OVER_BYTES = 256 << 20
 
 
 @dataclass
@@ -74,19 +89,6 @@ def _fingerprint(spec_hash: str, revision: str | None, files: list[tuple[str, st
     )
 
 
-class _Batch:
-    """Rows gathered for one transaction."""
-
-    def __init__(self) -> None:
-        self.raws: list[dict[str, Any]] = []
-        self.entries: list[dict[str, Any]] = []
-        self.quarantined: list[dict[str, Any]] = []
-        self.quarantined_keys: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.raws) + len(self.quarantined)
-
-
 class SourceCollector:
     def __init__(
         self,
@@ -96,8 +98,10 @@ class SourceCollector:
         run_id: str,
         log: Log | None = None,
         progress: Progress | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.wh = wh
+        self.executor = executor or InlineExecutor()
         self.progress = progress or (lambda done, total: None)
         self.bytes_total = self.bytes_done = 0
         self.loaded = loaded
@@ -106,7 +110,11 @@ class SourceCollector:
         self.log = log or (lambda _msg: None)
         self.settings = loaded.config.collect
         self.spec_hash = source.spec_hash()
-        self.mapper = RecordMapper(source)
+        self.fresh = False  # no row of this source is stored: rows are appended, not upserted
+        # Rows waiting for the next transaction: small files share one (a commit costs ~30 ms).
+        self.pending: list[tuple[pa.Table, pa.Table, pa.Table]] = []
+        self.pending_done: list[FileDone] = []
+        self.pending_rows = 0
         self.report = SourceReport(source.name, source.kind)
         self.languages: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
@@ -162,10 +170,8 @@ class SourceCollector:
                 return
         self._collect_files(located, dict(checksums))
         if located.unreadable:
-            batch = _Batch()
-            for rel, why in located.unreadable:
-                self._quarantine(batch, rel, "file", None, "file_unreadable", why, None, 0)
-            self._flush(batch, None)
+            self._add(quarantine_rows(self.source.name, located.unreadable), None)
+        self._flush()
         self.report.vanished = self.wh.finish_source(
             source=self.source.name,
             kind=self.source.kind,
@@ -211,13 +217,14 @@ class SourceCollector:
         for key, file, locator in self.wh.keys_of_files(self.source.name, unchanged):
             self.seen[key] = f"{file}:{locator}"
         self.report.files_unchanged = len(unchanged)
+        self.fresh = not self.wh.has_rows(self.source.name)
         skip = set(unchanged)
         todo = [f for f in located.files if f.rel not in skip]
         # Progress in bytes of the files to read: per batch, so one big file is not 0 then 100%.
         self.bytes_total, self.bytes_done = sum(f.size for f in todo), 0
         self.progress(0, self.bytes_total)
-        for i, f in enumerate(todo, start=1):
-            self._collect_file(f, checksums[f.rel])
+        for i, (f, batches) in enumerate(self._mapped(todo), start=1):
+            self._write_file(f, checksums[f.rel], batches)
             self.bytes_done += f.size
             self.log(
                 f"{self.source.name}: file {i}/{len(todo)} {f.rel} done "
@@ -225,127 +232,111 @@ class SourceCollector:
             )
             self.progress(self.bytes_done, self.bytes_total)
 
-    def _collect_file(self, f: SourceFile, sha: str) -> None:
-        batch = _Batch()
-        records = read = 0
-        ctx = self.mapper.file_context(f.rel)
-        try:
-            fmt = detect_format(f.path, self.source.format)
-            items = read_file(
-                f.path,
-                fmt,
-                encoding=self.source.encoding,
-                record_path=self.source.resolved_record_path(),
-                max_record_bytes=self.settings.max_record_bytes,
-            )
-            for item in items:
-                records += 1
-                read += item.size
-                try:
-                    self._add(batch, f, ctx, item)
-                except Exception as exc:  # one odd record never stops the file: it is quarantined
-                    reason = "too_deep" if isinstance(exc, RecursionError) else "record_error"
-                    self._quarantine(batch, f.rel, item.locator, None, reason, f"{type(exc).__name__}: {exc}",
-                                     item.raw_text, item.size)  # fmt: skip
-                if len(batch) >= self.settings.batch_size:
-                    self._flush(batch, None)
-                    batch = _Batch()
-                    self.progress(self.bytes_done + min(read, f.size), self.bytes_total)
-        except FileReadError as exc:
-            self._quarantine(batch, f.rel, "file", None, "file_unreadable", str(exc), None, f.size)
-        self.report.records += records
-        self._flush(batch, FileDone(f.rel, f.size, sha, self.spec_hash, records))
+    def _mapped(self, todo: list[SourceFile]) -> Iterator[tuple[SourceFile, Iterator[MappedBatch]]]:
+        """Each file with its mapped batches, in order. Through the executor when there is
+        enough to read to be worth sending away (its workers map files side by side, while this
+        thread writes); otherwise, and for a very large file, streamed here."""
+        away = not self.executor.inline and self.bytes_total >= self.loaded.config.executor.min_task_bytes
 
-    def _add(self, batch: _Batch, f: SourceFile, ctx: Any, item: RawItem) -> None:
-        if item.record is None:
-            self._quarantine(
-                batch,
-                f.rel,
-                item.locator,
-                None,
-                item.reason or "unreadable",
-                item.detail,
-                item.raw_text,
-                item.size,
-            )
-            return
-        payload = (
-            item.raw_text
-            if item.raw_text is not None
-            else json.dumps(item.record, ensure_ascii=False, default=str)
+        def sent(f: SourceFile) -> bool:
+            return away and f.size <= STREAM_OVER_BYTES
+
+        window = 2 * getattr(self.executor, "workers", 1)
+        calls = ((self.source, f.rel, f.path, self.settings, f.size) for f in todo if sent(f))
+        results = ordered_map(self.executor, map_file_whole, calls, window)
+        for f in todo:
+            if sent(f):
+                yield f, iter(next(results))
+            else:
+                yield f, map_file(self.source, f.rel, f.path, self.settings, f.size)
+
+    def _write_file(self, f: SourceFile, sha: str, batches: Iterator[MappedBatch]) -> None:
+        records = read = 0
+        for batch in batches:
+            records += batch.records
+            read += batch.bytes_read
+            self._add(batch, None)
+            self.progress(self.bytes_done + min(read, f.size), self.bytes_total)
+        self.report.records += records
+        self._add(None, FileDone(f.rel, f.size, sha, self.spec_hash, records))
+
+    def _first_occurrences(self, batch: MappedBatch) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """The batch without the records whose key an earlier record of the source has: those
+        become `duplicate_key` (or, keyless, `duplicate_record`) quarantine rows instead."""
+        raws, entries, quarantine = batch.raws, batch.entries, batch.quarantine
+        repeated: list[int] = []
+        columns = (raws[c].to_pylist() for c in ("record_key", "file", "locator"))
+        for row, (key, file, locator) in enumerate(zip(*columns, strict=True)):
+            if key in self.seen:
+                repeated.append(row)
+            else:
+                self.seen[key] = f"{file}:{locator}"
+        if not repeated:
+            return raws, entries, quarantine
+        rows = pa.array(repeated, pa.int32())
+        keep = pc.invert(pc.is_in(pa.array(range(raws.num_rows), pa.int32()), rows))
+        kept_quarantine = quarantine.filter(pc.invert(pc.is_in(quarantine[ROW], rows)))
+        duplicates = self._duplicates(raws.take(rows))
+        return (
+            raws.filter(keep),
+            entries.filter(pc.invert(pc.is_in(entries[ROW], rows))),
+            pa.concat_tables([kept_quarantine, duplicates]),
         )
-        extra = {"_file": f.rel, "_locator": item.locator, **item.extra}
-        try:
-            key = self.mapper.record_key(item.record, extra, item.raw_text)
-        except MappingError as exc:
-            self._quarantine(batch, f.rel, item.locator, None, exc.reason, exc.detail, payload, len(payload))
-            return
-        where = f"{f.rel}:{item.locator}"
-        if key in self.seen:
+
+    def _duplicates(self, raws: pa.Table) -> pa.Table:
+        rows = []
+        for raw in raws.to_pylist():
+            key, payload = raw["record_key"], raw["payload"]
             if key.startswith("h:"):  # keyless source: the key is the record's own hash
                 reason, detail = "duplicate_record", f"identical to the record at {self.seen[key]}"
             else:
                 reason, detail = "duplicate_key", f"key {key!r} already at {self.seen[key]}"
-            self._quarantine(batch, f.rel, item.locator, key, reason, detail, payload, len(payload))
-            return
-        self.seen[key] = where
-        batch.raws.append(
-            {
-                "source": self.source.name,
-                "record_key": key,
-                "file": f.rel,
-                "locator": item.locator,
-                "raw_hash": stable_hash("raw", payload),
-                "payload": payload,
-            }
-        )
-        try:
-            entry = self.mapper.map(item.record, extra, ctx, key)
-        except MappingError as exc:
-            self._quarantine(batch, f.rel, item.locator, key, exc.reason, exc.detail, payload, len(payload))
-            batch.quarantined_keys.append(key)
-            return
-        batch.entries.append(entry)
-        self.languages[entry["language"]] += 1
+            rows.append(
+                {"source": raw["source"], "file": raw["file"], "locator": raw["locator"], "record_key": key,
+                 "reason": reason, "detail": detail, "payload": payload[:PAYLOAD_LIMIT],
+                 "payload_bytes": len(payload), ROW: None}
+            )  # fmt: skip
+        return pa.Table.from_pylist(rows, schema=MAPPED_QUARANTINE_SCHEMA)
 
-    def _quarantine(
-        self,
-        batch: _Batch,
-        file: str,
-        locator: str,
-        key: str | None,
-        reason: str,
-        detail: str,
-        payload: str | None,
-        size: int,
-    ) -> None:
-        self.reasons[reason] += 1
-        batch.quarantined.append(
-            {
-                "source": self.source.name,
-                "file": file,
-                "locator": locator,
-                "record_key": key,
-                "reason": reason,
-                "detail": detail,
-                "payload": payload[:PAYLOAD_LIMIT] if payload is not None else None,
-                "payload_bytes": size,
-            }
-        )
+    def _add(self, batch: MappedBatch | None, done: FileDone | None) -> None:
+        """Queue a batch's rows (first occurrences decided now, in read order) and/or a file's
+        completion; write once a transaction's worth is waiting."""
+        if batch is not None:
+            tables = self._first_occurrences(batch)
+            self.pending.append(tables)
+            self.pending_rows += sum(t.num_rows for t in tables)
+        if done is not None:
+            self.pending_done.append(done)
+        if self.pending_rows >= self.settings.batch_size:
+            self._flush()
 
-    def _flush(self, batch: _Batch, done: FileDone | None) -> None:
+    def _flush(self) -> None:
+        if not self.pending and not self.pending_done:
+            return
+        schemas = (RAW_SCHEMA, MAPPED_ENTRY_SCHEMA, MAPPED_QUARANTINE_SCHEMA)
+        parts = zip(*self.pending, strict=True) if self.pending else ([s.empty_table()] for s in schemas)
+        raws, entries, quarantine = (pa.concat_tables(p) for p in parts)
+        mapped_keys = pc.and_(pc.is_valid(quarantine[ROW]), pc.is_valid(quarantine["record_key"]))
         counts = self.wh.write_batch(
             source=self.source.name,
             run_id=self.run_id,
-            raws=batch.raws,
-            entries=batch.entries,
-            quarantined=batch.quarantined,
-            quarantined_keys=batch.quarantined_keys,
-            done=done,
+            raws=raws,
+            entries=without_row(entries),
+            quarantined=without_row(quarantine),
+            quarantined_keys=quarantine["record_key"].filter(mapped_keys).to_pylist(),
+            done=self.pending_done,
+            fresh=self.fresh,
         )
+        self.pending, self.pending_done, self.pending_rows = [], [], 0
         for k in ("added", "updated", "unchanged", "quarantined"):
             setattr(self.report, k, getattr(self.report, k) + counts[k])
+        self.languages.update(_value_counts(entries["language"]))
+        self.reasons.update(_value_counts(quarantine["reason"]))
         faults.point("collect.batch")
+
+
+def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
+    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(column).to_pylist()}
 
 
 def files_unchanged(wh: Warehouse, loaded: LoadedConfig, source: FileSource | HubSource) -> bool:
@@ -370,5 +361,6 @@ def collect_source(
     run_id: str,
     log: Log | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> SourceReport:
-    return SourceCollector(wh, loaded, source, run_id, log, progress).run()
+    return SourceCollector(wh, loaded, source, run_id, log, progress, executor).run()

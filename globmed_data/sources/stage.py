@@ -47,9 +47,8 @@ class CollectStage:
 
     def run_unit(self, context: Context, unit: str) -> Report:
         source = context.loaded.config.source(unit)
-        report = collect_source(
-            context.wh, context.loaded, source, context.run_id, log=context.log, progress=context.progress
-        )
+        c = context
+        report = collect_source(c.wh, c.loaded, source, c.run_id, c.log, c.progress, c.executor)
         return Report(self.name, report.as_dict(), source_summary(report))
 
     def run(self, context: Context) -> Report:

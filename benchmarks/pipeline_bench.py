@@ -1,0 +1,186 @@
+"""The whole pipeline through the CLI (`globmed run`, the Prefect flow) on N copies of a config's sources.
+
+    .venv/bin/python benchmarks/pipeline_bench.py --scale 8 [--config configs/shared-real.yaml]
+        [--executor local|ray] [--workers 2] [--keep DIR]
+
+Every source is collected N times under distinct names (`<name>-<k>`; a translation links to its
+parent's copy), so N x the entries go through collect, language ID, quality, dedup (the copies
+are exact duplicates of each other: dedup works on all of them) and export, on a fresh
+warehouse. Prints per-stage seconds (from the warehouse's run_stages), entries/s, the peak RSS of
+the run's process and of its whole process tree (pool workers included, sampled every 0.1 s),
+and the ratio to the baseline: the same files read by the same streaming readers, with no
+mapping and no warehouse, in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from globmed_data.config import load_config  # noqa: E402
+from globmed_data.sources.locate import locate_files  # noqa: E402
+from globmed_data.sources.readers import detect_format, read_file  # noqa: E402
+from globmed_data.warehouse import Warehouse  # noqa: E402
+
+
+def scaled_config(config: Path, scale: int, folder: Path, executor: dict) -> Path:
+    """The config with every source copied `scale` times, written where its paths still resolve."""
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    sources = []
+    for k in range(scale):
+        for s in raw["sources"]:
+            copy = {**s, "name": f"{s['name']}-{k}"}
+            parent = s.get("translation_of")
+            if parent:
+                copy["translation_of"] = {**parent, "source": f"{parent['source']}-{k}"}
+            sources.append(copy)
+    name = f"{raw.get('name', 'bench')}-x{scale}"
+    raw.update(sources=sources, executor=executor, warehouse=None, name=name)
+    out = config.parent / f".bench-{config.stem}-x{scale}-{os.getpid()}.yaml"  # beside it: relative paths
+    out.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+def readers_alone(config: Path) -> tuple[int, float]:
+    loaded = load_config(config)
+    started, n = time.perf_counter(), 0
+    for s in loaded.config.sources:
+        for f in locate_files(s, loaded).files:
+            reader = read_file(
+                f.path,
+                detect_format(f.path, s.format),
+                encoding=s.encoding,
+                record_path=s.resolved_record_path(),
+                max_record_bytes=loaded.config.collect.max_record_bytes,
+            )
+            n += sum(1 for _ in reader)
+    return n, time.perf_counter() - started
+
+
+class TreeMemory:
+    """The peak of the summed RSS of a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(_rss(p) for p in procs))
+            except psutil.Error:
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _rss(p: psutil.Process) -> int:
+    try:
+        return int(p.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def run_cli(config: Path, warehouse: Path) -> tuple[float, int, int]:
+    """Seconds, peak RSS of the run's process, peak RSS of its process tree."""
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    cmd = [
+        str(Path(sys.executable).parent / "globmed"), "run", "-c", str(config), "-w", str(warehouse),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    tree = TreeMemory(proc.pid)
+    output, _ = proc.communicate()
+    seconds = time.perf_counter() - started
+    tree_peak = tree.stop()
+    if proc.returncode != 0:
+        sys.exit(f"globmed run failed (exit {proc.returncode}):\n{output[-4000:]}")
+    own = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return seconds, own, tree_peak
+
+
+def stage_seconds(warehouse: Path) -> tuple[dict[str, float], dict[str, int]]:
+    with Warehouse(warehouse, read_only=True) as wh:
+        run_id = wh.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0]
+        spans = wh.query(
+            "SELECT stage, epoch(max(finished_at)) - epoch(min(started_at)) FROM run_stages "
+            "WHERE run_id = ? GROUP BY stage ORDER BY min(started_at)",
+            [run_id],
+        )
+        counts = dict(
+            wh.query(
+                "SELECT 'entries', count(*) FROM entries UNION ALL "
+                "SELECT 'exported', count(*) FROM v_curated_entries UNION ALL "
+                "SELECT 'quarantined', count(*) FROM quarantine"
+            )
+        )
+    return {stage: float(s) for stage, s in spans}, counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/shared-real.yaml")
+    ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--workers", type=int, default=None, help="processes / Ray CPUs (default: one per CPU)")
+    ap.add_argument("--keep", type=Path, help="keep the warehouse in this folder")
+    args = ap.parse_args()
+
+    executor = {"kind": args.executor, **({"workers": args.workers} if args.workers else {})}
+    config = scaled_config((ROOT / args.config).resolve(), args.scale, ROOT, executor)
+    try:
+        records, read_s = readers_alone(config)
+        folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        warehouse = folder / "bench.duckdb"
+        warehouse.unlink(missing_ok=True)
+        seconds, own_rss, tree_rss = run_cli(config, warehouse)
+        stages, counts = stage_seconds(warehouse)
+    finally:
+        config.unlink(missing_ok=True)
+
+    entries = counts["entries"]
+    print(f"pipeline_bench: {args.config} x{args.scale}, executor {args.executor} "
+          f"({args.workers or os.cpu_count()} workers), {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"baseline (readers alone, this process): {records:,} records in {read_s:.1f} s = "
+          f"{records / read_s:,.0f} records/s")  # fmt: skip
+    print(f"globmed run (CLI, whole flow): {entries:,} entries in {seconds:.1f} s = {entries / seconds:,.0f} "
+          f"entries/s; {seconds / read_s:.1f}x the readers' time")  # fmt: skip
+    print(f"peak RSS: run process {own_rss / 2**30:.2f} GiB, process tree {tree_rss / 2**30:.2f} GiB")
+    print(f"exported {counts['exported']:,}, quarantined {counts['quarantined']:,}")
+    print("stage        seconds   entries/s")
+    for stage, s in stages.items():
+        print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}")
+    figures = {
+        "scale": args.scale, "entries": entries, "seconds": round(seconds, 1), "readers_s": round(read_s, 1),
+        "stages": {k: round(v, 1) for k, v in stages.items()},
+        "rss_gib": round(own_rss / 2**30, 2), "tree_rss_gib": round(tree_rss / 2**30, 2),
+    }  # fmt: skip
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

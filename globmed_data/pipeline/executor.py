@@ -1,0 +1,141 @@
+"""Where a stage's maps run: in the run's own process, in a local process pool, or as Ray tasks.
+
+A map's function is pure (no warehouse: collect's `map_file` reads one file and returns Arrow
+tables), so any process can run it; the run's process stays the one writer of the warehouse and
+takes the results in order. Every executor has the same `map`: at most `window` calls in flight,
+results in the order of the calls, so a source's files are written in the order they are read.
+
+`executor_for(settings)` builds the configured one (`executor.kind: local | ray`); the flow opens
+it once per run and every stage's Context carries it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from globmed_data.pipeline.settings import ExecutorSettings
+
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    name: str
+    inline: bool  # True: calls run in the caller's thread (nothing to gain by sending work away)
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]: ...
+
+    def close(self) -> None: ...
+
+
+def ordered_map(
+    executor: Executor, fn: Callable[..., R], calls: Iterable[tuple[Any, ...]], window: int
+) -> Iterator[R]:
+    """fn(*args) for every args, through the executor, at most `window` in flight, in order.
+
+    Leaving early (a failure on the writer's side) cancels what has not started."""
+    pending: deque[Future[R]] = deque()
+    calls = iter(calls)
+    try:
+        for args in calls:
+            pending.append(executor.submit(fn, *args))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+class InlineExecutor:
+    """Every call in the calling thread: no process to start, nothing to pickle."""
+
+    name = "inline"
+    inline = True
+    workers = 1
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        future: Future[R] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # the caller sees it where it takes the result
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        return None
+
+
+class ProcessExecutor:
+    """A local pool of `workers` processes, started on first use. Spawned, not forked: the run's
+    process has Prefect's and DuckDB's threads, and a fork would copy their held locks."""
+
+    name = "local"
+    inline = False
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+        return self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class RayExecutor:
+    """Calls as Ray tasks on a cluster (`address`, else $RAY_ADDRESS, else a local one started
+    here with `workers` CPUs). Ray is imported only when this executor is chosen (extra `dist`)."""
+
+    name = "ray"
+    inline = False
+
+    def __init__(self, address: str | None, workers: int, gpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError(
+                "executor.kind is 'ray' but Ray is not installed: pip install -e '.[dist]'"
+            ) from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            address = address or os.environ.get("RAY_ADDRESS")
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
+            self._started = True
+        self.workers = int(ray.cluster_resources().get("CPU", workers))
+        self._remote: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = self._ray.remote(fn)
+        return remote.remote(*args).future()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+            self._started = False
+
+
+def executor_for(settings: ExecutorSettings) -> Executor:
+    workers = settings.workers or os.cpu_count() or 1
+    if settings.kind == "ray":
+        return RayExecutor(settings.address, workers)
+    if workers <= 1:
+        return InlineExecutor()
+    return ProcessExecutor(workers)

@@ -1,0 +1,146 @@
+"""Where the maps run: the same entries, raw records and quarantine whether the collect maps in the
+run's process, in a local process pool, or (slow, `dist` extra) as Ray tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from globmed_data.config import ConfigError, LoadedConfig, load_config
+from globmed_data.pipeline.executor import InlineExecutor, ProcessExecutor, executor_for, ordered_map
+from globmed_data.pipeline.settings import ExecutorSettings
+from globmed_data.warehouse import Warehouse
+from tests.helpers import collect_all, write_config
+
+QA = {"task": "mcqa", "key": "id", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}
+TABLES = {
+    "entries": "* EXCLUDE (created_run_id, updated_run_id)",
+    "raw_records": "source, record_key, file, locator, raw_hash, payload, vanished_run_id IS NULL",
+    "quarantine": "* EXCLUDE (run_id, created_at)",
+    "source_files": "* EXCLUDE (run_id)",
+}
+
+
+def _slow_square(x: int, pause: float) -> int:
+    time.sleep(pause)
+    return x * x
+
+
+def _fails(x: int) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
+    return {t: sorted(wh.query(f"SELECT {cols} FROM {t}"), key=repr) for t, cols in TABLES.items()}
+
+
+def sent_away(loaded: LoadedConfig) -> LoadedConfig:
+    """The config with every source, however small, sent to the executor's workers."""
+    config = loaded.config.model_copy(update={"executor": ExecutorSettings(min_task_bytes=0)})
+    return loaded.model_copy(update={"config": config})
+
+
+def test_ordered_map_keeps_the_order_of_the_calls() -> None:
+    pool = ProcessExecutor(2)
+    try:
+        # The first call is the slowest: its result still comes first.
+        calls = [(i, 0.3 if i == 0 else 0.0) for i in range(6)]
+        assert list(ordered_map(pool, _slow_square, calls, window=3)) == [0, 1, 4, 9, 16, 25]
+        with pytest.raises(ValueError, match="bad 1"):
+            list(ordered_map(pool, _fails, [(1,), (2,)], window=2))
+    finally:
+        pool.close()
+    assert list(ordered_map(InlineExecutor(), _slow_square, [(3, 0.0)], window=1)) == [9]
+
+
+def test_executor_settings_shorthand_and_refusals(tmp_path: Path) -> None:
+    source = {"name": "s", "paths": ["x.jsonl"], "language": "en", "mapping": QA}
+    loaded = load_config(write_config(tmp_path, [source], executor="ray"))
+    assert loaded.config.executor.kind == "ray"
+    with pytest.raises(ConfigError, match=r"executor\.workers"):
+        load_config(write_config(tmp_path, [source], executor={"workers": 0}))
+    with pytest.raises(ConfigError, match=r"executor\.kind"):
+        load_config(write_config(tmp_path, [source], executor="spark"))
+    assert isinstance(executor_for(ExecutorSettings(workers=1)), InlineExecutor)
+
+
+def test_config_hash_ignores_where_the_maps_run(tmp_path: Path) -> None:
+    source = {"name": "s", "paths": ["x.jsonl"], "language": "en", "mapping": QA}
+    local = load_config(write_config(tmp_path, [source]))
+    ray = load_config(write_config(tmp_path, [source], executor={"kind": "ray", "workers": 2}))
+    assert local.config.config_hash() == ray.config.config_hash()
+
+
+def test_demo_collect_is_the_same_in_a_process_pool(tmp_path: Path, demo: LoadedConfig) -> None:
+    with Warehouse(tmp_path / "inline.duckdb") as wh:
+        inline_reports = collect_all(wh, demo)
+        inline = snapshot(wh)
+    pool = ProcessExecutor(2)
+    try:
+        with Warehouse(tmp_path / "pool.duckdb") as wh:
+            pool_reports = collect_all(wh, sent_away(demo), executor=pool)
+            pooled = snapshot(wh)
+    finally:
+        pool.close()
+    assert pooled == inline
+    keep = ("records", "added", "quarantined", "by_language", "by_reason")
+    assert {k: {f: getattr(r, f) for f in keep} for k, r in pool_reports.items()} == {
+        k: {f: getattr(r, f) for f in keep} for k, r in inline_reports.items()
+    }
+
+
+def test_duplicate_keys_across_files_sent_to_workers(tmp_path: Path) -> None:
+    """Each file is mapped by a worker that cannot see the others: the collector still keeps the
+    first record of a key, in file order, and quarantines the rest with where the first stands."""
+    data = tmp_path / "data"
+    data.mkdir()
+    row = {"q": "Which organ?", "o": ["liver", "lung"], "a": "A"}
+    files = {
+        "a.jsonl": [{"id": 1, **row}, {"id": 2, **row}, {"id": 2, **row, "q": "Again?"}],
+        "b.jsonl": [{"id": 1, **row, "q": "Later copy?"}, {"id": 3, **row, "a": "Z"}, {"id": 3, **row}],
+    }
+    for name, records in files.items():
+        (data / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    source = {"name": "s", "paths": ["data/*.jsonl"], "language": "en", "mapping": QA}
+    loaded = sent_away(load_config(write_config(tmp_path, [source])))
+    pool = ProcessExecutor(2)
+    try:
+        with Warehouse(tmp_path / "wh.duckdb") as wh:
+            report = collect_all(wh, loaded, executor=pool)["s"]
+            assert wh.query("SELECT record_key, question FROM entries ORDER BY 1") == [
+                ("1", "Which organ?"),
+                ("2", "Which organ?"),
+            ]
+            assert wh.query("SELECT file, locator, reason, detail FROM quarantine ORDER BY 1, 2") == [
+                ("a.jsonl", "L3", "duplicate_key", "key '2' already at a.jsonl:L2"),
+                ("b.jsonl", "L1", "duplicate_key", "key '1' already at a.jsonl:L1"),
+                ("b.jsonl", "L2", "answer_out_of_range", "answer 'Z' names option(s) beyond the 2 given"),
+                ("b.jsonl", "L3", "duplicate_key", "key '3' already at b.jsonl:L2"),
+            ]
+            # The key with the failed mapping has its raw record, and no entry.
+            assert wh.query("SELECT count(*) FROM raw_records") == [(3,)]
+    finally:
+        pool.close()
+    assert (report.added, report.quarantined) == (2, 4)
+    assert report.by_reason == {"answer_out_of_range": 1, "duplicate_key": 3}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)")
+def test_collect_on_a_local_ray_cluster_equals_inline(tmp_path: Path, demo: LoadedConfig) -> None:
+    from globmed_data.pipeline.executor import RayExecutor
+
+    with Warehouse(tmp_path / "inline.duckdb") as wh:
+        collect_all(wh, demo)
+        inline = snapshot(wh)
+    ray = RayExecutor(None, 2)
+    try:
+        with Warehouse(tmp_path / "ray.duckdb") as wh:
+            collect_all(wh, sent_away(demo), executor=ray)
+            assert snapshot(wh) == inline
+    finally:
+        ray.close()
