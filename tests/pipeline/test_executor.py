@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from globmed_data.config import ConfigError, LoadedConfig, load_config
 from globmed_data.pipeline.executor import InlineExecutor, ProcessExecutor, executor_for, ordered_map
 from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.warehouse import Warehouse
-from tests.helpers import collect_all, write_config
+from tests.helpers import DEMO_CONFIG, ROOT, SHARED_DATA, collect_all, needs_shared, write_config
 
 QA = {"task": "mcqa", "key": "id", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}
 TABLES = {
@@ -129,8 +131,13 @@ def test_duplicate_keys_across_files_sent_to_workers(tmp_path: Path) -> None:
     assert report.by_reason == {"answer_out_of_range": 1, "duplicate_key": 3}
 
 
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)")
+@needs_ray
 def test_collect_on_a_local_ray_cluster_equals_inline(tmp_path: Path, demo: LoadedConfig) -> None:
     from globmed_data.pipeline.executor import RayExecutor
 
@@ -144,3 +151,39 @@ def test_collect_on_a_local_ray_cluster_equals_inline(tmp_path: Path, demo: Load
             assert snapshot(wh) == inline
     finally:
         ray.close()
+
+
+def _config_copy(config: Path, folder: Path, executor: dict | None) -> Path:
+    """The config beside a copy of what its relative paths name, with `executor` set."""
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["warehouse"] = None
+    if executor:
+        raw["executor"] = executor
+    (folder / "configs").mkdir(parents=True)
+    if not (folder / "data").exists():
+        shutil.copytree(ROOT / "data" / "demo", folder / "data" / "demo")
+    out = folder / "configs" / config.name
+    out.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+@pytest.mark.slow
+@needs_ray
+@needs_shared
+@pytest.mark.parametrize(
+    "config", [DEMO_CONFIG, ROOT / "configs" / "shared-real.yaml"], ids=["demo", "shared"]
+)  # noqa: E501
+def test_the_flow_on_a_local_ray_cluster_exports_what_a_local_run_does(
+    prefect_api, tmp_path: Path, monkeypatch, config: Path
+) -> None:
+    """Every source's files mapped as Ray tasks (two CPUs) by the flow: the same version."""
+    from flows.pipeline import pipeline_flow
+
+    monkeypatch.setenv("GLOBMED_SHARED_DATA", str(SHARED_DATA.resolve()))
+    fingerprints = {}
+    for name, executor in (("local", None), ("ray", {"kind": "ray", "workers": 2, "min_task_bytes": 0})):
+        path = _config_copy(config, tmp_path / name, executor)
+        result = pipeline_flow(config_path=str(path), warehouse=str(tmp_path / name / "wh.duckdb"))
+        assert result["status"] == "succeeded"
+        fingerprints[name] = result["stages"]["export"]["fingerprint"]
+    assert fingerprints["ray"] == fingerprints["local"]
