@@ -19,7 +19,7 @@ class ExecutorSettings(Strict):
     address: str | None = None
     # A source with less than this to read is mapped in the run's process: sending it to
     # another costs more than it saves.
-    min_task_bytes: int = Field(4 << 20, ge=0)
+    min_task_bytes: int = Field(1 << 20, ge=0)
 
     @model_validator(mode="before")
     @classmethod
