@@ -77,6 +77,7 @@ class TreeMemory:
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []  # (epoch seconds, RSS of the run's process)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -86,6 +87,7 @@ class TreeMemory:
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
                 self.peak = max(self.peak, sum(_rss(p) for p in procs))
+                self.samples.append((time.time(), _rss(self.root)))
             except psutil.Error:
                 return
 
@@ -102,8 +104,8 @@ def _rss(p: psutil.Process) -> int:
         return 0
 
 
-def run_cli(config: Path, warehouse: Path) -> tuple[float, int, int]:
-    """Seconds, peak RSS of the run's process, peak RSS of its process tree."""
+def run_cli(config: Path, warehouse: Path) -> tuple[float, int, TreeMemory]:
+    """Seconds, peak RSS of the run's process, its process tree's memory."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
     cmd = [
         str(Path(sys.executable).parent / "globmed"), "run", "-c", str(config), "-w", str(warehouse),
@@ -115,18 +117,19 @@ def run_cli(config: Path, warehouse: Path) -> tuple[float, int, int]:
     tree = TreeMemory(proc.pid)
     output, _ = proc.communicate()
     seconds = time.perf_counter() - started
-    tree_peak = tree.stop()
+    tree.stop()
     if proc.returncode != 0:
         sys.exit(f"globmed run failed (exit {proc.returncode}):\n{output[-4000:]}")
     own = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return seconds, own, tree_peak
+    return seconds, own, tree
 
 
-def stage_seconds(warehouse: Path) -> tuple[dict[str, float], dict[str, int]]:
+def stage_spans(warehouse: Path) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    """Each stage's (first start, last end) in epoch seconds, and the warehouse's counts."""
     with Warehouse(warehouse, read_only=True) as wh:
         run_id = wh.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")[0][0]
         spans = wh.query(
-            "SELECT stage, epoch(max(finished_at)) - epoch(min(started_at)) FROM run_stages "
+            "SELECT stage, epoch(min(started_at)), epoch(max(finished_at)) FROM run_stages "
             "WHERE run_id = ? GROUP BY stage ORDER BY min(started_at)",
             [run_id],
         )
@@ -137,7 +140,7 @@ def stage_seconds(warehouse: Path) -> tuple[dict[str, float], dict[str, int]]:
                 "SELECT 'quarantined', count(*) FROM quarantine"
             )
         )
-    return {stage: float(s) for stage, s in spans}, counts
+    return {stage: (float(a), float(b)) for stage, a, b in spans}, counts
 
 
 def main() -> None:
@@ -157,12 +160,16 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         warehouse = folder / "bench.duckdb"
         warehouse.unlink(missing_ok=True)
-        seconds, own_rss, tree_rss = run_cli(config, warehouse)
-        stages, counts = stage_seconds(warehouse)
+        seconds, own_rss, tree = run_cli(config, warehouse)
+        spans, counts = stage_spans(warehouse)
     finally:
         config.unlink(missing_ok=True)
 
-    entries = counts["entries"]
+    entries, tree_rss = counts["entries"], tree.peak
+    stages = {stage: b - a for stage, (a, b) in spans.items()}
+    peaks = {
+        stage: max((r for t, r in tree.samples if a <= t <= b), default=0) for stage, (a, b) in spans.items()
+    }
     print(f"pipeline_bench: {args.config} x{args.scale}, executor {args.executor} "
           f"({args.workers or os.cpu_count()} workers), {os.cpu_count()} CPUs")  # fmt: skip
     print(f"baseline (readers alone, this process): {records:,} records in {read_s:.1f} s = "
@@ -171,12 +178,13 @@ def main() -> None:
           f"entries/s; {seconds / read_s:.1f}x the readers' time")  # fmt: skip
     print(f"peak RSS: run process {own_rss / 2**30:.2f} GiB, process tree {tree_rss / 2**30:.2f} GiB")
     print(f"exported {counts['exported']:,}, quarantined {counts['quarantined']:,}")
-    print("stage        seconds   entries/s")
+    print("stage        seconds   entries/s   peak RSS of the run's process")
     for stage, s in stages.items():
-        print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}")
+        print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}   {peaks[stage] / 2**30:6.2f} GiB")
     figures = {
         "scale": args.scale, "entries": entries, "seconds": round(seconds, 1), "readers_s": round(read_s, 1),
         "stages": {k: round(v, 1) for k, v in stages.items()},
+        "stage_rss_gib": {k: round(v / 2**30, 2) for k, v in peaks.items()},
         "rss_gib": round(own_rss / 2**30, 2), "tree_rss_gib": round(tree_rss / 2**30, 2),
     }  # fmt: skip
     print(json.dumps(figures))

@@ -16,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
@@ -65,7 +66,12 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash:
             "linked_index": pa.nulls(len(keys), pa.string()),
         }
     )
-    wh.upsert("dedup_signatures", table)
+    # Entries signed before (edited, or other settings) replace their row; the others are
+    # appended (alone, an insert of 496k signatures took half the time of the upsert).
+    stored = frame["stored"].to_arrow()
+    if frame["stored"].any():
+        wh.upsert("dedup_signatures", table.filter(stored))
+    wh.insert("dedup_signatures", table.filter(pc.invert(stored)))
 
 
 def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
@@ -174,7 +180,7 @@ def run_dedup(
     assert isinstance(current, pl.DataFrame)
     known = part.join(current, on=["entry_id", "content_hash"], how="left")
     unsigned = pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
-    fresh = known.filter(unsigned)
+    fresh = known.filter(unsigned).with_columns(stored=pl.col("entry_id").is_in(current["entry_id"]))
     # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
     unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
     lap("read entries")
