@@ -27,6 +27,7 @@ R = TypeVar("R")
 class Executor(Protocol):
     name: str
     inline: bool  # True: calls run in the caller's thread (nothing to gain by sending work away)
+    workers: int  # calls that can run at once
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]: ...
 

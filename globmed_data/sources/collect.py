@@ -241,7 +241,7 @@ class SourceCollector:
         def sent(f: SourceFile) -> bool:
             return away and f.size <= STREAM_OVER_BYTES
 
-        window = 2 * getattr(self.executor, "workers", 1)
+        window = 2 * self.executor.workers  # a worker never waits for this thread to send it work
         calls = ((self.source, f.rel, f.path, self.settings, f.size) for f in todo if sent(f))
         results = ordered_map(self.executor, map_file_whole, calls, window)
         for f in todo:
