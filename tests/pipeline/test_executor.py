@@ -172,7 +172,7 @@ def _config_copy(config: Path, folder: Path, executor: dict | None) -> Path:
 @needs_shared
 @pytest.mark.parametrize(
     "config", [DEMO_CONFIG, ROOT / "configs" / "shared-real.yaml"], ids=["demo", "shared"]
-)  # noqa: E501
+)
 def test_the_flow_on_a_local_ray_cluster_exports_what_a_local_run_does(
     prefect_api, tmp_path: Path, monkeypatch, config: Path
 ) -> None:
