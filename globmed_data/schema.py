@@ -68,6 +68,7 @@ def entry_json_schema() -> dict[str, Any]:
     return json.loads((resource_dir("schemas") / "entry.schema.json").read_text(encoding="utf-8"))
 
 
-def entries_table(entries: list[dict[str, Any]]) -> pa.Table:
-    """Entries (dicts from the mapper) as an Arrow table with the canonical schema."""
-    return pa.table({c: [e.get(c) for e in entries] for c in ENTRY_COLUMNS}, schema=ENTRY_ARROW_SCHEMA)
+def entries_table(entries: list[dict[str, Any]], schema: pa.Schema = ENTRY_ARROW_SCHEMA) -> pa.Table:
+    """Entries (dicts from the mapper) as an Arrow table with the canonical schema (or one that
+    extends it: the collect's map adds each entry's raw row)."""
+    return pa.table({c: [e.get(c) for e in entries] for c in schema.names}, schema=schema)

@@ -20,7 +20,13 @@ from typing import Any
 import pyarrow as pa
 
 from globmed_data.ids import stable_hash
-from globmed_data.schema import ENTRY_ARROW_SCHEMA, ENTRY_COLUMNS, QUARANTINE_SCHEMA, RAW_SCHEMA
+from globmed_data.schema import (
+    ENTRY_ARROW_SCHEMA,
+    ENTRY_COLUMNS,
+    QUARANTINE_SCHEMA,
+    RAW_SCHEMA,
+    entries_table,
+)
 from globmed_data.sources.mapping import FileContext, MappingError, RecordMapper
 from globmed_data.sources.readers import FileReadError, RawItem, detect_format, read_file
 from globmed_data.sources.settings import CollectSettings, FileSource, HubSource
@@ -85,8 +91,7 @@ class _Rows:
             [[self.source] * n, self.keys, [self.rel] * n, self.locators, self.hashes, self.payloads],
             schema=RAW_SCHEMA,
         )
-        columns = {c: [e.get(c) for e in self.entries] for c in MAPPED_ENTRY_SCHEMA.names}
-        entries = pa.table(columns, schema=MAPPED_ENTRY_SCHEMA)
+        entries = entries_table(self.entries, MAPPED_ENTRY_SCHEMA)
         quarantine = pa.Table.from_pylist(self.quarantined, schema=MAPPED_QUARANTINE_SCHEMA)
         return MappedBatch(raws, entries, quarantine, self.records, self.bytes_read)
 
