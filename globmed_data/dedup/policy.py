@@ -18,23 +18,30 @@ KEEP_ORDER = {
         default=len(s.source_priority),
         return_dtype=pl.Int64,
     ),
-    # More complete first: more options, a rationale, a context.
-    "complete": lambda s: (
-        -(
-            pl.col("options").list.len().fill_null(0)
-            + pl.col("rationale").is_not_null().cast(pl.Int64)
-            + pl.col("context").is_not_null().cast(pl.Int64)
-        )
-    ),
+    # More complete first: more options, a rationale, a context (policy_columns counts them).
+    "complete": lambda s: -pl.col("completeness"),
     "entry_id": lambda s: pl.col("entry_id"),
 }
+
+
+def policy_columns(entries: pl.DataFrame) -> pl.DataFrame:
+    """What the keep policy and the linking read of each entry, without the texts signing needed
+    (at 500k entries they are most of the stage's memory)."""
+    completeness = (
+        pl.col("options").list.len().fill_null(0)
+        + pl.col("rationale").is_not_null().cast(pl.Int64)
+        + pl.col("context").is_not_null().cast(pl.Int64)
+    )
+    return entries.select(
+        "entry_id", "source", "split", "origin", "question", completeness.cast(pl.Int64).alias("completeness")
+    )
 
 
 def decide_clusters(
     members: pl.DataFrame, s: DedupSettings, sig: np.ndarray, exact: np.ndarray, run_id: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep policy and contamination. `members`: one row per node in a cluster of 2+, with
-    `i` (index into sig), `cluster`, entry columns, and `bench` (an external test item)."""
+    `i` (index into sig), `cluster`, policy_columns, and `bench` (an external test item)."""
     order = [KEEP_ORDER[rule](s).alias(f"_k{n}") for n, rule in enumerate(s.keep)]
     ranked = members.with_columns(order).sort(["cluster", "bench", *[f"_k{n}" for n in range(len(s.keep))]])
     real = ranked.filter(~pl.col("bench"))

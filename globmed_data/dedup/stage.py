@@ -22,7 +22,7 @@ from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.dedup.external import benchmark_entries
 from globmed_data.dedup.linking import BATCH, components, link, lsh_shape
-from globmed_data.dedup.policy import decide_clusters
+from globmed_data.dedup.policy import decide_clusters, policy_columns
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import ANSWER_PERM, SIGNATURE_VERSION, Signed, sign_batch
 from globmed_data.ids import stable_hash
@@ -122,6 +122,21 @@ def members_key(wh: Warehouse, s: DedupSettings) -> str:
     return stable_hash("dedup-members", s.model_dump_json(), str(count), str(digest))
 
 
+def _flags(part: pl.DataFrame, current: pl.DataFrame, shash: str, ihash: str) -> pl.DataFrame:
+    """Per participant, in the frame's order (a join or filter of the participants themselves
+    would copy every entry's text): `unsigned` (no signature for this content under
+    these settings), `unlinked` (links not searched under this index: unsigned, a killed run's, or
+    every entry after new LSH settings) and `stored` (a signature row exists, to be replaced)."""
+    known = part.select("entry_id", "content_hash").join(
+        current, on=["entry_id", "content_hash"], how="left", maintain_order="left"
+    )
+    unsigned = pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
+    unlinked = unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash)
+    return known.select(
+        unsigned=unsigned, unlinked=unlinked, stored=pl.col("entry_id").is_in(current["entry_id"])
+    )
+
+
 def pending(wh: Warehouse, s: DedupSettings) -> int:
     """Participants not yet signed and linked under the current index."""
     return unlinked(wh, index_hash(s))
@@ -176,35 +191,35 @@ def run_dedup(
     lap = _Laps()
 
     decided_from = members_key(wh, s)
-    part = pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY entry_id"))
-    assert isinstance(part, pl.DataFrame)
+    part = cast(pl.DataFrame, pl.from_arrow(wh.arrow(_PARTICIPANTS + " ORDER BY entry_id")))
     current = pl.from_arrow(
         wh.arrow("SELECT entry_id, content_hash, settings_hash, linked_index FROM dedup_signatures")
     )
     assert isinstance(current, pl.DataFrame)
-    known = part.join(current, on=["entry_id", "content_hash"], how="left")
-    unsigned = pl.col("settings_hash").is_null() | (pl.col("settings_hash") != shash)
-    fresh = known.filter(unsigned).with_columns(stored=pl.col("entry_id").is_in(current["entry_id"]))
-    # Signed but not linked under this index: a killed run's, or every entry after new LSH settings.
-    unlinked = known.filter(unsigned | pl.col("linked_index").is_null() | (pl.col("linked_index") != ihash))
+    flags = _flags(part, current, shash, ihash)
+    fresh = np.flatnonzero(flags["unsigned"].to_numpy())
+    unlinked_ids = part["entry_id"].filter(flags["unlinked"]).to_list()
+    del current
     lap("read entries")
     tick = progress or (lambda done, total: None)
     tick(0, len(fresh))
     # Map: sign new and edited entries, batch by batch (their rows come back with no links searched).
     for start in range(0, len(fresh), BATCH):
-        batch = fresh.slice(start, BATCH)
+        at = pl.Series(fresh[start : start + BATCH])
+        batch = part[at].with_columns(stored=flags["stored"].gather(at))
         _store_signatures(wh, batch, sign_batch(batch, s), shash, run_id)
         say(f"dedup: signed {min(start + BATCH, len(fresh))}/{len(fresh)} entries")
         tick(min(start + BATCH, len(fresh)), len(fresh))
         faults.point("dedup.signed")
-    unlinked_ids = unlinked["entry_id"].to_list()
+    part = policy_columns(part)  # the texts were for signing: the reduce reads a few columns
     lap("sign and store")
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
     signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
-    bench = benchmark_entries(loaded) if s.benchmarks else part.clear()
-    if len(bench):
+    bench = benchmark_entries(loaded) if s.benchmarks else None
+    if bench is not None and len(bench):
         signed = Signed.concat([signed, sign_batch(bench, s)])
+    bench = policy_columns(bench) if bench is not None else part.clear()
     nodes = pl.concat(
         [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
         how="vertical_relaxed",
@@ -215,6 +230,7 @@ def run_dedup(
     is_new[len(part) :] = True  # benchmark items are linked every run
     lap("read signatures")
     links = link(signed, is_new, s, nodes["question"])
+    nodes = nodes.drop("question")  # what linking alone reads
     lap("link")
     id_series = pl.Series(node_ids, dtype=pl.String)
     named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(

@@ -13,6 +13,7 @@ import pytest
 
 from globmed_data.config import load_config, parse_config
 from globmed_data.dedup.linking import KNOWN_SHAPES, optimal_bands, search_bands
+from globmed_data.dedup.policy import decide_clusters, policy_columns
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import dedup_texts, permutations, permute, signatures
 from globmed_data.dedup.stage import run_dedup
@@ -269,6 +270,31 @@ def test_clusters_keep_policy_and_decontamination(warehouse, corpus) -> None:
     assert linked == [("a1",)]
     curated = {r[0] for r in warehouse.query("SELECT record_key FROM v_curated_entries")}
     assert curated == {"a1", "b3", min(("a3", "b2"), key=lambda k: _id(warehouse, k))}
+
+
+def test_keep_policy_prefers_the_more_complete_entry_from_its_policy_columns() -> None:
+    """The reduce keeps only policy_columns of each entry (the texts are dropped after signing):
+    completeness still counts options, a rationale and a context."""
+    base = {"source": "s", "split": "train", "origin": "native", "question": "q", "premise": None,
+            "hypothesis": None, "answer": None}  # fmt: skip
+    entries = pl.DataFrame(
+        [
+            {**base, "entry_id": "a", "options": ["x", "y"], "rationale": None, "context": None},
+            {**base, "entry_id": "b", "options": ["x", "y", "z"], "rationale": None, "context": None},
+            {**base, "entry_id": "c", "options": ["x", "y"], "rationale": "why", "context": "ctx"},
+            {**base, "entry_id": "d", "options": None, "rationale": None, "context": None},
+        ]
+    )
+    slim = policy_columns(entries)
+    assert slim.columns == ["entry_id", "source", "split", "origin", "question", "completeness"]
+    assert slim["completeness"].to_list() == [2, 3, 4, 0]
+    members = slim.drop("question").with_columns(
+        i=pl.Series(range(4)), cluster=pl.lit(0), bench=pl.lit(False)
+    )
+    sig = np.zeros((4, 8), np.uint32)
+    decided, _ = decide_clusters(members, DedupSettings(), sig, np.zeros(4, np.uint64), "r")
+    kept = decided.filter(pl.col("decision") == "kept")["entry_id"].to_list()
+    assert kept == ["c"] and set(decided["kept_entry_id"]) == {"c"}
 
 
 def _id(wh: Warehouse, key: str) -> str:
