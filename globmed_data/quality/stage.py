@@ -36,7 +36,7 @@ _READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task,
                    p.content_hash AS parent_hash, p.task AS parent_task, p.language AS parent_language,
                    p.question AS parent_question, p.premise AS parent_premise,
                    p.hypothesis AS parent_hypothesis, p.options AS parent_options
-            {_PENDING} ORDER BY e.entry_id"""
+            {_PENDING}"""
 
 
 def pending(wh: Warehouse, rules_hash: str) -> int:
