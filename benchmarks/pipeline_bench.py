@@ -9,7 +9,8 @@ are exact duplicates of each other: dedup works on all of them) and export, on a
 warehouse. Prints per-stage seconds (from the warehouse's run_stages), entries/s, the peak RSS of
 the run's process and of its whole process tree (pool workers included, sampled every 0.1 s),
 and the ratio to the baseline: the same files read by the same streaming readers, with no
-mapping and no warehouse, in this process.
+mapping and no warehouse, in this process. The run inherits the environment: set
+GLOBMED_WAREHOUSE_MEMORY=1GB to measure it with DuckDB's buffer pool capped.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ def main() -> None:
         stage: max((r for t, r in tree.samples if a <= t <= b), default=0) for stage, (a, b) in spans.items()
     }
     print(f"pipeline_bench: {args.config} x{args.scale}, executor {args.executor} "
-          f"({args.workers or os.cpu_count()} workers), {os.cpu_count()} CPUs")  # fmt: skip
+          f"({args.workers or os.cpu_count()} workers), {os.cpu_count()} CPUs, DuckDB memory "
+          f"{os.environ.get('GLOBMED_WAREHOUSE_MEMORY') or 'default'}")  # fmt: skip
     print(f"baseline (readers alone, this process): {records:,} records in {read_s:.1f} s = "
           f"{records / read_s:,.0f} records/s")  # fmt: skip
     print(f"globmed run (CLI, whole flow): {entries:,} entries in {seconds:.1f} s = {entries / seconds:,.0f} "

@@ -32,8 +32,24 @@ from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.views import create_views, views_hash
 
 ENV_VAR = "GLOBMED_WAREHOUSE"
+MEMORY_ENV_VAR = "GLOBMED_WAREHOUSE_MEMORY"
 DEFAULT_PATH = Path(".globmed") / "warehouse.duckdb"
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def _limit_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """$GLOBMED_WAREHOUSE_MEMORY caps DuckDB's buffer pool ("1GB", "40%"). DuckDB's default, 80%
+    of RAM, keeps blocks cached long after a stage read them, in the process where the stages'
+    own work runs too. Too low a cap fails a commit once the tables' key indexes outgrow it."""
+    limit = os.environ.get(MEMORY_ENV_VAR, "").strip()
+    if not limit:
+        return
+    try:
+        con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+    except duckdb.Error:
+        raise WarehouseError(
+            f"${MEMORY_ENV_VAR}={limit!r} is not a memory size DuckDB reads: give one such as 2GB or 40%"
+        ) from None
 
 
 class WarehouseError(RuntimeError):
@@ -116,6 +132,7 @@ class Warehouse:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self._lock = threading.RLock()
         try:
+            _limit_memory(self.con)
             if not read_only:
                 # Fewer, larger checkpoints: many small batch commits otherwise checkpoint often.
                 self.con.execute("SET checkpoint_threshold = '256MB'")
@@ -165,8 +182,9 @@ class Warehouse:
             return applied
 
     def schema_version(self) -> int:
-        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        # fetchall: a result left half-read (fetchone) makes DuckDB refuse the next relation query
+        ((version,),) = self.con.execute("SELECT max(version) FROM schema_migrations").fetchall()
+        return int(version) if version is not None else 0
 
     def _check_version(self) -> None:
         try:
@@ -179,8 +197,8 @@ class Warehouse:
                 f"{self.path} is at schema version {current}, this globmed expects {latest}: "
                 "open it once for writing (any `globmed run`) to migrate it"
             )
-        stored = self.con.execute("SELECT max(views_hash) FROM schema_views").fetchone()
-        if not stored or stored[0] != views_hash():
+        ((stored,),) = self.con.execute("SELECT max(views_hash) FROM schema_views").fetchall()
+        if stored != views_hash():
             raise WarehouseError(
                 f"the views in {self.path} are older than this globmed's: "
                 "open it once for writing (any `globmed run`) to update them"

@@ -1,10 +1,11 @@
-"""Reading and writing batches: one streamed query, and upserts in a background thread."""
+"""Reading and writing batches: one streamed query, upserts in a background thread, the memory cap."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pytest
 
+from globmed_data.warehouse import Warehouse, WarehouseError
 from tests.helpers import collect_all
 
 
@@ -40,3 +41,23 @@ def test_background_inserts_of_new_rows_refuse_a_key_already_there(warehouse) ->
     with pytest.raises(Exception, match=r"(?i)constraint"), warehouse.background_upserts(new_rows=True) as w:
         w("kv", duplicate)
     assert warehouse.query("SELECT value FROM kv WHERE key = 'b'") == [(2,)]  # nothing replaced
+
+
+def test_memory_cap_from_the_environment_is_applied_and_a_bad_one_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GLOBMED_WAREHOUSE_MEMORY", "1GB")
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        assert wh.query("SELECT current_setting('memory_limit')") == [("953.6 MiB",)]
+    monkeypatch.setenv("GLOBMED_WAREHOUSE_MEMORY", "a lot")
+    with pytest.raises(WarehouseError, match=r"GLOBMED_WAREHOUSE_MEMORY='a lot' .* such as 2GB or 40%"):
+        Warehouse(tmp_path / "wh.duckdb")
+    monkeypatch.delenv("GLOBMED_WAREHOUSE_MEMORY")
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:  # the refusal left no lock behind
+        assert wh.query("SELECT count(*) FROM entries") == [(0,)]
+
+
+def test_a_read_only_warehouse_answers_arrow_queries_right_after_opening(tmp_path) -> None:
+    """Opening checks the schema and views; a result left half-read there made DuckDB refuse
+    the first Arrow query of a read-only reader."""
+    Warehouse(tmp_path / "wh.duckdb").close()
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        assert wh.arrow("SELECT count(*) AS n FROM entries").to_pylist() == [{"n": 0}]
