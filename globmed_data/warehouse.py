@@ -45,7 +45,7 @@ def _limit_memory(con: duckdb.DuckDBPyConnection) -> None:
     if not limit:
         return
     try:
-        con.execute(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
+        con.execute("SET memory_limit = ?", [limit])
     except duckdb.Error:
         raise WarehouseError(
             f"${MEMORY_ENV_VAR}={limit!r} is not a memory size DuckDB reads: give one such as 2GB or 40%"
@@ -182,8 +182,7 @@ class Warehouse:
             return applied
 
     def schema_version(self) -> int:
-        # fetchall: a result left half-read (fetchone) makes DuckDB refuse the next relation query
-        ((version,),) = self.con.execute("SELECT max(version) FROM schema_migrations").fetchall()
+        ((version,),) = self.query("SELECT max(version) FROM schema_migrations")
         return int(version) if version is not None else 0
 
     def _check_version(self) -> None:
@@ -197,7 +196,7 @@ class Warehouse:
                 f"{self.path} is at schema version {current}, this globmed expects {latest}: "
                 "open it once for writing (any `globmed run`) to migrate it"
             )
-        ((stored,),) = self.con.execute("SELECT max(views_hash) FROM schema_views").fetchall()
+        ((stored,),) = self.query("SELECT max(views_hash) FROM schema_views")
         if stored != views_hash():
             raise WarehouseError(
                 f"the views in {self.path} are older than this globmed's: "
