@@ -155,9 +155,10 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
             if isinstance(step.stage, MapStage):
                 # At most `concurrency` units at a time (collect.concurrency): each holds its
                 # mapped files in memory until it writes them, and they share one writer.
-                # No tags on these tasks: Prefect asks the server for a tag's concurrency slots on
-                # every task run whose tag set it has not seen (0.5-0.9 s each on two cores; 89 s
-                # summed over 104 sources); the task names carry the stage and the source.
+                # No tags on these tasks (nor on the stage tasks below): Prefect asks the server
+                # for a tag's concurrency slots on every task run whose tag set it has not seen
+                # (0.5-0.9 s each on two cores; 89 s summed over 104 sources); the task names
+                # carry the stage and the source.
                 width = getattr(step.stage.settings(loaded.config), "concurrency", None)
                 with ThreadPoolTaskRunner(max_workers=width) as runner:
                     previous = [

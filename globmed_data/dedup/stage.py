@@ -124,9 +124,9 @@ def members_key(wh: Warehouse, s: DedupSettings) -> str:
 
 def _flags(part: pl.DataFrame, current: pl.DataFrame, shash: str, ihash: str) -> pl.DataFrame:
     """Per participant, in the frame's order (a join or filter of the participants themselves
-    would copy every entry's text): `unsigned` (no signature for this content under
-    these settings), `unlinked` (links not searched under this index: unsigned, a killed run's, or
-    every entry after new LSH settings) and `stored` (a signature row exists, to be replaced)."""
+    would copy every entry's text): `unsigned` (no signature for this content under these
+    settings), `unlinked` (links not searched under this index: unsigned, a killed run's, or every
+    entry after new LSH settings) and `stored` (a signature row exists, to be replaced)."""
     known = part.select("entry_id", "content_hash").join(
         current, on=["entry_id", "content_hash"], how="left", maintain_order="left"
     )
