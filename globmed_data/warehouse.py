@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from globmed_data.ops.lock import describe, holder_of, writer_lock
+from globmed_data.ops.lock import describe, holder_after, writer_lock
 from globmed_data.resources import resource_dir
 from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.views import create_views, views_hash
@@ -101,14 +101,15 @@ class Warehouse:
         self, path: str | Path, *, read_only: bool = False, lock_wait: float | None = None, what: str = ""
     ) -> None:
         """Open (and migrate) the warehouse. A writer first holds the writer lock, waiting up to
-        `lock_wait` seconds (default $GLOBMED_LOCK_WAIT, else none); `what` names it to others."""
+        `lock_wait` seconds (default $GLOBMED_LOCK_WAIT, else none); a reader waits as long for a
+        writer to let go. `what` names a writer to others."""
         self.path = Path(path)
         self.read_only = read_only
         self._writer: ExitStack | None = None
         if read_only and not self.path.exists():
             raise WarehouseError(f"no warehouse at {self.path}: run `globmed run` first or pass --warehouse")
         if read_only:
-            holder = holder_of(self.path)
+            holder = holder_after(self.path, lock_wait)
             if holder is not None:  # DuckDB would refuse with a lock error; say who and why
                 raise WarehouseError(
                     f"the warehouse {self.path} is being written by {describe(holder)}; DuckDB lets no "

@@ -3,8 +3,9 @@
 DuckDB lets one process hold a file; a second writer used to die with a traceback about a lock.
 Every writer now takes `<warehouse>.lock` first (an advisory `flock`, released by the kernel when
 the holder dies, so it never goes stale) and writes who holds it into the file. A second writer
-waits up to its bound and then fails with one line naming the holder; readers use the same file to
-say why they cannot open the warehouse during a run.
+waits up to its bound and then fails with one line naming the holder; a reader waits the same
+bound (a train run reading what a bench run is writing, both started by one event) and then uses
+the same file to say why it cannot open the warehouse during a run.
 
 Within one process the lock is re-entrant: the pipeline flow holds it for the whole run and the
 stages' own opens go through. Across machines sharing a Prefect server, the flows also hold a
@@ -85,6 +86,15 @@ def holder_of(warehouse: str | Path) -> dict[str, Any] | None:
         return None
     finally:
         os.close(fd)
+
+
+def holder_after(warehouse: str | Path, wait: float | None = None) -> dict[str, Any] | None:
+    """holder_of, once the writer has let go (None) or `wait` seconds have passed (default:
+    $GLOBMED_LOCK_WAIT, else at once): a reader waits the same bound as a writer would."""
+    deadline = time.monotonic() + wait_seconds(wait)
+    while (holder := holder_of(warehouse)) is not None and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    return holder
 
 
 @contextmanager

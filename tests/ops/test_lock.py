@@ -1,5 +1,5 @@
 """One writer per warehouse: a second process waits (bounded) or fails at once naming the first;
-readers say why they cannot read meanwhile; the lock dies with its holder."""
+readers wait the same bound, then say why they cannot read meanwhile; the lock dies with its holder."""
 
 import subprocess
 import sys
@@ -50,6 +50,34 @@ def test_second_writer_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     assert holder_of(wh) is None  # killed: the kernel let go, nothing is stale
     with Warehouse(wh) as w:
         assert w.schema_version() > 0
+
+
+def test_a_reader_waits_the_same_bound_for_the_writer_to_let_go(tmp_path: Path, monkeypatch) -> None:
+    """Two flows started by one event: the train run reads while the bench run writes. With a
+    bound (the deployments set GLOBMED_LOCK_WAIT) the reader waits instead of failing."""
+    wh = tmp_path / "w.duckdb"
+    Warehouse(wh).close()
+    proc = _holder(wh, 1.5)
+    started = time.monotonic()
+    monkeypatch.setenv("GLOBMED_LOCK_WAIT", "30")
+    with Warehouse(wh, read_only=True) as w:  # the holder lets go after 1.5 s
+        waited = time.monotonic() - started
+        assert w.schema_version() > 0
+    proc.wait()
+    assert 0.5 < waited < 20
+    monkeypatch.delenv("GLOBMED_LOCK_WAIT")
+    proc = _holder(wh, 30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WarehouseError, match="being written by run nightly 02:00"):
+            Warehouse(wh, read_only=True)  # no bound: at once, as before
+        assert time.monotonic() - started < 2
+        with pytest.raises(WarehouseError, match="being written by run nightly 02:00"):
+            Warehouse(wh, read_only=True, lock_wait=1.2)
+        assert 1.1 < time.monotonic() - started < 6
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_second_writer_waits_up_to_its_bound(tmp_path: Path) -> None:
