@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -108,8 +110,46 @@ def _phrase_hits(
         rows = (languages == lang).arg_true()
         key = lang if lang in search else "default"
         part = text.gather(rows).fill_null("").str.replace_all(remove[key], " ")
-        found[rows.to_numpy()] = part.str.contains(search[key]).to_numpy()
+        found[rows.to_numpy()] = contains(part, search[key])
     return pl.Series("_image_ref", found)
+
+
+def contains(texts: pl.Series, pattern: str) -> np.ndarray:
+    """texts.str.contains(pattern), the same answer sooner for a pattern with word boundaries.
+
+    A Unicode `\\b` sends Rust's regex to its slowest engine on any non-ASCII text (Spanish
+    exams took 40x English's time). The pattern without its boundaries matches wherever the
+    pattern does (an assertion removed only allows more), and runs on the fast engine: it is
+    searched first, and the exact pattern then reads only the few texts it found.
+    """
+    loose = without_word_boundaries(pattern)
+    if loose is None:
+        return texts.str.contains(pattern).to_numpy()
+    found = texts.str.contains(loose)
+    rows = found.arg_true()
+    hits = np.zeros(len(texts), dtype=bool)
+    hits[rows.to_numpy()] = texts.gather(rows).str.contains(pattern).to_numpy()
+    return hits
+
+
+# An escape (`\b`, `\B` and `\b{start}` are assertions), or one plain character.
+_TOKEN = re.compile(r"\\(?:[bB](?:\{[a-z-]+\})?|.)|.", re.DOTALL)
+
+
+@cache
+def without_word_boundaries(pattern: str) -> str | None:
+    """The pattern with its word-boundary assertions removed; None: it has none, or what is
+    left does not compile (the exact pattern is then searched alone)."""
+    tokens = _TOKEN.findall(pattern)
+    kept = [t for t in tokens if not (t.startswith(("\\b", "\\B")))]
+    if len(kept) == len(tokens):
+        return None
+    loose = "".join(kept)
+    try:
+        pl.Series([""]).str.contains(loose)
+    except pl.exceptions.ComputeError:
+        return None
+    return loose
 
 
 _MIN_PART = 10_000  # smaller parts are not worth a thread

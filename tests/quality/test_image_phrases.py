@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from globmed_data.config import load_config
-from globmed_data.quality.evaluate import evaluate
-from globmed_data.quality.phrases import IMAGE_PHRASES
+from globmed_data.quality.evaluate import contains, evaluate, without_word_boundaries
+from globmed_data.quality.phrases import IMAGE_PHRASES, language_patterns
 from globmed_data.quality.settings import QualitySettings
 from globmed_data.quality.stage import run_quality
 from tests.helpers import collect_all, write_config
@@ -106,6 +106,31 @@ def test_the_config_adds_phrases_and_refuses_a_broken_regex() -> None:
     assert _hits(text, QualitySettings(image_phrases={"sw": [r"\bona mchoro\b"]})) == [True]
     with pytest.raises(ValueError, match=r"image_phrases\.sw: '\(ona' is not a valid regex"):
         QualitySettings(image_phrases={"sw": ["(ona"]})
+
+
+def test_word_boundaries_are_left_out_of_the_first_search_only() -> None:
+    assert without_word_boundaries(r"(?i)(?-u:\b)see\bx\Bq\b{start}y") == "(?i)(?-u:)seexqy"
+    assert without_word_boundaries(r"a\\b") is None  # an escaped backslash, then the letter b
+    assert without_word_boundaries("no boundary") is None
+
+
+def test_the_boundary_free_first_search_finds_what_the_exact_pattern_finds() -> None:
+    """Every language's search and removal pattern, on texts where a picture word stands next
+    to letters, accents, digits, marks and scripts that make and break word boundaries."""
+    search, remove = language_patterns({"sw": [r"\bona mchoro\b"]})
+    words = [t for _, t in REFERS + NOT_AN_IMAGE]
+    glue = ["", " ", "é", "a", "1", "_", "ñ", "-", "、", "ة", "\u0301", "\n"]
+    texts = [f"{g}{w}{h}" for w in words for g in glue for h in glue[::3]]
+    texts += [w.replace(" ", g) for w in words for g in glue]  # words run together, or apart
+    series = pl.Series([*texts, "", "figura", "la figuraé", "éla figura 3", "imagen nº17é"])
+    loose_only = 0  # texts the first search finds and the exact pattern then turns down
+    for pattern in [*search.values(), *remove.values()]:
+        expected = series.str.contains(pattern).to_numpy()
+        assert (contains(series, pattern) == expected).all(), pattern
+        assert expected.any() or pattern in remove.values()
+        loose = without_word_boundaries(pattern)
+        loose_only += int(series.str.contains(loose).sum() - expected.sum()) if loose else 0
+    assert loose_only > 50
 
 
 def test_a_translation_inherits_its_parents_missing_image(tmp_path: Path, warehouse) -> None:
