@@ -169,14 +169,15 @@ def answer_signatures(texts: pl.DataFrame, word_ngram: int, char_ngram: int) -> 
 
 
 def sign_entries(
-    frame: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int
+    frame: pl.DataFrame, word_ngram: int, char_ngram: int, num_perm: int, threads: int | None = None
 ) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """The map step on all cores: dedup texts and signatures of a batch of entries.
+    """The map step on `threads` threads (default the cores up to 8): dedup texts and signatures
+    of a batch of entries.
 
-    The batch is cut into one slice per core, each normalised, shingled and signed in its own
+    The batch is cut into one slice per thread, each normalised, shingled and signed in its own
     thread: polars and NumPy release the GIL, so the slices run side by side.
     """
-    parts = max(1, min(os.cpu_count() or 1, 8, len(frame) // 2000))
+    parts = max(1, min(threads or min(os.cpu_count() or 1, 8), len(frame) // 2000))
     size = -(-len(frame) // parts) if len(frame) else 0
 
     def one(k: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
@@ -207,7 +208,8 @@ class Signed:
                       np.concatenate([p.answer_sig for p in parts]))  # fmt: skip
 
 
-def sign_batch(frame: pl.DataFrame, s: DedupSettings) -> Signed:
-    """The map step: keys and signatures of one batch of entries under the dedup settings."""
-    texts, sig, answer_sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm)
+def sign_batch(frame: pl.DataFrame, s: DedupSettings, threads: int | None = None) -> Signed:
+    """The map step: keys and signatures of one batch of entries under the dedup settings. Pure
+    (no warehouse), so a worker process or a Ray task runs it as well as the run's process."""
+    texts, sig, answer_sig = sign_entries(frame, s.word_ngram, s.char_ngram, s.num_perm, threads)
     return Signed(texts.select("entry_id", "exact_key", "item_key", "numbers"), sig, answer_sig)

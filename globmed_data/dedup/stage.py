@@ -26,6 +26,7 @@ from globmed_data.dedup.policy import decide_clusters, policy_columns
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import ANSWER_PERM, SIGNATURE_VERSION, Signed, sign_batch
 from globmed_data.ids import stable_hash
+from globmed_data.pipeline.executor import BatchMap, Executor
 from globmed_data.pipeline.stage import Context, Report
 from globmed_data.warehouse import Warehouse
 
@@ -44,6 +45,8 @@ def signature_hash(s: DedupSettings) -> str:
 
 
 def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash: str, run_id: str) -> None:
+    """Store a batch's signatures; `frame` has the content_hash they were made from, and
+    `stored`: a row of the entry is there already, to be replaced."""
     keys, sig = signed.keys, signed.sig
     flat = pa.array(sig.reshape(-1), pa.uint32())
     offsets = pa.array(np.arange(0, sig.size + 1, sig.shape[1], dtype=np.int32))
@@ -179,6 +182,7 @@ def run_dedup(
     run_id: str,
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Sign, link and cluster. Resumable by construction: signatures are committed per chunk,
     but an entry counts as done only once its links are stored, and its links, that mark and
@@ -203,13 +207,19 @@ def run_dedup(
     lap("read entries")
     tick = progress or (lambda done, total: None)
     tick(0, len(fresh))
-    # Map: sign new and edited entries, batch by batch (their rows come back with no links searched).
-    for start in range(0, len(fresh), BATCH):
-        at = pl.Series(fresh[start : start + BATCH])
-        batch = part[at].with_columns(stored=flags["stored"].gather(at))
-        _store_signatures(wh, batch, sign_batch(batch, s), shash, run_id)
-        say(f"dedup: signed {min(start + BATCH, len(fresh))}/{len(fresh)} entries")
-        tick(min(start + BATCH, len(fresh)), len(fresh))
+    # Map: sign new and edited entries, batch by batch, here or by the executor's workers (their
+    # rows come back with no links searched).
+    batches = BatchMap(executor, len(fresh), loaded.config.executor.min_task_entries)
+    size = batches.rows(BATCH, BATCH // 5)
+    cuts = [pl.Series(fresh[start : start + size]) for start in range(0, len(fresh), size)]
+    signed_batches = batches.map(sign_batch, (part[at] for at in cuts), s)
+    done = 0
+    for at, signed in zip(cuts, signed_batches, strict=True):
+        stored = part.select("content_hash")[at].with_columns(stored=flags["stored"].gather(at))
+        _store_signatures(wh, stored, signed, shash, run_id)
+        done += len(at)
+        say(f"dedup: signed {done}/{len(fresh)} entries")
+        tick(done, len(fresh))
         faults.point("dedup.signed")
     part = policy_columns(part)  # the texts were for signing: the reduce reads a few columns
     lap("sign and store")
@@ -335,7 +345,9 @@ class DedupStage:
         return unlinked(wh, settings_hash)
 
     def run(self, context: Context) -> Report:
-        d = run_dedup(context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress)
+        d = run_dedup(
+            context.wh, context.loaded, context.run_id, context.log, context.progress, context.executor
+        )
         return Report(
             self.name,
             d,

@@ -11,6 +11,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from globmed_data.langid.identify import (
     prepare_frame,
 )
 from globmed_data.langid.settings import LangIdSettings
+from globmed_data.pipeline.executor import BatchMap, Executor
 from globmed_data.pipeline.stage import Context, Report
 from globmed_data.prefetch import prefetched
 from globmed_data.warehouse import Warehouse, now
@@ -93,6 +95,28 @@ def read_batches(wh: Warehouse, settings_hash: str, max_chars: int) -> Iterator[
         yield frame, prepare_frame(frame.select(entry_text_expr()).to_series(), max_chars)
 
 
+@cache
+def _identifier(options: tuple[tuple[str, Any], ...]) -> LanguageIdentifier:
+    """One identifier per process and options: a worker loads the models once, not per batch."""
+    return LanguageIdentifier(**dict(options))
+
+
+def decide_table(
+    table: pa.Table,
+    options: tuple[tuple[str, Any], ...],
+    settings: LangIdSettings,
+    settings_hash: str,
+    run_id: str,
+    threads: int | None,
+) -> pa.Table:
+    """One batch as read from the warehouse, prepared, detected and judged. A pure map (no
+    warehouse), so a worker process or a Ray task runs it as well as the run's process."""
+    ident = _identifier(options)
+    frame = cast(pl.DataFrame, pl.from_arrow(table))
+    prepared = prepare_frame(frame.select(entry_text_expr()).to_series(), ident.max_chars)
+    return decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads or 1)
+
+
 def decide_batch(
     frame: pl.DataFrame,
     prepared: pl.DataFrame,
@@ -136,8 +160,11 @@ def run_langid(
     run_id: str,
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Detect and decide; returns counts for this run (checked) and over all active entries."""
+    """Detect and decide; returns counts for this run (checked) and over all active entries.
+    Batches are read here, decided here (on `langid.workers` threads) or by the executor's
+    workers (one thread each, in the order read), and written here."""
     started = time.perf_counter()
     settings = loaded.config.langid
     settings_hash = stage_hash(settings, loaded)
@@ -147,8 +174,8 @@ def run_langid(
     if progress:
         progress(0, todo)
     if todo:
-        ident = LanguageIdentifier(**identifier_options(settings, loaded))
-        threads = settings.workers or min(os.cpu_count() or 1, 8)
+        options = identifier_options(settings, loaded)
+        batches = BatchMap(executor, todo, loaded.config.executor.min_task_entries)
         # The pending entries' stale results go first, so the new ones are plain inserts (about
         # half the cost of replacing). A crash in between leaves those entries pending, nothing
         # else: the next run decides them.
@@ -156,9 +183,13 @@ def run_langid(
             con.execute(_DROP_STALE, [settings_hash])
         faults.point("langid.dropped")
         with wh.background_upserts(new_rows=True) as insert:
-            # The next batch is read and prepared in the background while this one is detected.
-            for frame, prepared in prefetched(read_batches(wh, settings_hash, ident.max_chars)):
-                decided = decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads)
+            if batches.executor.inline:
+                decided_batches = _decided_here(wh, options, settings, settings_hash, run_id)
+            else:
+                tables = wh.stream_arrow(_READ, [settings_hash], batches.rows(CHUNK, CHUNK // 4))
+                args = (tuple(sorted(options.items())), settings, settings_hash, run_id)
+                decided_batches = batches.map(decide_table, tables, *args)
+            for decided in decided_batches:
                 insert("langid_results", decided)
                 this_run.update(decided.column("decision").to_pylist())
                 done += decided.num_rows
@@ -174,6 +205,17 @@ def run_langid(
         "totals": {k: int(v) for k, v in totals.items()},
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _decided_here(
+    wh: Warehouse, options: dict[str, Any], settings: LangIdSettings, settings_hash: str, run_id: str
+) -> Iterator[pa.Table]:
+    """The batches decided in this process on `langid.workers` threads, the next batch read and
+    prepared in the background while this one is detected."""
+    ident = LanguageIdentifier(**options)
+    threads = settings.workers or min(os.cpu_count() or 1, 8)
+    for frame, prepared in prefetched(read_batches(wh, settings_hash, ident.max_chars)):
+        yield decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads)
 
 
 class LangIdStage:
@@ -196,7 +238,9 @@ class LangIdStage:
         return pending(wh, settings_hash)
 
     def run(self, context: Context) -> Report:
-        c = run_langid(context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress)
+        c = run_langid(
+            context.wh, context.loaded, context.run_id, context.log, context.progress, context.executor
+        )
         decided = ", ".join(f"{k} {v}" for k, v in c["totals"].items())
         return Report(
             self.name, c, f"{c['checked']} entries decided in {c['seconds']:.1f}s; all entries: {decided}"

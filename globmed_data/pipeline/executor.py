@@ -54,6 +54,33 @@ def ordered_map(
             future.cancel()
 
 
+class BatchMap:
+    """How a stage that decides entries batch by batch (language ID, quality, dedup's signing)
+    maps its batches: through the run's executor when it has at least `min_entries` to decide
+    (`executor.min_task_entries`), else in its own process on its own threads (for a few
+    entries, starting workers and sending them the texts costs more than it saves)."""
+
+    def __init__(self, executor: Executor | None, entries: int, min_entries: int) -> None:
+        away = executor is not None and not executor.inline and entries >= min_entries
+        self.executor: Executor = executor if executor is not None and away else InlineExecutor()
+        self.entries = entries
+        # Sent away, a call is one worker's work: one thread (a Ray task holds one CPU).
+        self.threads: int | None = None if self.executor.inline else 1
+
+    def rows(self, most: int, least: int) -> int:
+        """Rows per batch: `most` here; sent away, enough batches to give every worker two (an
+        uneven last batch then idles a worker for less), but not under `least`."""
+        if self.executor.inline:
+            return most
+        return max(least, min(most, -(-self.entries // (2 * self.executor.workers))))
+
+    def map(self, fn: Callable[..., R], batches: Iterable[Any], *args: Any) -> Iterator[R]:
+        """fn(batch, *args, threads) for every batch, in order: one at a time here, two per
+        worker in flight when sent away."""
+        window = 1 if self.executor.inline else 2 * self.executor.workers
+        return ordered_map(self.executor, fn, ((b, *args, self.threads) for b in batches), window)
+
+
 class InlineExecutor:
     """Every call in the calling thread: no process to start, nothing to pickle."""
 

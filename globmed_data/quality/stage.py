@@ -9,15 +9,18 @@ from collections.abc import Callable
 from typing import cast
 
 import polars as pl
+import pyarrow as pa
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
+from globmed_data.pipeline.executor import BatchMap, Executor
 from globmed_data.pipeline.stage import Context, Report
 from globmed_data.quality.evaluate import evaluate, settings_hash
 from globmed_data.quality.settings import QualitySettings
 from globmed_data.warehouse import Warehouse, now
 
 CHUNK = 50_000
+MIN_CHUNK = 10_000  # sent to workers, batches are cut smaller to share the work, not below this
 # Active entries whose content, rule settings, language decision or parent (the entry it was
 # translated from) changed since their last quality decision, with that language decision (when
 # it is for the current content) and the parent's text (a translation inherits its image rejection).
@@ -43,13 +46,29 @@ def pending(wh: Warehouse, rules_hash: str) -> int:
     return int(wh.query(f"SELECT count(*) {_PENDING}", [rules_hash])[0][0])
 
 
+def decide(table: pa.Table, settings: QualitySettings, threads: int | None) -> pa.Table:
+    """One batch's decisions with the hashes they were made on. A pure map (no warehouse), so a
+    worker process or a Ray task runs it as well as the run's process."""
+    batch = cast(pl.DataFrame, pl.from_arrow(table))
+    return (
+        evaluate(batch, settings, threads)
+        .with_columns(
+            content_hash=batch.get_column("content_hash"), parent_hash=batch.get_column("parent_hash")
+        )
+        .to_arrow()
+    )
+
+
 def run_quality(
     wh: Warehouse,
     loaded: LoadedConfig,
     run_id: str,
     log: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, object]:
+    """Decide the pending entries: batches read here, decided here or by the executor's workers
+    (one thread each, in the order read), and written here."""
     started = time.perf_counter()
     settings = loaded.config.quality
     rules_hash = settings_hash(settings)
@@ -58,12 +77,11 @@ def run_quality(
     passed = done = 0
     if progress:
         progress(0, todo)
+    batches = BatchMap(executor, todo, loaded.config.executor.min_task_entries)
+    tables = wh.stream_arrow(_READ, [rules_hash], batches.rows(CHUNK, MIN_CHUNK)) if todo else iter(())
     with wh.background_upserts() as upsert:  # DuckDB writes one batch while the next is decided
-        for table in wh.stream_arrow(_READ, [rules_hash], CHUNK) if todo else []:
-            batch = cast(pl.DataFrame, pl.from_arrow(table))
-            decided = evaluate(batch, settings).with_columns(
-                content_hash=batch.get_column("content_hash"),
-                parent_hash=batch.get_column("parent_hash"),
+        for table in batches.map(decide, tables, settings):
+            decided = cast(pl.DataFrame, pl.from_arrow(table)).with_columns(
                 settings_hash=pl.lit(rules_hash),
                 run_id=pl.lit(run_id),
                 decided_at=pl.lit(now()),
@@ -71,7 +89,7 @@ def run_quality(
             upsert("quality_results", decided.to_arrow())
             passed += int(decided.get_column("passed").sum())
             reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
-            done += len(batch)
+            done += len(decided)
             faults.point("quality.batch")
             if log:
                 log(f"quality: {done}/{todo} entries checked")
@@ -109,7 +127,7 @@ class QualityStage:
 
     def run(self, context: Context) -> Report:
         c = run_quality(
-            context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress
+            context.wh, context.loaded, context.run_id, context.log, context.progress, context.executor
         )
         t = c["totals"]
         return Report(

@@ -1,5 +1,6 @@
 """Where the maps run: the same entries, raw records and quarantine whether the collect maps in the
-run's process, in a local process pool, or (slow, `dist` extra) as Ray tasks."""
+run's process, in a local process pool, or (slow, `dist` extra) as Ray tasks; the same language,
+quality and dedup decisions whether their batches are decided here or by a pool's workers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,17 @@ import pytest
 import yaml
 
 from globmed_data.config import ConfigError, LoadedConfig, load_config
-from globmed_data.pipeline.executor import InlineExecutor, ProcessExecutor, executor_for, ordered_map
+from globmed_data.dedup import stage as dedup_stage
+from globmed_data.langid import stage as langid_stage
+from globmed_data.pipeline.executor import (
+    BatchMap,
+    InlineExecutor,
+    ProcessExecutor,
+    executor_for,
+    ordered_map,
+)
 from globmed_data.pipeline.settings import ExecutorSettings
+from globmed_data.quality import stage as quality_stage
 from globmed_data.warehouse import Warehouse
 from tests.helpers import DEMO_CONFIG, ROOT, SHARED_DATA, collect_all, needs_shared, write_config
 
@@ -36,13 +46,15 @@ def _fails(x: int) -> int:
     raise ValueError(f"bad {x}")
 
 
-def snapshot(wh: Warehouse) -> dict[str, list[tuple]]:
-    return {t: sorted(wh.query(f"SELECT {cols} FROM {t}"), key=repr) for t, cols in TABLES.items()}
+def snapshot(wh: Warehouse, tables: dict[str, str] = TABLES) -> dict[str, list[tuple]]:
+    return {t: sorted(wh.query(f"SELECT {cols} FROM {t}"), key=repr) for t, cols in tables.items()}
 
 
 def sent_away(loaded: LoadedConfig) -> LoadedConfig:
-    """The config with every source, however small, sent to the executor's workers."""
-    config = loaded.config.model_copy(update={"executor": ExecutorSettings(min_task_bytes=0)})
+    """The config with every source and every stage's batches, however small, sent to the
+    executor's workers."""
+    settings = ExecutorSettings(min_task_bytes=0, min_task_entries=0)
+    config = loaded.config.model_copy(update={"executor": settings})
     return loaded.model_copy(update={"config": config})
 
 
@@ -57,6 +69,19 @@ def test_ordered_map_keeps_the_order_of_the_calls() -> None:
     finally:
         pool.close()
     assert list(ordered_map(InlineExecutor(), _slow_square, [(3, 0.0)], window=1)) == [9]
+
+
+def test_a_batch_map_sends_away_only_enough_entries_and_cuts_them_for_every_worker() -> None:
+    pool = ProcessExecutor(2)  # not started: nothing is submitted
+    assert BatchMap(pool, 19_999, 20_000).executor.inline
+    assert BatchMap(None, 10**6, 0).executor.inline
+    here = BatchMap(InlineExecutor(), 10**6, 0)
+    assert (here.rows(50_000, 10_000), here.threads) == (50_000, None)
+    away = BatchMap(pool, 100_000, 20_000)
+    assert (away.executor, away.threads) == (pool, 1)
+    assert away.rows(50_000, 10_000) == 25_000  # four batches: two per worker
+    assert BatchMap(pool, 30_000, 0).rows(50_000, 10_000) == 10_000
+    assert BatchMap(pool, 10**6, 0).rows(50_000, 10_000) == 50_000
 
 
 def test_executor_settings_shorthand_and_refusals(tmp_path: Path) -> None:
@@ -93,6 +118,46 @@ def test_demo_collect_is_the_same_in_a_process_pool(tmp_path: Path, demo: Loaded
     assert {k: {f: getattr(r, f) for f in keep} for k, r in pool_reports.items()} == {
         k: {f: getattr(r, f) for f in keep} for k, r in inline_reports.items()
     }
+
+
+DECISIONS = {
+    "langid_results": "* EXCLUDE (run_id, decided_at)",
+    "quality_results": "* EXCLUDE (run_id, decided_at)",
+    "dedup_signatures": "* EXCLUDE (run_id)",
+    "dedup_edges": "* EXCLUDE (run_id)",
+    "dedup_members": "*",
+}
+
+
+def test_stage_batches_decided_by_a_process_pool_equal_those_decided_here(
+    tmp_path: Path, demo: LoadedConfig, monkeypatch
+) -> None:
+    """Language ID, quality and dedup's signing, each cut into four batches for two workers:
+    the same rows as the run's own process decides on its threads."""
+    from globmed_data.dedup.stage import run_dedup
+    from globmed_data.langid.stage import run_langid
+    from globmed_data.quality.stage import run_quality
+
+    monkeypatch.setattr(langid_stage, "CHUNK", 200)
+    monkeypatch.setattr(quality_stage, "MIN_CHUNK", 50)
+    monkeypatch.setattr(dedup_stage, "BATCH", 200)
+    tables = {}
+    pool = ProcessExecutor(2)
+    try:
+        for name, executor in (("inline", None), ("pool", pool)):
+            loaded = sent_away(demo)
+            with Warehouse(tmp_path / f"{name}.duckdb") as wh:
+                collect_all(wh, loaded)
+                checked = [
+                    run(wh, loaded, "r", None, None, executor)["checked"]
+                    for run in (run_langid, run_quality, run_dedup)
+                ]
+                assert checked[0] == checked[1] > 200  # more than one batch
+                tables[name] = snapshot(wh, DECISIONS)
+    finally:
+        pool.close()
+    assert all(tables["inline"][t] for t in DECISIONS)
+    assert tables["pool"] == tables["inline"]
 
 
 def test_duplicate_keys_across_files_sent_to_workers(tmp_path: Path) -> None:
@@ -176,12 +241,14 @@ def _config_copy(config: Path, folder: Path, executor: dict | None) -> Path:
 def test_the_flow_on_a_local_ray_cluster_exports_what_a_local_run_does(
     prefect_api, tmp_path: Path, monkeypatch, config: Path
 ) -> None:
-    """Every source's files mapped as Ray tasks (two CPUs) by the flow: the same version."""
+    """Every source's files mapped, and every batch of language ID, quality and dedup's signing
+    decided, as Ray tasks (two CPUs) by the flow: the same version."""
     from flows.pipeline import pipeline_flow
 
     monkeypatch.setenv("GLOBMED_SHARED_DATA", str(SHARED_DATA.resolve()))
     fingerprints = {}
-    for name, executor in (("local", None), ("ray", {"kind": "ray", "workers": 2, "min_task_bytes": 0})):
+    ray = {"kind": "ray", "workers": 2, "min_task_bytes": 0, "min_task_entries": 0}
+    for name, executor in (("local", None), ("ray", ray)):
         path = _config_copy(config, tmp_path / name, executor)
         result = pipeline_flow(config_path=str(path), warehouse=str(tmp_path / name / "wh.duckdb"))
         assert result["status"] == "succeeded"
