@@ -170,6 +170,7 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
                         for unit in step.stage.units(loaded)
                     ]
                     outcomes = [_outcome(f) for f in previous]
+                executor.release()  # the workers' memory is not the next stage's
                 for _, error in outcomes:
                     if error is not None and not isinstance(error, StepFailed):
                         raise error  # not the source's own failure (the warehouse, say): the run fails

@@ -72,8 +72,9 @@ def test_ordered_map_keeps_the_order_of_the_calls() -> None:
 
 
 def test_a_batch_map_sends_away_only_enough_entries_and_cuts_them_for_every_worker() -> None:
-    pool = ProcessExecutor(2)  # not started: nothing is submitted
+    pool = ProcessExecutor(2, takes_batches=True)  # not started: nothing is submitted
     assert BatchMap(pool, 19_999, 20_000).executor.inline
+    assert BatchMap(ProcessExecutor(2), 10**6, 0).executor.inline  # a local pool maps files only
     assert BatchMap(None, 10**6, 0).executor.inline
     here = BatchMap(InlineExecutor(), 10**6, 0)
     assert (here.rows(50_000, 10_000), here.threads) == (50_000, None)
@@ -142,7 +143,7 @@ def test_stage_batches_decided_by_a_process_pool_equal_those_decided_here(
     monkeypatch.setattr(quality_stage, "MIN_CHUNK", 50)
     monkeypatch.setattr(dedup_stage, "BATCH", 200)
     tables = {}
-    pool = ProcessExecutor(2)
+    pool = ProcessExecutor(2, takes_batches=True)
     try:
         for name, executor in (("inline", None), ("pool", pool)):
             loaded = sent_away(demo)
