@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
+from globmed_data.sources.normalize import _clean, clean_text, split_labelled_options, strip_option_labels
 
 
 @pytest.mark.parametrize(
@@ -60,6 +60,14 @@ def test_white_space_folding_equals_the_plain_patterns() -> None:
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
         assert clean_text(text) == _fold_reference(text), repr(text)
+
+
+def test_the_plain_ascii_shortcut_equals_the_whole_normalisation() -> None:
+    rng = random.Random(11)
+    alphabet = ["a", "Z", "0", " ", " ", "&", "amp;", "#39;", "\t", "\r", "\n", "\x7f", "\x01", "~", "."]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert clean_text(text) == _clean(text), repr(text)
 
 
 def test_strip_option_labels_only_full_sequence() -> None:
