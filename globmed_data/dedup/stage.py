@@ -103,6 +103,24 @@ def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
     return Signed(keys, matrix("signature", num_perm), matrix("answer_signature", ANSWER_PERM))
 
 
+class _Made:
+    """The signatures of every participant, gathered batch by batch as they are made, in the
+    participants' order (rows preallocated: no copy when the reduce takes them)."""
+
+    def __init__(self, rows: int, num_perm: int) -> None:
+        self.keys: list[pl.DataFrame] = []
+        self.sig = np.empty((rows, num_perm), dtype=np.uint32)
+        self.answer_sig = np.empty((rows, ANSWER_PERM), dtype=np.uint32)
+
+    def add(self, start: int, signed: Signed) -> None:
+        self.keys.append(signed.keys)
+        self.sig[start : start + len(signed.sig)] = signed.sig
+        self.answer_sig[start : start + len(signed.answer_sig)] = signed.answer_sig
+
+    def signed(self) -> Signed:
+        return Signed(pl.concat(self.keys), self.sig, self.answer_sig)
+
+
 def index_hash(s: DedupSettings) -> str:
     """The LSH index links are searched under: links made under another one no longer hold."""
     bands, rows = lsh_shape(s)
@@ -213,10 +231,15 @@ def run_dedup(
     size = batches.rows(BATCH, BATCH // 5)
     cuts = [pl.Series(fresh[start : start + size]) for start in range(0, len(fresh), size)]
     signed_batches = batches.map(sign_batch, (part[at] for at in cuts), s)
+    # Every participant signed now (a first run, new settings): the reduce takes the
+    # signatures as made, instead of reading back what was just stored.
+    made = _Made(len(fresh), s.num_perm) if 0 < len(fresh) == len(part) else None
     done = 0
     for at, signed in zip(cuts, signed_batches, strict=True):
         stored = part.select("content_hash")[at].with_columns(stored=flags["stored"].gather(at))
         _store_signatures(wh, stored, signed, shash, run_id)
+        if made is not None:
+            made.add(done, signed)
         done += len(at)
         say(f"dedup: signed {done}/{len(fresh)} entries")
         tick(done, len(fresh))
@@ -225,7 +248,9 @@ def run_dedup(
     lap("sign and store")
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
-    signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
+    ids = part["entry_id"].to_list()
+    signed = made.signed() if made is not None else _read_signatures(wh, ids, s.num_perm)
+    del made, ids
     bench = benchmark_entries(loaded) if s.benchmarks else None
     if bench is not None and len(bench):
         signed = Signed.concat([signed, sign_batch(bench, s)])

@@ -301,6 +301,23 @@ def _id(wh: Warehouse, key: str) -> str:
     return wh.query("SELECT entry_id FROM entries WHERE record_key = ?", [key])[0][0]
 
 
+def test_links_from_signatures_as_made_equal_links_from_signatures_read_back(warehouse, corpus) -> None:
+    """A first run links the signatures it has just made; a run that signs nothing reads them
+    back from dedup_signatures (here: every link mark cleared, as a killed run leaves them)."""
+    collect_all(warehouse, corpus)
+    first = run_dedup(warehouse, corpus, "r1")
+    assert first["checked"] == first["entries"] == 7
+    edges = warehouse.query("SELECT a, b, method, similarity FROM dedup_edges ORDER BY ALL")
+    members = _members(warehouse)
+    with warehouse.transaction() as con:
+        con.execute("UPDATE dedup_signatures SET linked_index = NULL")
+    again = run_dedup(warehouse, corpus, "r2")
+    assert (again["checked"], again["linked"]) == (0, 7)
+    assert warehouse.query("SELECT count(*) FROM dedup_signatures WHERE run_id = 'r2'") == [(0,)]
+    assert warehouse.query("SELECT a, b, method, similarity FROM dedup_edges ORDER BY ALL") == edges
+    assert _members(warehouse) == members
+
+
 def test_incremental_run_signs_only_new_entries(warehouse, corpus, tmp_path) -> None:
     collect_all(warehouse, corpus)
     run_dedup(warehouse, corpus, "r1")
