@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import polars as pl
@@ -44,7 +44,14 @@ def signature_hash(s: DedupSettings) -> str:
     )
 
 
-def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash: str, run_id: str) -> None:
+class Writers(NamedTuple):
+    """Where a batch of signatures goes: replacing stored rows, or appended."""
+
+    upsert: Callable[[str, pa.Table], None]
+    insert: Callable[[str, pa.Table], None]
+
+
+def _store_signatures(write: Writers, frame: pl.DataFrame, signed: Signed, shash: str, run_id: str) -> None:
     """Store a batch's signatures; `frame` has the content_hash they were made from, and
     `stored`: a row of the entry is there already, to be replaced."""
     keys, sig = signed.keys, signed.sig
@@ -73,8 +80,8 @@ def _store_signatures(wh: Warehouse, frame: pl.DataFrame, signed: Signed, shash:
     # appended (alone, an insert of 496k signatures took half the time of the upsert).
     stored = frame["stored"].to_arrow()
     if frame["stored"].any():
-        wh.upsert("dedup_signatures", table.filter(stored))
-    wh.insert("dedup_signatures", table.filter(pc.invert(stored)))
+        write.upsert("dedup_signatures", table.filter(stored))
+    write.insert("dedup_signatures", table.filter(pc.invert(stored)))
 
 
 def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
@@ -235,15 +242,17 @@ def run_dedup(
     # signatures as made, instead of reading back what was just stored.
     made = _Made(len(fresh), s.num_perm) if 0 < len(fresh) == len(part) else None
     done = 0
-    for at, signed in zip(cuts, signed_batches, strict=True):
-        stored = part.select("content_hash")[at].with_columns(stored=flags["stored"].gather(at))
-        _store_signatures(wh, stored, signed, shash, run_id)
-        if made is not None:
-            made.add(done, signed)
-        done += len(at)
-        say(f"dedup: signed {done}/{len(fresh)} entries")
-        tick(done, len(fresh))
-        faults.point("dedup.signed")
+    # DuckDB stores one batch in the background while the next is signed (it releases the GIL).
+    with wh.background_upserts() as upsert, wh.background_upserts(new_rows=True) as insert:
+        for at, signed in zip(cuts, signed_batches, strict=True):
+            stored = part.select("content_hash")[at].with_columns(stored=flags["stored"].gather(at))
+            _store_signatures(Writers(upsert, insert), stored, signed, shash, run_id)
+            if made is not None:
+                made.add(done, signed)
+            done += len(at)
+            say(f"dedup: signed {done}/{len(fresh)} entries")
+            tick(done, len(fresh))
+            faults.point("dedup.signed")
     part = policy_columns(part)  # the texts were for signing: the reduce reads a few columns
     lap("sign and store")
 
