@@ -1,9 +1,11 @@
 """Where a stage's maps run: in the run's own process, in a local process pool, or as Ray tasks.
 
 A map's function is pure (no warehouse: collect's `map_file` reads one file and returns Arrow
-tables), so any process can run it; the run's process stays the one writer of the warehouse and
-takes the results in order. Every executor has the same `map`: at most `window` calls in flight,
-results in the order of the calls, so a source's files are written in the order they are read.
+tables; language ID, quality and dedup's signing decide one batch of entries, see BatchMap), so
+any process can run it; the run's process stays the one writer of the warehouse and takes the
+results in order. `ordered_map` is the same for every executor: at most `window` calls in
+flight, results in the order of the calls, so a source's files are written in the order they
+are read.
 
 `executor_for(settings)` builds the configured one (`executor.kind: local | ray`); the flow opens
 it once per run and every stage's Context carries it.
