@@ -20,8 +20,8 @@ class ExecutorSettings(Strict):
     # A source with less than this to read is mapped in the run's process: sending it to
     # another costs more than it saves.
     min_task_bytes: int = Field(1 << 20, ge=0)
-    # A stage with fewer entries to decide (language ID, quality, dedup's signing) decides
-    # them in the run's process, on its threads.
+    # On an executor that takes the stages' batches (Ray), a stage with fewer entries to decide
+    # (language ID, quality, dedup's signing) decides them in the run's process, on its threads.
     min_task_entries: int = Field(20_000, ge=0)
 
     @model_validator(mode="before")

@@ -117,8 +117,8 @@ def _phrase_hits(
 def contains(texts: pl.Series, pattern: str) -> np.ndarray:
     """texts.str.contains(pattern), the same answer sooner for a pattern with word boundaries.
 
-    A Unicode `\\b` sends Rust's regex to its slowest engine on any non-ASCII text (Spanish
-    exams took 40x English's time). The pattern without its boundaries matches wherever the
+    A Unicode `\\b` sends Rust's regex to its slowest engine on any non-ASCII text (a Spanish
+    entry took ~35x an English one's time). The pattern without its boundaries matches wherever the
     pattern does (an assertion removed only allows more), and runs on the fast engine: it is
     searched first, and the exact pattern then reads only the few texts it found.
     """
