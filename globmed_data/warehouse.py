@@ -260,20 +260,21 @@ class Warehouse:
     @contextmanager
     def background_upserts(
         self, pending: int = 2, *, new_rows: bool = False
-    ) -> Iterator[Callable[[str, pa.Table], None]]:
+    ) -> Iterator[Callable[..., None]]:
         """A function that upserts in one background thread, in order, so a stage goes on with
         its next batch while DuckDB writes (it releases the GIL). At most `pending` writes wait;
         leaving the block waits for them all, and a failed write raises here. With `new_rows`
-        the caller promises the keys are not in the table yet: a plain insert (about twice as
-        cheap; a key already there fails the write)."""
+        (for the block, or for one call: `write(table, rows, new_rows=True)`) the caller promises
+        the keys are not in the table yet: a plain insert (about twice as cheap; a key already
+        there fails the write)."""
         futures: deque[Future[None]] = deque()
-        write = self.insert if new_rows else self.upsert
+        every_new = new_rows
         with ThreadPoolExecutor(1, thread_name_prefix="globmed-writer") as pool:
 
-            def submit(table: str, rows: pa.Table) -> None:
+            def submit(table: str, rows: pa.Table, *, new_rows: bool = every_new) -> None:
                 while len(futures) >= pending:
                     futures.popleft().result()
-                futures.append(pool.submit(write, table, rows))
+                futures.append(pool.submit(self.insert if new_rows else self.upsert, table, rows))
 
             try:
                 yield submit

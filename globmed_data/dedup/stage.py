@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -49,16 +49,11 @@ def signature_hash(s: DedupSettings) -> str:
     )
 
 
-class Writers(NamedTuple):
-    """Where a batch of signatures goes: replacing stored rows, or appended."""
-
-    upsert: Callable[[str, pa.Table], None]
-    insert: Callable[[str, pa.Table], None]
-
-
-def _store_signatures(write: Writers, frame: pl.DataFrame, signed: Signed, shash: str, run_id: str) -> None:
-    """Store a batch's signatures; `frame` has the content_hash they were made from, and
-    `stored`: a row of the entry is there already, to be replaced."""
+def _store_signatures(
+    write: Callable[..., None], frame: pl.DataFrame, signed: Signed, shash: str, run_id: str
+) -> None:
+    """Store a batch's signatures through `write` (Warehouse.background_upserts'); `frame` has
+    the content_hash they were made from, and `stored`: a row of the entry is there already."""
     keys, sig = signed.keys, signed.sig
     flat = pa.array(sig.reshape(-1), pa.uint32())
     offsets = pa.array(np.arange(0, sig.size + 1, sig.shape[1], dtype=np.int32))
@@ -85,8 +80,8 @@ def _store_signatures(write: Writers, frame: pl.DataFrame, signed: Signed, shash
     # appended (alone, an insert of 496k signatures took half the time of the upsert).
     stored = frame["stored"].to_arrow()
     if frame["stored"].any():
-        write.upsert("dedup_signatures", table.filter(stored))
-    write.insert("dedup_signatures", table.filter(pc.invert(stored)))
+        write("dedup_signatures", table.filter(stored))
+    write("dedup_signatures", table.filter(pc.invert(stored)), new_rows=True)
 
 
 def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:
@@ -123,11 +118,14 @@ class _Made:
         self.keys: list[pl.DataFrame] = []
         self.sig = np.empty((rows, num_perm), dtype=np.uint32)
         self.answer_sig = np.empty((rows, ANSWER_PERM), dtype=np.uint32)
+        self.filled = 0
 
-    def add(self, start: int, signed: Signed) -> None:
+    def add(self, signed: Signed) -> None:
+        end = self.filled + len(signed.sig)
         self.keys.append(signed.keys)
-        self.sig[start : start + len(signed.sig)] = signed.sig
-        self.answer_sig[start : start + len(signed.answer_sig)] = signed.answer_sig
+        self.sig[self.filled : end] = signed.sig
+        self.answer_sig[self.filled : end] = signed.answer_sig
+        self.filled = end
 
     def signed(self) -> Signed:
         return Signed(pl.concat(self.keys), self.sig, self.answer_sig)
@@ -249,12 +247,12 @@ def run_dedup(
     made = _Made(len(fresh), s.num_perm) if 0 < len(fresh) == len(part) else None
     done = 0
     # DuckDB stores one batch in the background while the next is signed (it releases the GIL).
-    with wh.background_upserts() as upsert, wh.background_upserts(new_rows=True) as insert:
+    with wh.background_upserts() as write:
         for at, signed in zip(cuts, signed_batches, strict=True):
             stored = part.select("content_hash")[at].with_columns(stored=flags["stored"].gather(at))
-            _store_signatures(Writers(upsert, insert), stored, signed, shash, run_id)
+            _store_signatures(write, stored, signed, shash, run_id)
             if made is not None:
-                made.add(done, signed)
+                made.add(signed)
             done += len(at)
             say(f"dedup: signed {done}/{len(fresh)} entries")
             tick(done, len(fresh))
@@ -263,9 +261,11 @@ def run_dedup(
     lap("sign and store")
 
     # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
-    ids = part["entry_id"].to_list()
-    signed = made.signed() if made is not None else _read_signatures(wh, ids, s.num_perm)
-    del made, ids
+    if made is not None:
+        signed = made.signed()
+        del made
+    else:
+        signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
     bench = benchmark_entries(loaded) if s.benchmarks else None
     if bench is not None and len(bench):
         signed = Signed.concat([signed, sign_batch(bench, s)])

@@ -92,7 +92,12 @@ def read_batches(wh: Warehouse, settings_hash: str, max_chars: int) -> Iterator[
     """The pending entries in batches, each with its prepared texts."""
     for table in wh.stream_arrow(_READ, [settings_hash], CHUNK):
         frame = cast(pl.DataFrame, pl.from_arrow(table))
-        yield frame, prepare_frame(frame.select(entry_text_expr()).to_series(), max_chars)
+        yield frame, _prepared(frame, max_chars)
+
+
+def _prepared(frame: pl.DataFrame, max_chars: int) -> pl.DataFrame:
+    """The batch's entry texts, prepared for detection."""
+    return prepare_frame(frame.select(entry_text_expr()).to_series(), max_chars)
 
 
 @cache
@@ -113,7 +118,7 @@ def decide_table(
     warehouse), so a worker process or a Ray task runs it as well as the run's process."""
     ident = _identifier(options)
     frame = cast(pl.DataFrame, pl.from_arrow(table))
-    prepared = prepare_frame(frame.select(entry_text_expr()).to_series(), ident.max_chars)
+    prepared = _prepared(frame, ident.max_chars)
     return decide_batch(frame, prepared, ident, settings, settings_hash, run_id, threads or 1)
 
 

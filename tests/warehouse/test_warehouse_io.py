@@ -41,6 +41,13 @@ def test_background_inserts_of_new_rows_refuse_a_key_already_there(warehouse) ->
     with pytest.raises(Exception, match=r"(?i)constraint"), warehouse.background_upserts(new_rows=True) as w:
         w("kv", duplicate)
     assert warehouse.query("SELECT value FROM kv WHERE key = 'b'") == [(2,)]  # nothing replaced
+    # One block, both kinds of write, in order: an upsert replaces, an insert of a new key adds,
+    # an insert of a key already there fails the block.
+    with pytest.raises(Exception, match=r"(?i)constraint"), warehouse.background_upserts() as write:
+        write("kv", pa.table({"key": ["a"], "value": [10]}))
+        write("kv", pa.table({"key": ["c"], "value": [30]}), new_rows=True)
+        write("kv", pa.table({"key": ["c"], "value": [31]}), new_rows=True)
+    assert warehouse.query("SELECT key, value FROM kv ORDER BY key") == [("a", 10), ("b", 2), ("c", 30)]
 
 
 def test_memory_cap_from_the_environment_is_applied_and_a_bad_one_refused(tmp_path, monkeypatch) -> None:
