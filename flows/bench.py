@@ -1,5 +1,7 @@
-"""The benchmark flow (GlobMed-Bench): a dataset version, one task run per model (so models can
-fan out to GPU workers later), then the leaderboard and the per-language chart as artifacts.
+"""The benchmark flow (GlobMed-Bench): a dataset version, one task run per model, then the
+leaderboard and the per-language chart as artifacts. With the config's `executor: ray` the
+models are scored side by side as Ray tasks, each on a node with the GPUs it asks for; otherwise
+one at a time in the flow's process.
 
 Triggered by `globmed bench run`, or by a deployment on `globmed.dataset.published`.
 """
@@ -7,16 +9,19 @@ Triggered by `globmed bench run`, or by a deployment on `globmed.dataset.publish
 from __future__ import annotations
 
 import base64
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 
 from flows.naming import artifact_key, dataset_run_name
-from globmed_data.bench.run import BenchPlan, bench_model, plan_bench, summarise
+from globmed_data.bench.run import BenchPlan, bench_model, check_gpus, models_executor, plan_bench, summarise
 from globmed_data.bench.specs import ModelSpec
+from globmed_data.pipeline.executor import Executor
 
 
 class ModelFailed(RuntimeError):
@@ -37,10 +42,10 @@ class BenchFailed(RuntimeError):
 
 
 @task(name="bench-model", task_run_name="bench {spec.spec}", cache_policy=NO_CACHE, log_prints=False)
-def model_task(plan: BenchPlan, spec: ModelSpec) -> dict[str, Any]:
+def model_task(plan: BenchPlan, spec: ModelSpec, executor: Executor) -> dict[str, Any]:
     """One model on the version; a failed model fails its task run (the others go on)."""
     logger = get_run_logger()
-    record = bench_model(plan, spec, log=logger.info)
+    record = bench_model(plan, spec, log=logger.info, executor=executor)
     if record["status"] == "failed":
         raise ModelFailed(record)
     return record
@@ -70,9 +75,11 @@ def bench_flow(
     plan = plan_bench(
         dataset, models, config_path=config_path, warehouse=warehouse, overrides=overrides, endpoint=endpoint
     )
+    with closing(models_executor(plan)) as executor:
+        check_gpus(plan, executor)
+        states = _score(plan, executor)
     runs: list[dict[str, Any]] = []
-    for spec in plan.specs:
-        state = model_task.with_options(tags=[f"model:{spec.engine}"])(plan, spec, return_state=True)
+    for state in states:
         outcome = state.result(raise_on_failure=False)
         if isinstance(outcome, BaseException) and not isinstance(outcome, ModelFailed):
             raise outcome  # not the model's own failure (the warehouse, say): the flow fails
@@ -86,6 +93,18 @@ def bench_flow(
             f"{summary['status']}: {named}; {len(runs) - len(failed)} of {len(runs)} scored", summary
         )
     return summary
+
+
+def _score(plan: BenchPlan, executor: Executor) -> list[Any]:
+    """Each model's task run state: one at a time here; on Ray all at once, and the cluster runs
+    as many side by side as it has CPUs and GPUs for."""
+    tasks = [(model_task.with_options(tags=[f"model:{spec.engine}"]), spec) for spec in plan.specs]
+    if executor.models_here:
+        return [task(plan, spec, quote(executor), return_state=True) for task, spec in tasks]
+    futures = [task.submit(plan, spec, quote(executor)) for task, spec in tasks]
+    for future in futures:
+        future.wait()
+    return [future.state for future in futures]
 
 
 def outcome(state: Any) -> tuple[dict[str, Any], str | None]:

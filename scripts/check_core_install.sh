@@ -14,7 +14,9 @@ started=$(date +%s)
 "$VENV/bin/python" -m pip install --quiet .
 installed=$(date +%s)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The core venv goes too (set KEEP_CORE_VENV=1 to keep it): `make test` installs the dev
+# environment (~3 GB) next, and a CI machine's disk may be small.
+trap 'rm -rf "$work"; [ -n "${KEEP_CORE_VENV:-}" ] || rm -rf "$VENV"' EXIT
 (cd "$work" && PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_HOME="$work/prefect" \
     "$OLDPWD/$VENV/bin/globmed" run --config "$OLDPWD/configs/demo.yaml" --warehouse "$work/demo.duckdb")
 (cd "$work" && "$OLDPWD/$VENV/bin/globmed" versions list --warehouse "$work/demo.duckdb")

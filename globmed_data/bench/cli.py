@@ -95,6 +95,8 @@ def bench_run(
 
     try:
         summary, _ = outcome(start_flow(bench_flow, **request))  # failed models: in the summary
+    except ConfigError as exc:  # what only the executor can tell: a model's GPUs, say
+        raise fail(str(exc), EXIT_CONFIG) from None
     except Exception as exc:  # Prefect could not start, the warehouse is held, the disk is full...
         raise fail(f"{type(exc).__name__}: {exc}".splitlines()[0], 1) from None
     if as_json:

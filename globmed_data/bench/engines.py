@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from globmed_data.bench.settings import BenchSettings
-from globmed_data.bench.specs import ModelSpec
+from globmed_data.bench.specs import ModelSpec, parse_spec
 from globmed_data.kernels.model_cache import cache_dir
 
 
@@ -33,6 +33,24 @@ def _lm_base() -> type:
     except ImportError as exc:
         raise EngineError("the benchmark needs lm-evaluation-harness: pip install '.[bench]'") from exc
     return LM
+
+
+def model_gpus(spec: ModelSpec, settings: BenchSettings) -> float:
+    """The GPUs a model needs where the executor places models (Ray); with a judge, the larger
+    of the two (the judge loads after the model, on the same device)."""
+    judge = parse_spec(settings.judge) if settings.judge else None
+    return max(_gpus(spec, settings), _gpus(judge, settings) if judge else 0.0)
+
+
+def _gpus(spec: ModelSpec, settings: BenchSettings) -> float:
+    if spec.engine not in ("hf", "vllm"):
+        return 0.0  # an endpoint or a baseline: no model here
+    if settings.gpus is not None:
+        return settings.gpus
+    if spec.engine == "hf":
+        return 1.0 if settings.device.startswith("cuda") else 0.0
+    engine = settings.vllm_engine
+    return float(int(engine.get("tensor_parallel_size", 1)) * int(engine.get("pipeline_parallel_size", 1)))
 
 
 def build_lm(spec: ModelSpec, settings: BenchSettings) -> Any:

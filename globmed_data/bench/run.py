@@ -2,8 +2,9 @@
 
 1. `plan_bench`: the config's `bench:` settings with the request's overrides, the model specs
    and the dataset version, all checked before any model loads (a bad request costs nothing);
-2. `bench_model`, once per model: the harness run, its items stored with the run in one
-   transaction (a failed model is recorded failed with its error; the others go on);
+2. `bench_model`, once per model: the harness run (`score_model`, where the executor places
+   models: on Ray a task with the model's GPUs, else here), its items stored with the run in one
+   transaction by this process (a failed model is recorded failed with its error; the others go on);
 3. `summarise`: scores and gaps from the warehouse views, the leaderboard and the chart.
 
 The warehouse is opened only to write a run's start and its results, never while a model is
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,20 @@ from pydantic import ValidationError
 
 from globmed_data.bench import store
 from globmed_data.bench.dataset import DatasetVersion, open_version, places_for
-from globmed_data.bench.evaluate import evaluate_model, resolve_mode
+from globmed_data.bench.engines import model_gpus
+from globmed_data.bench.evaluate import ModelRun, evaluate_model, resolve_mode
 from globmed_data.bench.report import accuracy_chart, leaderboard_markdown
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec, parse_spec
 from globmed_data.bench.tasks import Selection, select
+from globmed_data.pipeline.executor import Executor, InlineExecutor, executor_for
+from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
 
 DEFAULT_LOW_RESOURCE = ("sw", "yo", "zu")
+# Models scored side by side (on Ray) write their runs one at a time.
+_WRITES = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class BenchPlan:
     warehouse: Path
     low_resource: frozenset[str]
     out: Path  # this benchmark's folder
+    # The config's executor: on Ray, the models run as Ray tasks.
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
 
 def plan_bench(
@@ -61,6 +70,7 @@ def plan_bench(
     base: dict[str, Any] = {}
     low_resource: tuple[str, ...] = DEFAULT_LOW_RESOURCE
     loaded = None
+    executor = ExecutorSettings()
     if config_path:
         from globmed_data.config import load_config
 
@@ -69,6 +79,7 @@ def plan_bench(
         if base.get("out"):  # a path in a config is relative to the config's folder
             base["out"] = str(loaded.resolve(base["out"]))
         low_resource = tuple(loaded.config.languages.low_resource)
+        executor = loaded.config.executor
     merged = {**base, **{k: v for k, v in (overrides or {}).items() if v not in (None, [], ())}}
     if models:
         merged["models"] = models
@@ -97,12 +108,47 @@ def plan_bench(
         )
     bench_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     return BenchPlan(
-        bench_id, version, specs, settings, selection, wh_path, frozenset(low_resource), root / bench_id
-    )
+        bench_id, version, specs, settings, selection, wh_path, frozenset(low_resource), root / bench_id,
+        executor,
+    )  # fmt: skip
+
+
+def models_executor(plan: BenchPlan) -> Executor:
+    """Where the models run: Ray tasks when the config's executor is Ray, else this process (one
+    model at a time: a pool's worker would only load it again)."""
+    return executor_for(plan.executor) if plan.executor.kind == "ray" else InlineExecutor()
+
+
+def check_gpus(plan: BenchPlan, executor: Executor) -> None:
+    """Refuse, before any model runs, one that needs more GPUs than the executor gives."""
+    for spec in plan.specs:
+        gpus = model_gpus(spec, plan.settings)
+        if gpus:
+            try:
+                executor.check_gpus(gpus, f"model {spec.spec}")
+            except RuntimeError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 def model_folder(plan: BenchPlan, spec: ModelSpec) -> Path:
     return plan.out / re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.spec).strip("_")[:80]
+
+
+def score_model(
+    plan: BenchPlan, spec: ModelSpec, log: Callable[[str], None] = print, lm: Any = None, judge_lm: Any = None
+) -> ModelRun:
+    """The harness run of one model: no warehouse, so it runs wherever the executor places it."""
+    return evaluate_model(
+        spec,
+        plan.version,
+        plan.selection,
+        plan.settings,
+        model_folder(plan, spec),
+        low_resource=set(plan.low_resource),
+        log=log,
+        lm=lm,
+        judge_lm=judge_lm,
+    )
 
 
 def bench_model(
@@ -112,33 +158,28 @@ def bench_model(
     log: Callable[[str], None] = print,
     lm: Any = None,
     judge_lm: Any = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Score one model and store it; returns its run record (status failed with the error, never raises
     for a model's own failure)."""
+    executor = executor or InlineExecutor()
     run_id = uuid.uuid4().hex
     mode = resolve_mode(spec, plan.settings)
-    with Warehouse(plan.warehouse) as wh:
+    with _WRITES, Warehouse(plan.warehouse) as wh:
         store.start_run(wh, run_id, spec, plan.version, mode, plan.settings)
     record: dict[str, Any] = {"bench_run_id": run_id, "model": spec.spec, "mode": mode}
+    # Sent away, the model's log lines go to its worker's output: a run's logger stays here.
+    there = log if executor.models_here else print
     try:
-        run = evaluate_model(
-            spec,
-            plan.version,
-            plan.selection,
-            plan.settings,
-            model_folder(plan, spec),
-            low_resource=set(plan.low_resource),
-            log=log,
-            lm=lm,
-            judge_lm=judge_lm,
-        )
+        gpus = model_gpus(spec, plan.settings)
+        run = executor.submit_model(score_model, gpus, plan, spec, there, lm, judge_lm).result()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        with Warehouse(plan.warehouse) as wh:
+        with _WRITES, Warehouse(plan.warehouse) as wh:
             store.fail_run(wh, run_id, error)
         log(f"{spec.spec}: failed: {error}")
         return {**record, "status": "failed", "error": error, "items": 0, "seconds": 0.0}
-    with Warehouse(plan.warehouse) as wh:
+    with _WRITES, Warehouse(plan.warehouse) as wh:
         store.finish_run(wh, run_id, run.rows, run.seconds, run.harness_seconds)
     rate = len(run.rows) / run.seconds if run.seconds else 0.0
     log(f"{spec.spec}: {len(run.rows)} items in {run.seconds:.1f} s ({rate:.1f} items/s)")

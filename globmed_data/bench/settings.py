@@ -33,6 +33,9 @@ class BenchSettings(Strict):
     max_gen_tokens_open_qa: int = Field(128, ge=1)
     vllm_python: str | None = None  # vLLM's environment's interpreter; default $GLOBMED_VLLM_PYTHON
     vllm_engine: dict[str, Any] = Field(default_factory=dict)  # vllm.LLM(...) kwargs, e.g. max_model_len
+    # GPUs Ray reserves for each hf/vllm model (executor: ray); default: 1 when device is cuda (hf),
+    # the tensor x pipeline parallel size (vllm), 0 for the rest.
+    gpus: float | None = Field(None, ge=0)
     api_key_env: str = "OPENAI_API_KEY"  # openai: the key's environment variable (unset: no key)
     api_key_secret: str | None = None  # or a Prefect Secret block's name
     out: str | None = None  # reports, charts, harness tasks and logs; default: bench/ by the warehouse

@@ -7,6 +7,12 @@ results in order. `ordered_map` is the same for every executor: at most `window`
 flight, results in the order of the calls, so a source's files are written in the order they
 are read.
 
+The stages that run models (translation, the benchmark) ask for a model's place through the
+same executor: `submit_model` runs one call that loads a model, `host` keeps an object holding a
+model (a translation backend) for many calls. On Ray each is a task or an actor that asks Ray for
+the model's GPUs, so one cluster schedules the GPU work with the rest; elsewhere the model stays
+in the run's process, on the device its settings name.
+
 `executor_for(settings)` builds the configured one (`executor.kind: local | ray`); the flow opens
 it once per run and every stage's Context carries it.
 """
@@ -32,8 +38,22 @@ class Executor(Protocol):
     workers: int  # calls that can run at once
     # True: the stages that decide entries in batches send them here too (see BatchMap).
     takes_batches: bool
+    # True: models load and run in the run's process (submit_model and host call here).
+    models_here: bool
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]: ...
+
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
+        """fn(*args), a call that loads and runs a model needing `gpus` GPUs."""
+        ...
+
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
+        """factory(*args), an object holding a model needing `gpus` GPUs, kept for many calls."""
+        ...
+
+    def check_gpus(self, gpus: float, what: str) -> None:
+        """Refuse, before any work, a model that needs more GPUs than the executor can give."""
+        ...
 
     def release(self) -> None:
         """Let the workers' memory go between maps (the next submit starts them again)."""
@@ -59,6 +79,58 @@ def ordered_map(
     finally:
         for future in pending:
             future.cancel()
+
+
+class Hosted(Protocol):
+    """An object an executor holds (see Executor.host): its methods and attributes by name (an
+    attribute it lacks reads as None)."""
+
+    def call(self, method: str, *args: Any) -> Any: ...
+
+    def get(self, attribute: str) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class HostedHere:
+    """An object in the run's process: the model on the device its settings name."""
+
+    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
+        self.obj = factory(*args)
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.obj, method)(*args)
+
+    def get(self, attribute: str) -> Any:
+        return getattr(self.obj, attribute, None)
+
+    def close(self) -> None:
+        self.obj = None
+
+
+class _ModelsHere:
+    """Models run in the run's process (the executors of one machine): a pool's worker would
+    load the model again for each call, and the run's process is where its device was chosen."""
+
+    models_here = True
+
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
+        return _call_now(fn, *args)
+
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
+        return HostedHere(factory, *args)
+
+    def check_gpus(self, gpus: float, what: str) -> None:
+        return None  # the model's library finds the device, or says it is missing
+
+
+def _call_now(fn: Callable[..., R], *args: Any) -> Future[R]:
+    future: Future[R] = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # the caller sees it where it takes the result
+        future.set_exception(exc)
+    return future
 
 
 class BatchMap:
@@ -97,7 +169,7 @@ class BatchMap:
         self.executor.release()
 
 
-class InlineExecutor:
+class InlineExecutor(_ModelsHere):
     """Every call in the calling thread: no process to start, nothing to pickle."""
 
     name = "inline"
@@ -106,12 +178,7 @@ class InlineExecutor:
     takes_batches = False
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
-        future: Future[R] = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # the caller sees it where it takes the result
-            future.set_exception(exc)
-        return future
+        return _call_now(fn, *args)
 
     def release(self) -> None:
         return None
@@ -120,7 +187,7 @@ class InlineExecutor:
         return None
 
 
-class ProcessExecutor:
+class ProcessExecutor(_ModelsHere):
     """A local pool of `workers` processes, started on first use. Spawned, not forked: the run's
     process has Prefect's and DuckDB's threads, and a fork would copy their held locks.
     `takes_batches`: the stages' batches go to the pool too (tests; see BatchMap)."""
@@ -156,6 +223,7 @@ class RayExecutor:
     name = "ray"
     inline = False
     takes_batches = True
+    models_here = False
 
     def __init__(self, address: str | None, workers: int, gpus: int | None = None) -> None:
         try:
@@ -182,6 +250,44 @@ class RayExecutor:
             remote = self._remote[fn] = self._ray.remote(fn)
         return remote.remote(*args).future()  # type: ignore[no-any-return]
 
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
+        """A task holding one CPU and `gpus` GPUs: Ray runs it on a node that has them, and sets
+        CUDA_VISIBLE_DEVICES to the GPUs it gave (device `cuda` is the first of them)."""
+        self.check_gpus(gpus, getattr(fn, "__name__", "a model call"))
+        remote = self._ray.remote(num_cpus=1, num_gpus=gpus)(fn)
+        return self._unwrapped(remote.remote(*args).future())
+
+    def _unwrapped(self, ray_future: Future[R]) -> Future[R]:
+        """A future that fails with the call's own exception, as a call here would raise it
+        (Ray wraps it in a RayTaskError that carries the remote traceback)."""
+        future: Future[R] = Future()
+
+        def settle(done: Future[R]) -> None:
+            exc = done.exception()
+            if exc is None:
+                future.set_result(done.result())
+            else:
+                cause = exc.cause if isinstance(exc, self._ray.exceptions.RayTaskError) else None
+                future.set_exception(cause if isinstance(cause, BaseException) else exc)
+
+        ray_future.add_done_callback(settle)
+        return future
+
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
+        """An actor holding one CPU and `gpus` GPUs for its life: the model loads once there."""
+        self.check_gpus(gpus, getattr(factory, "__name__", "a model"))
+        actor = self._ray.remote(num_cpus=1, num_gpus=gpus)(_Holder).remote(factory, *args)
+        return _HostedOnRay(self._ray, actor)
+
+    def check_gpus(self, gpus: float, what: str) -> None:
+        """Refuse at once what no node of the cluster can ever run: Ray would keep it waiting."""
+        have = float(self._ray.cluster_resources().get("GPU", 0))
+        if gpus > have:
+            raise RuntimeError(
+                f"{what} asks Ray for {gpus:g} GPU(s) but the cluster has {have:g}: start a node with "
+                "GPUs (ray start --num-gpus N), or set the model's `gpus: 0` to run it on CPUs"
+            )
+
     def release(self) -> None:
         return None  # Ray starts, reuses and stops its workers itself
 
@@ -189,6 +295,43 @@ class RayExecutor:
         if self._started:
             self._ray.shutdown()
             self._started = False
+
+
+class _Holder:
+    """What a Ray actor holds: the object a factory made, reached by method and attribute name."""
+
+    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
+        self.obj = factory(*args)
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.obj, method)(*args)
+
+    def get(self, attribute: str) -> Any:
+        return getattr(self.obj, attribute, None)
+
+
+class _HostedOnRay:
+    def __init__(self, ray: Any, actor: Any) -> None:
+        self._ray, self._actor = ray, actor
+
+    def call(self, method: str, *args: Any) -> Any:
+        return self._result(self._actor.call.remote(method, *args))
+
+    def get(self, attribute: str) -> Any:
+        return self._result(self._actor.get.remote(attribute))
+
+    def _result(self, ref: Any) -> Any:
+        """The call's value, or its own exception, as a call here would raise it."""
+        try:
+            return self._ray.get(ref)
+        except self._ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, BaseException):
+                raise exc.cause from None
+            raise
+
+    def close(self) -> None:
+        """The actor ends, and its CPU and GPUs go back to the cluster."""
+        self._ray.kill(self._actor)
 
 
 def executor_for(settings: ExecutorSettings) -> Executor:

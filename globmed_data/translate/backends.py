@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from globmed_data.pipeline.executor import Hosted
 from globmed_data.secrets import credential, redact
 from globmed_data.translate.settings import (
     BackendSettings,
@@ -67,6 +68,37 @@ def chat_messages(text: str, src: str, tgt: str) -> list[dict[str, str]]:
         "translation only."
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": text}]
+
+
+def model_gpus(settings: BackendSettings) -> float | None:
+    """The GPUs a backend's model needs where the executor places models (Ray); None: it holds
+    no model (an endpoint serves it), so it stays in the run's process."""
+    if isinstance(settings, OpenAIBackendSettings):
+        return None
+    if settings.gpus is not None:
+        return settings.gpus
+    if isinstance(settings, HFBackendSettings):
+        return 1.0 if settings.device.startswith("cuda") else 0.0
+    engine = settings.engine
+    return float(int(engine.get("tensor_parallel_size", 1)) * int(engine.get("pipeline_parallel_size", 1)))
+
+
+class HostedBackend:
+    """A backend whose model the executor holds (pipeline/executor.py `host`): a Ray actor with the
+    model's GPUs, or the object itself in the run's process. The stage calls it as any backend."""
+
+    def __init__(self, name: str, settings: BackendSettings, hosted: Hosted) -> None:
+        self.name, self.model, self.hosted = name, settings.model, hosted
+        self.batch_size: int = hosted.get("batch_size")
+        self.last_errors: list[str | None] | None = None
+
+    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str | None]:
+        outs: list[str | None] = self.hosted.call("translate", list(texts), src, tgt)
+        self.last_errors = self.hosted.get("last_errors") if any(o is None for o in outs) else None
+        return outs
+
+    def close(self) -> None:
+        self.hosted.close()
 
 
 def make_backend(

@@ -20,6 +20,8 @@ class HFBackendSettings(Strict):
     max_new_tokens: int = Field(256, ge=1)
     # Model-specific language codes, e.g. NLLB {sw: swh_Latn, en: eng_Latn}; default: the ISO code.
     language_codes: dict[str, str] = Field(default_factory=dict)
+    # GPUs Ray reserves for the model (executor: ray); default 1 when device is cuda, else 0.
+    gpus: float | None = Field(None, ge=0)
 
 
 class OpenAIBackendSettings(Strict):
@@ -47,6 +49,8 @@ class VLLMBackendSettings(Strict):
     temperature: float = Field(0.0, ge=0, le=2)
     engine: dict[str, Any] = Field(default_factory=dict)  # passed to vllm.LLM(...), e.g. tensor_parallel_size
     timeout_s: float = Field(3600, gt=0)
+    # GPUs Ray reserves for the engine (executor: ray); default tensor x pipeline parallel size.
+    gpus: float | None = Field(None, ge=0)
 
 
 BackendSettings = Annotated[

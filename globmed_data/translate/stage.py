@@ -17,8 +17,9 @@ import pyarrow as pa
 from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.ids import content_hash, entry_id, stable_hash
+from globmed_data.pipeline.executor import Executor, InlineExecutor
 from globmed_data.pipeline.stage import Context, Report
-from globmed_data.translate.backends import Backend, make_backend
+from globmed_data.translate.backends import Backend, HostedBackend, make_backend, model_gpus
 from globmed_data.translate.checks import OutputChecker
 from globmed_data.translate.segments import Protector, Segment, assemble, segments_of
 from globmed_data.translate.settings import TranslateSettings, TranslationJob
@@ -71,8 +72,10 @@ class Translator:
         log: Log,
         backends: dict[str, Backend] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.wh, self.loaded, self.run_id, self.log = wh, loaded, run_id, log
+        self.executor: Executor = executor or InlineExecutor()
         self.progress = progress or (lambda done, total: None)
         self.s = loaded.config.translate
         self.protector = Protector(self.s.protect_terms)
@@ -89,9 +92,23 @@ class Translator:
         }
 
     def backend(self, name: str) -> Backend:
+        """A backend that holds a model runs where the executor places it (on Ray: an actor with
+        the model's GPUs); an endpoint's client stays here."""
         if name not in self.backends:
-            self.backends[name] = make_backend(name, self.s.backends[name])
+            settings = self.s.backends[name]
+            gpus = model_gpus(settings)
+            if gpus is None:
+                self.backends[name] = make_backend(name, settings)
+            else:
+                hosted = self.executor.host(make_backend, gpus, name, settings)
+                self.backends[name] = HostedBackend(name, settings, hosted)
         return self.backends[name]
+
+    def close(self) -> None:
+        """The models go (on Ray their actors end, and their GPUs go back to the cluster)."""
+        for backend in self.backends.values():
+            if isinstance(backend, HostedBackend):
+                backend.close()
 
     def checks(self) -> OutputChecker:
         if self.checker is None:
@@ -112,7 +129,23 @@ class Translator:
         return "|".join(parts) + f"|prompt:{self.s.prompt_version}"
 
     # -- the run ------------------------------------------------------------------------------
+    def check_gpus(self) -> None:
+        """Refuse, before any work, a job's model that needs more GPUs than the executor gives."""
+        for job in self.s.jobs:
+            for name in (job.backend, *job.fallback):
+                settings = self.s.backends[name]
+                gpus = model_gpus(settings)
+                if gpus and name not in self.backends:
+                    self.executor.check_gpus(gpus, f"translate backend '{name}' ({settings.model})")
+
     def run(self) -> dict[str, Any]:
+        self.check_gpus()
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
         frame = pl.from_arrow(self.wh.arrow(_PARENTS))
         assert isinstance(frame, pl.DataFrame)
@@ -411,8 +444,9 @@ def run_translate(
     log: Log = print,
     backends: dict[str, Backend] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    return Translator(wh, loaded, run_id, log, backends, progress).run()
+    return Translator(wh, loaded, run_id, log, backends, progress, executor).run()
 
 
 def pending(wh: Warehouse, loaded: LoadedConfig) -> int:
@@ -462,7 +496,12 @@ class TranslateStage:
 
     def run(self, context: Context) -> Report:
         t = run_translate(
-            context.wh, context.loaded, context.run_id, log=context.log, progress=context.progress
+            context.wh,
+            context.loaded,
+            context.run_id,
+            log=context.log,
+            progress=context.progress,
+            executor=context.executor,
         )
         rate = f"{t['cache_hit_rate']:.0%}" if t["cache_hit_rate"] is not None else "n/a"
         return Report(

@@ -5,6 +5,7 @@ here; SmolLM2-135M in test_smollm2.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,7 @@ from globmed_data.cli import app
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
 from tests.bench.versions import mcqa, nli, open_qa, write_version, yes_no
+from tests.helpers import write_config
 
 pytest.importorskip("lm_eval")
 runner = CliRunner()
@@ -535,3 +537,65 @@ def test_a_version_that_is_neither_local_nor_pullable_is_refused_with_both_reaso
     with pytest.raises(ConfigError, match=r"no local repository at .*pull from http://127\.0\.0\.1:9 failed"):
         plan_bench("nobody/nothing@v1.0.0", ["constant:A"], warehouse=str(tmp_path / "wh.duckdb"),
                    endpoint="http://127.0.0.1:9")  # fmt: skip
+
+
+# -- models as Ray tasks ------------------------------------------------------------------------
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
+)
+
+
+# The benchmark reads the config's executor and bench settings; a config names a source.
+_SOURCE = {"name": "unused", "paths": ["none.jsonl"], "language": "en",
+           "mapping": {"task": "open_qa", "key": "id", "question": "q", "answer_text": "a"}}  # fmt: skip
+
+
+def _scored(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted((r["model"], r["task"], r["language"], r["n"], r["accuracy"]) for r in summary["results"])
+
+
+@pytest.mark.slow
+@needs_ray
+def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
+    tmp_path, version, tiny_causal, prefect_api, monkeypatch
+) -> None:
+    """`executor: ray` in the config: every model is a Ray task (two CPUs, side by side), the
+    flow's process writes the runs; the scores and the hf model's log-likelihoods are the same."""
+    from flows.bench import bench_flow
+    from globmed_data.pipeline.executor import RayExecutor
+
+    sent: list[tuple[str, float]] = []
+    submit_model = RayExecutor.submit_model
+
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any) -> Any:
+        sent.append((args[1].spec, gpus))
+        return submit_model(self, fn, gpus, *args)
+
+    monkeypatch.setattr(RayExecutor, "submit_model", recorded)
+    models = ["constant:A", "random:0", f"hf:{tiny_causal}"]
+    summaries, logliks = {}, {}
+    for name, executor in (("local", "local"), ("ray", {"kind": "ray", "workers": 2})):
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name, [_SOURCE], executor=executor, bench={"tasks": ["mcqa", "nli"]})
+        summaries[name] = bench_flow(
+            dataset=str(version),
+            models=models,
+            config_path=str(config),
+            warehouse=str(tmp_path / name / "wh.duckdb"),
+        )
+        logliks[name] = _item_logliks(tmp_path / name)
+    assert sorted(sent) == sorted((m, 0.0) for m in models)  # each model a Ray task, on CPUs
+    assert [r["status"] for r in summaries["ray"]["runs"]] == ["succeeded"] * 3
+    assert _scored(summaries["ray"]) == _scored(summaries["local"]) and len(_scored(summaries["local"])) == 9
+    assert logliks["ray"].keys() == logliks["local"].keys()
+    for entry, values in logliks["local"].items():
+        assert logliks["ray"][entry] == pytest.approx(values, abs=1e-4)
+
+    # A model that needs a GPU the cluster lacks is refused before any model runs.
+    (tmp_path / "gpu").mkdir()
+    config = write_config(tmp_path / "gpu", [_SOURCE], executor={"kind": "ray", "workers": 2})
+    with pytest.raises(ConfigError, match=r"model hf:.* asks Ray for 1 GPU\(s\) but the cluster has 0"):
+        bench_flow(dataset=str(version), models=models, config_path=str(config),
+                   warehouse=str(tmp_path / "gpu" / "wh.duckdb"), overrides={"device": "cuda"})  # fmt: skip
+    assert not (tmp_path / "gpu" / "wh.duckdb").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -255,3 +256,59 @@ def test_the_flow_on_a_local_ray_cluster_exports_what_a_local_run_does(
         assert result["status"] == "succeeded"
         fingerprints[name] = result["stages"]["export"]["fingerprint"]
     assert fingerprints["ray"] == fingerprints["local"]
+
+
+class _Visible:
+    """What a model's host sees: the GPUs Ray gave it."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    def describe(self, suffix: str) -> str:
+        return f"{self.tag}{suffix}:{self.devices}"
+
+    def fail(self) -> None:
+        raise ValueError("the model's own error")
+
+
+def _gpu_ids() -> list[int]:
+    import ray
+
+    return [int(g) for g in ray.get_gpu_ids()]
+
+
+def test_models_stay_in_the_run_process_on_one_machine() -> None:
+    for executor in (InlineExecutor(), ProcessExecutor(2)):
+        hosted = executor.host(_Visible, 1, "here")
+        assert hosted.call("describe", "!") == f"here!:{os.environ.get('CUDA_VISIBLE_DEVICES')}"
+        assert hosted.get("tag") == "here" and hosted.get("absent") is None
+        with pytest.raises(ValueError, match="own error"):
+            hosted.call("fail")
+        assert executor.submit_model(os.getpid, 1).result() == os.getpid()
+        executor.check_gpus(8, "a model")  # nothing to check here: the model's library finds the device
+        executor.close()
+
+
+@pytest.mark.slow
+@needs_ray
+def test_models_ask_ray_for_their_gpus() -> None:
+    """A local cluster that declares one GPU (this machine has none: Ray schedules the declared
+    resource and sets CUDA_VISIBLE_DEVICES, which is what a model on a GPU node reads)."""
+    from globmed_data.pipeline.executor import RayExecutor
+
+    ray = RayExecutor(None, 2, gpus=1)
+    try:
+        assert ray.submit_model(_gpu_ids, 1).result() == [0]
+        assert ray.submit_model(_gpu_ids, 0).result() == []
+        hosted = ray.host(_Visible, 1, "actor")
+        assert hosted.call("describe", "?") == "actor?:0"
+        with pytest.raises(ValueError, match="own error"):  # the model's exception, as here
+            hosted.call("fail")
+        hosted.close()
+        with pytest.raises(RuntimeError, match=r"asks Ray for 2 GPU\(s\) but the cluster has 1"):
+            ray.host(_Visible, 2, "too big")
+        with pytest.raises(RuntimeError, match="ray start --num-gpus"):
+            ray.submit_model(_gpu_ids, 1.5)
+    finally:
+        ray.close()

@@ -5,10 +5,12 @@ driven by a named test double backend that writes real Swahili sentences."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -667,3 +669,55 @@ def test_eval_reads_a_parallel_set_in_any_layout(translating, tmp_path) -> None:
     assert scored[0]["dataset"] == "medline" and scored[0]["segments"] == 8 and scored[0]["chrf_pp"] == 100.0
     with pytest.raises(FileNotFoundError, match="eval set 'medline' has no pairs into 'zu'"):
         corpus.pairs("zu", 10)
+
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
+)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_translation_model_runs_in_a_ray_actor_with_the_same_outputs(translating, tiny_models, monkeypatch):
+    """On Ray, the hf backend's model is loaded once in an actor (asking for its GPUs: none here)
+    and the stage writes what it returns: the same cache and outcomes as the model run here."""
+    import ray as ray_module
+
+    from globmed_data.pipeline.executor import RayExecutor
+    from globmed_data.translate.settings import HFBackendSettings
+
+    wh, loaded = translating
+    settings = HFBackendSettings(
+        kind="hf", model=str(tiny_models / "seq2seq"), max_new_tokens=24, batch_size=8
+    )
+    loaded = _with_backend(loaded, {"tiny": settings}, "tiny")
+    outputs = (
+        "SELECT segment_hash, output FROM translation_cache ORDER BY ALL",
+        "SELECT parent_entry_id, status, reasons FROM translations ORDER BY ALL",
+    )
+    here_counts = run_translate(wh, loaded, "here", log=quiet)
+    here = [wh.query(q) for q in outputs]
+    with wh.transaction() as con:
+        con.execute("DELETE FROM translation_cache")
+        con.execute("DELETE FROM translations")
+
+    hosted: list[tuple[str, float]] = []
+    host = RayExecutor.host
+
+    def recorded(self: RayExecutor, factory, gpus: float, *args):
+        hosted.append((args[0], gpus))
+        return host(self, factory, gpus, *args)
+
+    monkeypatch.setattr(RayExecutor, "host", recorded)
+    ray = RayExecutor(None, 2)
+    try:
+        counts = run_translate(wh, loaded, "ray", log=quiet, executor=ray)
+        deadline = time.monotonic() + 30  # the stage ended its actor: its CPU is free again
+        while ray_module.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ray_module.available_resources().get("CPU", 0) == 2
+    finally:
+        ray.close()
+    assert hosted == [("tiny", 0.0)]
+    assert [wh.query(q) for q in outputs] == here and here[0]
+    assert counts["model_segments"] == here_counts["model_segments"] > 0
