@@ -19,9 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from flows.naming import artifact_key, dataset_run_name
-from globmed_data.bench.run import BenchPlan, bench_model, check_gpus, models_executor, plan_bench, summarise
+from globmed_data.bench.run import BenchPlan, bench_model, check_gpus, plan_bench, summarise
 from globmed_data.bench.specs import ModelSpec
-from globmed_data.pipeline.executor import Executor
+from globmed_data.pipeline.executor import Executor, model_executor
 
 
 class ModelFailed(RuntimeError):
@@ -75,7 +75,7 @@ def bench_flow(
     plan = plan_bench(
         dataset, models, config_path=config_path, warehouse=warehouse, overrides=overrides, endpoint=endpoint
     )
-    with closing(models_executor(plan)) as executor:
+    with closing(model_executor(plan.executor)) as executor:
         check_gpus(plan, executor)
         states = _score(plan, executor)
     runs: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ Triggered by `globmed train run`, or by a deployment on `globmed.dataset.publish
 from __future__ import annotations
 
 import base64
+from contextlib import closing
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -17,6 +18,7 @@ from prefect.runtime import flow_run
 
 from flows.bench import bench_flow, outcome
 from flows.naming import artifact_key, dataset_run_name, unique_run_name
+from globmed_data.pipeline.executor import model_executor
 from globmed_data.train.events import emit_trained
 from globmed_data.train.report import card_body
 from globmed_data.train.run import (
@@ -34,7 +36,10 @@ from globmed_data.train.run import (
 # reaches print() and, with log_prints, the run log as hundreds of lines.
 @task(name="train-model", task_run_name="train {plan.model_id}", cache_policy=NO_CACHE, log_prints=False)
 def train_task(plan: TrainPlan) -> dict[str, Any]:
-    return train_model(plan, log=get_run_logger().info)
+    """The training run: in the flow's process, or as a Ray task with a GPU when the config's
+    executor is Ray (the flow's process still writes the registry)."""
+    with closing(model_executor(plan.executor)) as executor:
+        return train_model(plan, log=get_run_logger().info, executor=executor)
 
 
 @flow(name="globmed-train", flow_run_name=dataset_run_name("train"), log_prints=True)

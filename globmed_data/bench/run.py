@@ -33,7 +33,7 @@ from globmed_data.bench.report import accuracy_chart, leaderboard_markdown
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec, parse_spec
 from globmed_data.bench.tasks import Selection, select
-from globmed_data.pipeline.executor import Executor, InlineExecutor, executor_for
+from globmed_data.pipeline.executor import Executor, InlineExecutor
 from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
@@ -111,12 +111,6 @@ def plan_bench(
         bench_id, version, specs, settings, selection, wh_path, frozenset(low_resource), root / bench_id,
         executor,
     )  # fmt: skip
-
-
-def models_executor(plan: BenchPlan) -> Executor:
-    """Where the models run: Ray tasks when the config's executor is Ray, else this process (one
-    model at a time: a pool's worker would only load it again)."""
-    return executor_for(plan.executor) if plan.executor.kind == "ray" else InlineExecutor()
 
 
 def check_gpus(plan: BenchPlan, executor: Executor) -> None:

@@ -55,6 +55,10 @@ class Executor(Protocol):
         """Refuse, before any work, a model that needs more GPUs than the executor can give."""
         ...
 
+    def gpus_available(self) -> float | None:
+        """GPUs the executor can give a model (None: not known here; the model's library looks)."""
+        ...
+
     def release(self) -> None:
         """Let the workers' memory go between maps (the next submit starts them again)."""
 
@@ -122,6 +126,9 @@ class _ModelsHere:
 
     def check_gpus(self, gpus: float, what: str) -> None:
         return None  # the model's library finds the device, or says it is missing
+
+    def gpus_available(self) -> float | None:
+        return None
 
 
 def _call_now(fn: Callable[..., R], *args: Any) -> Future[R]:
@@ -279,9 +286,12 @@ class RayExecutor:
         actor = self._ray.remote(num_cpus=1, num_gpus=gpus)(_Holder).remote(factory, *args)
         return _HostedOnRay(self._ray, actor)
 
+    def gpus_available(self) -> float:
+        return float(self._ray.cluster_resources().get("GPU", 0))
+
     def check_gpus(self, gpus: float, what: str) -> None:
         """Refuse at once what no node of the cluster can ever run: Ray would keep it waiting."""
-        have = float(self._ray.cluster_resources().get("GPU", 0))
+        have = self.gpus_available()
         if gpus > have:
             raise RuntimeError(
                 f"{what} asks Ray for {gpus:g} GPU(s) but the cluster has {have:g}: start a node with "
@@ -341,3 +351,9 @@ def executor_for(settings: ExecutorSettings) -> Executor:
     if workers <= 1:
         return InlineExecutor()
     return ProcessExecutor(workers)
+
+
+def model_executor(settings: ExecutorSettings) -> Executor:
+    """Where a flow that runs models (benchmark, training) runs them: Ray tasks when the config's
+    executor is Ray, else the flow's process (a pool's worker would only load the model again)."""
+    return executor_for(settings) if settings.kind == "ray" else InlineExecutor()

@@ -2,8 +2,9 @@
 
 1. `plan_train`: the recipe, the base model's spec and the dataset version, all checked before
    any model loads (a bad request costs nothing);
-2. `train_model`: the examples (train split only, leak-checked), TRL, the adapter, the card, the
-   loss curve and the registry row (a failed run is recorded failed with its error);
+2. `train_model`: the examples (train split only, leak-checked), then `fit` (TRL, the adapter,
+   the card, the loss curve) where the executor places models (on Ray a task with a GPU, else
+   here), and the registry row (a failed run is recorded failed with its error);
 3. `record_gain`: after the benchmark flow scored the base and the trained model on the version's
    test splits, the two runs are linked to the model, and v_model_gain holds the delta.
 """
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from globmed_data.bench.dataset import DatasetVersion, open_version, places_for
 from globmed_data.bench.specs import parse_spec
 from globmed_data.export.layout import sha256_file
+from globmed_data.pipeline.executor import Executor, InlineExecutor
+from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.settings import ConfigError
 from globmed_data.train import store
-from globmed_data.train.examples import build_examples
+from globmed_data.train.examples import ExampleSet, build_examples
 from globmed_data.train.leakage import held_out_ids
 from globmed_data.train.recipe import Recipe, load_recipe
 from globmed_data.train.report import CardFacts, loss_chart, model_card
@@ -39,6 +42,8 @@ class TrainPlan:
     recipe: Recipe
     out: Path
     warehouse: Path
+    # The config's executor: on Ray, the training runs as a Ray task with a GPU (training_gpus).
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
 
 def plan_train(
@@ -71,7 +76,8 @@ def plan_train(
     model_id = store.model_id_for(base, version, recipe)
     folder = (Path(out) if out else places.warehouse.parent / "models" / model_id).resolve()
     _check_folder(folder, model_id)
-    return TrainPlan(model_id, base, version, recipe, folder, places.warehouse)
+    executor = loaded.config.executor if loaded else ExecutorSettings()
+    return TrainPlan(model_id, base, version, recipe, folder, places.warehouse, executor)
 
 
 def _check_base(target: str) -> None:
@@ -104,15 +110,34 @@ def _check_folder(folder: Path, model_id: str) -> None:
         raise ConfigError(f"{folder} exists and is not a training run's folder: give an empty or new --out")
 
 
-def train_model(plan: TrainPlan, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def training_gpus(recipe: Recipe, executor: Executor) -> float:
+    """The GPUs a training run asks the executor for: one on `cuda`; on `auto`, one where the
+    executor has any (the trainer runs in one process, on one device)."""
+    if recipe.device == "auto":
+        return 1.0 if (executor.gpus_available() or 0) >= 1 else 0.0
+    return 1.0 if recipe.device.startswith("cuda") else 0.0
+
+
+def train_model(
+    plan: TrainPlan, *, log: Callable[[str], None] = print, executor: Executor | None = None
+) -> dict[str, Any]:
     """Build the examples, train, write the card and the loss curve, and register the model.
     Raises after recording the failure in the registry."""
+    executor = executor or InlineExecutor()
+    gpus = training_gpus(plan.recipe, executor)
+    try:
+        executor.check_gpus(gpus, f"training {plan.model_id} (device {plan.recipe.device})")
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / RUN_FILE).write_text(json.dumps(_run_record(plan), indent=2) + "\n")
     with Warehouse(plan.warehouse) as wh:
         store.start(wh, plan.model_id, plan.base, plan.version, plan.recipe)
     try:
-        record = _train(plan, log)
+        examples = _examples(plan, log)
+        # Sent away, the trainer's log lines go to its worker's output: a run's logger stays here.
+        there = log if executor.models_here else print
+        record = executor.submit_model(fit, gpus, plan, examples, there).result()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with Warehouse(plan.warehouse) as wh:
@@ -156,9 +181,8 @@ def _run_record(plan: TrainPlan) -> dict[str, Any]:
     }
 
 
-def _train(plan: TrainPlan, log: Callable[[str], None]) -> dict[str, Any]:
-    from globmed_data.bench.engines import model_path
-
+def _examples(plan: TrainPlan, log: Callable[[str], None]) -> ExampleSet:
+    """The train split's examples, leak-checked against the warehouse (read here, by the run)."""
     held_out = held_out_ids(plan.version, plan.warehouse)
     examples = build_examples(plan.version, plan.recipe, held_out)
     if not examples.examples:
@@ -172,6 +196,14 @@ def _train(plan: TrainPlan, log: Callable[[str], None]) -> dict[str, Any]:
         f"({len(held_out.held)} held out; left out of train: {left_out}); per language: "
         + ", ".join(f"{lang} {n}" for lang, n in examples.mixed.items())
     )
+    return examples
+
+
+def fit(plan: TrainPlan, examples: ExampleSet, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train on the examples and write the card and the loss curve: no warehouse, so it runs
+    wherever the executor places it (the output folder must be the driver's: shared storage)."""
+    from globmed_data.bench.engines import model_path
+
     base_path = Path(model_path(plan.base.removeprefix("hf:")))
     log(f"training {plan.base} ({base_path}) with {plan.recipe.method}")
     result = train(examples.examples, base_path, plan.recipe, plan.out, log=log)

@@ -5,6 +5,7 @@ generating, the registry, the event, the CLI, and the gain measured through the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -414,3 +415,61 @@ def test_the_card_names_a_hub_base_and_the_provenance(version) -> None:
     assert "- sw" in front and v.fingerprint in card and Recipe().digest() in card
     assert "2.5000 → 1.2500" in card and "## Against the base model" not in card
     assert card_body(facts)[0] == "# m-1"  # the artifact's part: no front matter
+
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
+)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_training_runs_as_a_ray_task_with_the_losses_of_a_local_run(
+    version, tiny, tmp_path, prefect_api, monkeypatch
+) -> None:
+    """`executor: ray` in the config: the fit is a Ray task (asking for no GPU on `device: cpu`),
+    the flow's process writes the registry; the same examples, steps and losses as here."""
+    from flows.train import train_flow
+    from globmed_data.pipeline.executor import RayExecutor
+    from tests.bench.test_bench import _SOURCE
+    from tests.helpers import write_config
+
+    sent: list[tuple[str, float]] = []
+    submit_model = RayExecutor.submit_model
+
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any) -> Any:
+        sent.append((fn.__name__, gpus))
+        return submit_model(self, fn, gpus, *args)
+
+    monkeypatch.setattr(RayExecutor, "submit_model", recorded)
+    recipe = {**FAST, "epochs": 2, "tasks": ["mcqa"], "device": "cpu"}
+    runs = {}
+    for name, executor in (("local", "local"), ("ray", {"kind": "ray", "workers": 2})):
+        (tmp_path / name).mkdir()
+        config = write_config(tmp_path / name, [_SOURCE], executor=executor)
+        runs[name] = train_flow(
+            dataset=str(version), base=f"hf:{tiny}", recipe_overrides=recipe, out=str(tmp_path / name / "m"),
+            config_path=str(config), warehouse=str(tmp_path / name / "wh.duckdb"), bench=False,
+        )  # fmt: skip
+    assert sent == [("fit", 0.0)]
+    local, ray = runs["local"], runs["ray"]
+    assert ray["model_id"] == local["model_id"] and ray["status"] == "trained"
+    assert (ray["examples"], ray["steps"]) == (local["examples"], local["steps"]) == (16, 8)
+    assert ray["first_loss"] == pytest.approx(local["first_loss"], rel=1e-4)
+    assert ray["final_loss"] == pytest.approx(local["final_loss"], rel=1e-3)
+    assert (tmp_path / "ray" / "m" / "adapter" / "adapter_config.json").is_file()
+    listed = json.loads(
+        runner.invoke(app, ["train", "list", "--json", "-w", str(tmp_path / "ray" / "wh.duckdb")]).stdout
+    )
+    assert [(m["model_id"], m["status"]) for m in listed["models"]] == [(ray["model_id"], "trained")]
+
+    # A recipe that trains on cuda needs a GPU the cluster lacks: refused before any work.
+    (tmp_path / "gpu").mkdir()
+    config = write_config(tmp_path / "gpu", [_SOURCE], executor={"kind": "ray", "workers": 2})
+    with pytest.raises(ConfigError, match=r"asks Ray for 1 GPU\(s\) but the cluster has 0"):
+        train_flow(
+            dataset=str(version), base=f"hf:{tiny}", recipe_overrides={**recipe, "device": "cuda"},
+            out=str(tmp_path / "gpu" / "m"), config_path=str(config),
+            warehouse=str(tmp_path / "gpu" / "wh.duckdb"), bench=False,
+        )  # fmt: skip
+    assert not (tmp_path / "gpu" / "m" / "train.json").exists()
