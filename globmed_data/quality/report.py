@@ -19,37 +19,50 @@ def _rate(passed: int, entries: int) -> float:
 
 
 def quality_report(wh: Warehouse) -> dict[str, Any]:
-    total, passed = wh.query("SELECT count(*), count(*) FILTER (WHERE passed) FROM v_quality")[0]
+    # One pass over each view: its totals and every grouping at once (GROUPING SETS), not a pass
+    # per grouping (at 500k entries each pass of v_quality costs ~0.3 s, of v_quality_hits ~0.6 s).
+    counts = wh.query(
+        f"""SELECT grouping({", ".join(GROUPINGS)}), {", ".join(GROUPINGS)},
+                   count(*), count(*) FILTER (WHERE passed)
+            FROM v_quality GROUP BY GROUPING SETS ((), {", ".join(f"({k})" for k in GROUPINGS)})"""
+    )
+    everything = 2 ** len(GROUPINGS) - 1  # grouping() of the totals: every column rolled up
+    total, passed = next((int(n), int(p)) for g, *_, n, p in counts if g == everything)
     report: dict[str, Any] = {
-        "entries": int(total),
-        "passed": int(passed),
-        "rejected": int(total - passed),
+        "entries": total,
+        "passed": passed,
+        "rejected": total - passed,
         "pass_rate": _rate(passed, total),
     }
-    for key in GROUPINGS:
+    for i, key in enumerate(GROUPINGS):
+        only = everything - (1 << (len(GROUPINGS) - 1 - i))  # every column rolled up but this one
+        rows = sorted(
+            ((row[1 + i], int(row[-2]), int(row[-1])) for row in counts if row[0] == only),
+            key=lambda r: (r[0] is None, r[0] or ""),  # as ORDER BY: nulls last
+        )
         report[f"by_{key}"] = [
-            {key: k, "entries": int(n), "passed": int(p), "rejected": int(n - p), "pass_rate": _rate(p, n)}
-            for k, n, p in wh.query(
-                f"SELECT {key}, count(*), count(*) FILTER (WHERE passed) FROM v_quality GROUP BY 1 ORDER BY 1"
-            )
+            {key: k, "entries": n, "passed": p, "rejected": n - p, "pass_rate": _rate(p, n)}
+            for k, n, p in rows
         ]
+    hits = wh.query(
+        "SELECT grouping(source), source, kind, reason, count(*) FROM v_quality_hits "
+        "GROUP BY GROUPING SETS ((kind, reason), (source, kind, reason))"
+    )
+    by_reason = sorted(((k, r, int(n)) for g, _, k, r, n in hits if g == 1), key=lambda x: (-x[2], x[1]))
+    by_reason.sort(key=lambda x: x[0], reverse=True)  # stable: kind descending, then the above
     report["by_reason"] = [
         {
             "reason": reason,
             "group": RULES[reason].group if reason in RULES else "language",
             "kind": kind,
-            "entries": int(n),
+            "entries": n,
             "share": _rate(n, total),
         }
-        for kind, reason, n in wh.query(
-            "SELECT kind, reason, count(*) FROM v_quality_hits GROUP BY 1, 2 ORDER BY 1 DESC, 3 DESC, 2"
-        )
+        for kind, reason, n in by_reason
     ]
     report["by_source_reason"] = [
         {"source": s, "reason": r, "kind": k, "entries": int(n)}
-        for s, k, r, n in wh.query(
-            "SELECT source, kind, reason, count(*) FROM v_quality_hits GROUP BY ALL ORDER BY ALL"
-        )
+        for s, k, r, n in sorted((s, k, r, n) for g, s, k, r, n in hits if g == 0)
     ]
     report["langid"] = {
         str(k): int(v) for k, v in wh.query("SELECT decision, count(*) FROM v_langid GROUP BY 1 ORDER BY 1")
