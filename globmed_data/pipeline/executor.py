@@ -85,6 +85,12 @@ def ordered_map(
             future.cancel()
 
 
+def in_flight(executor: Executor) -> int:
+    """Calls to keep in flight through ordered_map: two per worker, so that a worker never waits
+    for the caller to send it work (one here, where each call runs as it is submitted)."""
+    return 1 if executor.inline else 2 * executor.workers
+
+
 class Hosted(Protocol):
     """An object an executor holds (see Executor.host): its methods and attributes by name (an
     attribute it lacks reads as None)."""
@@ -171,8 +177,8 @@ class BatchMap:
         """fn(batch, *args, threads) for every batch, in order: one at a time here, two per
         worker in flight when sent away. Once the last result is in, the workers are released:
         they would otherwise hold their last batches' memory through the stage's reduce."""
-        window = 1 if self.executor.inline else 2 * self.executor.workers
-        yield from ordered_map(self.executor, fn, ((b, *args, self.threads) for b in batches), window)
+        calls = ((b, *args, self.threads) for b in batches)
+        yield from ordered_map(self.executor, fn, calls, in_flight(self.executor))
         self.executor.release()
 
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from globmed_data import faults
 from globmed_data.config import LoadedConfig
 from globmed_data.ids import canonical_json, stable_hash
-from globmed_data.pipeline.executor import Executor, InlineExecutor, ordered_map
+from globmed_data.pipeline.executor import Executor, InlineExecutor, in_flight, ordered_map
 from globmed_data.pipeline.stage import Progress
 from globmed_data.schema import RAW_SCHEMA
 from globmed_data.sources.locate import (
@@ -241,9 +241,8 @@ class SourceCollector:
         def sent(f: SourceFile) -> bool:
             return away and f.size <= STREAM_OVER_BYTES
 
-        window = 2 * self.executor.workers  # a worker never waits for this thread to send it work
         calls = ((self.source, f.rel, f.path, self.settings, f.size) for f in todo if sent(f))
-        results = ordered_map(self.executor, map_file_whole, calls, window)
+        results = ordered_map(self.executor, map_file_whole, calls, in_flight(self.executor))
         for f in todo:
             if sent(f):
                 yield f, iter(next(results))
