@@ -43,12 +43,14 @@ class Executor(Protocol):
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]: ...
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
-        """fn(*args), a call that loads and runs a model needing `gpus` GPUs."""
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
+        """fn(*args), a call that loads and runs a model needing `gpus` GPUs and `cpus` CPUs
+        (None: a whole node's, for a model that computes on CPUs)."""
         ...
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
-        """factory(*args), an object holding a model needing `gpus` GPUs, kept for many calls."""
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
+        """factory(*args), an object holding a model needing `gpus` GPUs and `cpus` CPUs (as
+        submit_model), kept for many calls."""
         ...
 
     def check_gpus(self, gpus: float, what: str) -> None:
@@ -124,10 +126,10 @@ class _ModelsHere:
 
     models_here = True
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
         return _call_now(fn, *args)
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
         return HostedHere(factory, *args)
 
     def check_gpus(self, gpus: float, what: str) -> None:
@@ -263,11 +265,12 @@ class RayExecutor:
             remote = self._remote[fn] = self._ray.remote(fn)
         return remote.remote(*args).future()  # type: ignore[no-any-return]
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any) -> Future[R]:
-        """A task holding one CPU and `gpus` GPUs: Ray runs it on a node that has them, and sets
-        CUDA_VISIBLE_DEVICES to the GPUs it gave (device `cuda` is the first of them)."""
+    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
+        """A task holding `cpus` CPUs and `gpus` GPUs: Ray runs it on a node that has them, and
+        sets CUDA_VISIBLE_DEVICES to the GPUs it gave (device `cuda` is the first of them) and
+        the threads of torch and BLAS to its CPUs."""
         self.check_gpus(gpus, getattr(fn, "__name__", "a model call"))
-        remote = self._ray.remote(num_cpus=1, num_gpus=gpus)(fn)
+        remote = self._ray.remote(num_cpus=self._cpus(cpus), num_gpus=gpus)(fn)
         return self._unwrapped(remote.remote(*args).future())
 
     def _unwrapped(self, ray_future: Future[R]) -> Future[R]:
@@ -286,11 +289,21 @@ class RayExecutor:
         ray_future.add_done_callback(settle)
         return future
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any) -> Hosted:
-        """An actor holding one CPU and `gpus` GPUs for its life: the model loads once there."""
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
+        """An actor holding `cpus` CPUs and `gpus` GPUs for its life: the model loads once there."""
         self.check_gpus(gpus, getattr(factory, "__name__", "a model"))
-        actor = self._ray.remote(num_cpus=1, num_gpus=gpus)(_Holder).remote(factory, *args)
+        options = {"num_cpus": self._cpus(cpus), "num_gpus": gpus}
+        actor = self._ray.remote(**options)(_Holder).remote(factory, *args)
         return _HostedOnRay(self._ray, actor)
+
+    def _cpus(self, cpus: int | None) -> int:
+        """None: the CPUs of the largest node. Ray sets a task's torch and BLAS threads to its
+        CPUs, so a model computing on one CPU ran at half the speed of the run's process on two
+        (benchmarks/models_ray_bench.py)."""
+        if cpus is not None:
+            return cpus
+        nodes = [n["Resources"].get("CPU", 0) for n in self._ray.nodes() if n.get("Alive")]
+        return max(1, int(max(nodes, default=1)))
 
     def gpus_available(self) -> float:
         return float(self._ray.cluster_resources().get("GPU", 0))

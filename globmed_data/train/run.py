@@ -137,7 +137,9 @@ def train_model(
         examples = _examples(plan, log)
         # Sent away, the trainer's log lines go to its worker's output: a run's logger stays here.
         there = log if executor.models_here else print
-        record = executor.submit_model(fit, gpus, plan, examples, there).result()
+        # On CPUs the fit takes a whole node's (torch's threads follow them); on a GPU one.
+        cpus = None if gpus == 0 else 1
+        record = executor.submit_model(fit, gpus, plan, examples, there, cpus=cpus).result()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with Warehouse(plan.warehouse) as wh:

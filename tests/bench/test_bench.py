@@ -565,12 +565,12 @@ def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
     from flows.bench import bench_flow
     from globmed_data.pipeline.executor import RayExecutor
 
-    sent: list[tuple[str, float]] = []
+    sent: list[tuple[str, float, int | None]] = []
     submit_model = RayExecutor.submit_model
 
-    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any) -> Any:
-        sent.append((args[1].spec, gpus))
-        return submit_model(self, fn, gpus, *args)
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = 1) -> Any:
+        sent.append((args[1].spec, gpus, cpus))
+        return submit_model(self, fn, gpus, *args, cpus=cpus)
 
     monkeypatch.setattr(RayExecutor, "submit_model", recorded)
     models = ["constant:A", "random:0", f"hf:{tiny_causal}"]
@@ -585,7 +585,10 @@ def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
             warehouse=str(tmp_path / name / "wh.duckdb"),
         )
         logliks[name] = _item_logliks(tmp_path / name)
-    assert sorted(sent) == sorted((m, 0.0) for m in models)  # each model a Ray task, on CPUs
+    # Each model a Ray task with no GPU: the hf model takes a whole node's CPUs, a baseline one.
+    assert sorted(sent, key=str) == sorted(
+        [(m, 0.0, None if m.startswith("hf:") else 1) for m in models], key=str
+    )
     assert [r["status"] for r in summaries["ray"]["runs"]] == ["succeeded"] * 3
     assert _scored(summaries["ray"]) == _scored(summaries["local"]) and len(_scored(summaries["local"])) == 9
     assert logliks["ray"].keys() == logliks["local"].keys()

@@ -278,6 +278,10 @@ def _gpu_ids() -> list[int]:
     return [int(g) for g in ray.get_gpu_ids()]
 
 
+def _threads() -> str | None:
+    return os.environ.get("OMP_NUM_THREADS")  # what torch and BLAS size their thread pools by
+
+
 def test_models_stay_in_the_run_process_on_one_machine() -> None:
     for executor in (InlineExecutor(), ProcessExecutor(2)):
         hosted = executor.host(_Visible, 1, "here")
@@ -301,6 +305,8 @@ def test_models_ask_ray_for_their_gpus() -> None:
     try:
         assert ray.submit_model(_gpu_ids, 1).result() == [0]
         assert ray.submit_model(_gpu_ids, 0).result() == []
+        assert ray.submit_model(_threads, 0, cpus=None).result() == "2"  # a whole node: both CPUs
+        assert ray.submit_model(_threads, 0).result() == "1"
         hosted = ray.host(_Visible, 1, "actor")
         assert hosted.call("describe", "?") == "actor?:0"
         with pytest.raises(ValueError, match="own error"):  # the model's exception, as here

@@ -434,12 +434,12 @@ def test_training_runs_as_a_ray_task_with_the_losses_of_a_local_run(
     from tests.bench.test_bench import _SOURCE
     from tests.helpers import write_config
 
-    sent: list[tuple[str, float]] = []
+    sent: list[tuple[str, float, int | None]] = []
     submit_model = RayExecutor.submit_model
 
-    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any) -> Any:
-        sent.append((fn.__name__, gpus))
-        return submit_model(self, fn, gpus, *args)
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = 1) -> Any:
+        sent.append((fn.__name__, gpus, cpus))
+        return submit_model(self, fn, gpus, *args, cpus=cpus)
 
     monkeypatch.setattr(RayExecutor, "submit_model", recorded)
     recipe = {**FAST, "epochs": 2, "tasks": ["mcqa"], "device": "cpu"}
@@ -451,7 +451,7 @@ def test_training_runs_as_a_ray_task_with_the_losses_of_a_local_run(
             dataset=str(version), base=f"hf:{tiny}", recipe_overrides=recipe, out=str(tmp_path / name / "m"),
             config_path=str(config), warehouse=str(tmp_path / name / "wh.duckdb"), bench=False,
         )  # fmt: skip
-    assert sent == [("fit", 0.0)]
+    assert sent == [("fit", 0.0, None)]  # no GPU on device cpu: a whole node's CPUs
     local, ray = runs["local"], runs["ray"]
     assert ray["model_id"] == local["model_id"] and ray["status"] == "trained"
     assert (ray["examples"], ray["steps"]) == (local["examples"], local["steps"]) == (16, 8)

@@ -701,12 +701,12 @@ def test_a_translation_model_runs_in_a_ray_actor_with_the_same_outputs(translati
         con.execute("DELETE FROM translation_cache")
         con.execute("DELETE FROM translations")
 
-    hosted: list[tuple[str, float]] = []
+    hosted: list[tuple[str, float, int | None]] = []
     host = RayExecutor.host
 
-    def recorded(self: RayExecutor, factory, gpus: float, *args):
-        hosted.append((args[0], gpus))
-        return host(self, factory, gpus, *args)
+    def recorded(self: RayExecutor, factory, gpus: float, *args, cpus: int | None = 1):
+        hosted.append((args[0], gpus, cpus))
+        return host(self, factory, gpus, *args, cpus=cpus)
 
     monkeypatch.setattr(RayExecutor, "host", recorded)
     ray = RayExecutor(None, 2)
@@ -718,6 +718,6 @@ def test_a_translation_model_runs_in_a_ray_actor_with_the_same_outputs(translati
         assert ray_module.available_resources().get("CPU", 0) == 2
     finally:
         ray.close()
-    assert hosted == [("tiny", 0.0)]
+    assert hosted == [("tiny", 0.0, None)]  # no GPU: the model takes a whole node's CPUs
     assert [wh.query(q) for q in outputs] == here and here[0]
     assert counts["model_segments"] == here_counts["model_segments"] > 0
