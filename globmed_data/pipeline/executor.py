@@ -7,11 +7,11 @@ results in order. `ordered_map` is the same for every executor: at most `window`
 flight, results in the order of the calls, so a source's files are written in the order they
 are read.
 
-The stages that run models (translation, the benchmark) ask for a model's place through the
-same executor: `submit_model` runs one call that loads a model, `host` keeps an object holding a
-model (a translation backend) for many calls. On Ray each is a task or an actor that asks Ray for
-the model's GPUs, so one cluster schedules the GPU work with the rest; elsewhere the model stays
-in the run's process, on the device its settings name.
+The stages and flows that run models (translation, the benchmark, training) ask for a model's
+place through the same executor: `submit_model` runs one call that loads a model, `host` keeps
+an object holding a model (a translation backend) for many calls. On Ray each is a task or an
+actor that asks Ray for the model's GPUs, so one cluster schedules the GPU work with the rest;
+elsewhere the model stays in the run's process, on the device its settings name.
 
 `executor_for(settings)` builds the configured one (`executor.kind: local | ray`); the flow opens
 it once per run and every stage's Context carries it.
@@ -293,7 +293,8 @@ class RayExecutor:
         """An actor holding `cpus` CPUs and `gpus` GPUs for its life: the model loads once there."""
         self.check_gpus(gpus, getattr(factory, "__name__", "a model"))
         options = {"num_cpus": self._cpus(cpus), "num_gpus": gpus}
-        actor = self._ray.remote(**options)(_Holder).remote(factory, *args)
+        # The actor is a HostedHere in the node's process: the object the factory made there.
+        actor = self._ray.remote(**options)(HostedHere).remote(factory, *args)
         return _HostedOnRay(self._ray, actor)
 
     def _cpus(self, cpus: int | None) -> int:
@@ -314,7 +315,8 @@ class RayExecutor:
         if gpus > have:
             raise RuntimeError(
                 f"{what} asks Ray for {gpus:g} GPU(s) but the cluster has {have:g}: start a node with "
-                "GPUs (ray start --num-gpus N), or set the model's `gpus: 0` to run it on CPUs"
+                "GPUs (ray start --num-gpus N), or run the model on CPUs (its `gpus: 0`; a training "
+                "recipe's `device: cpu`)"
             )
 
     def release(self) -> None:
@@ -324,19 +326,6 @@ class RayExecutor:
         if self._started:
             self._ray.shutdown()
             self._started = False
-
-
-class _Holder:
-    """What a Ray actor holds: the object a factory made, reached by method and attribute name."""
-
-    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
-        self.obj = factory(*args)
-
-    def call(self, method: str, *args: Any) -> Any:
-        return getattr(self.obj, method)(*args)
-
-    def get(self, attribute: str) -> Any:
-        return getattr(self.obj, attribute, None)
 
 
 class _HostedOnRay:
