@@ -119,7 +119,8 @@ def check_gpus(plan: BenchPlan, executor: Executor) -> None:
         gpus = model_gpus(spec, plan.settings)
         if gpus:
             try:
-                executor.check_gpus(gpus, f"model {spec.spec}")
+                device = plan.settings.device if spec.engine == "hf" else None
+                executor.check_gpus(gpus, f"model {spec.spec}", device)
             except RuntimeError as exc:
                 raise ConfigError(str(exc)) from None
 

@@ -53,8 +53,9 @@ class Executor(Protocol):
         submit_model), kept for many calls."""
         ...
 
-    def check_gpus(self, gpus: float, what: str) -> None:
-        """Refuse, before any work, a model that needs more GPUs than the executor can give."""
+    def check_gpus(self, gpus: float, what: str, device: str | None = None) -> None:
+        """Refuse, before any work, a model that needs more GPUs than the executor can give, or
+        names a device it cannot have there (`device`: the model's setting, where it has one)."""
         ...
 
     def gpus_available(self) -> float | None:
@@ -132,7 +133,7 @@ class _ModelsHere:
     def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
         return HostedHere(factory, *args)
 
-    def check_gpus(self, gpus: float, what: str) -> None:
+    def check_gpus(self, gpus: float, what: str, device: str | None = None) -> None:
         return None  # the model's library finds the device, or says it is missing
 
     def gpus_available(self) -> float | None:
@@ -309,8 +310,14 @@ class RayExecutor:
     def gpus_available(self) -> float:
         return float(self._ray.cluster_resources().get("GPU", 0))
 
-    def check_gpus(self, gpus: float, what: str) -> None:
-        """Refuse at once what no node of the cluster can ever run: Ray would keep it waiting."""
+    def check_gpus(self, gpus: float, what: str, device: str | None = None) -> None:
+        """Refuse at once what no node of the cluster can ever run: Ray would keep it waiting.
+        A task sees only the GPUs Ray gave it, numbered from 0: `cuda:1` would not exist there."""
+        if device is not None and device.startswith("cuda:") and device != "cuda:0":
+            raise RuntimeError(
+                f"{what} names device {device}, but on Ray a model sees only the GPUs Ray gives it: "
+                "name the device `cuda` (and its `gpus`), and Ray chooses which GPU"
+            )
         have = self.gpus_available()
         if gpus > have:
             raise RuntimeError(

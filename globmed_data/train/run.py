@@ -126,7 +126,7 @@ def train_model(
     executor = executor or InlineExecutor()
     gpus = training_gpus(plan.recipe, executor)
     try:
-        executor.check_gpus(gpus, f"training {plan.model_id} (device {plan.recipe.device})")
+        executor.check_gpus(gpus, f"training {plan.model_id}", plan.recipe.device)
     except RuntimeError as exc:
         raise ConfigError(str(exc)) from None
     plan.out.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,8 @@ class Translator:
                 settings = self.s.backends[name]
                 gpus = model_gpus(settings)
                 if gpus and name not in self.backends:
-                    self.executor.check_gpus(gpus, f"translate backend '{name}' ({settings.model})")
+                    device = getattr(settings, "device", None)  # hf's; vllm's engine picks its own
+                    self.executor.check_gpus(gpus, f"translate backend '{name}' ({settings.model})", device)
 
     def run(self) -> dict[str, Any]:
         self.check_gpus()

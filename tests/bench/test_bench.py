@@ -601,4 +601,7 @@ def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
     with pytest.raises(ConfigError, match=r"model hf:.* asks Ray for 1 GPU\(s\) but the cluster has 0"):
         bench_flow(dataset=str(version), models=models, config_path=str(config),
                    warehouse=str(tmp_path / "gpu" / "wh.duckdb"), overrides={"device": "cuda"})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"names device cuda:1, but on Ray"):
+        bench_flow(dataset=str(version), models=models, config_path=str(config),
+                   warehouse=str(tmp_path / "gpu" / "wh.duckdb"), overrides={"device": "cuda:1"})  # fmt: skip
     assert not (tmp_path / "gpu" / "wh.duckdb").exists()

@@ -316,5 +316,10 @@ def test_models_ask_ray_for_their_gpus() -> None:
             ray.host(_Visible, 2, "too big")
         with pytest.raises(RuntimeError, match="ray start --num-gpus"):
             ray.submit_model(_gpu_ids, 1.5)
+        # A task sees only the GPUs Ray gave it, from 0: another index is refused, with the fix.
+        with pytest.raises(RuntimeError, match=r"names device cuda:1.*name the device `cuda`"):
+            ray.check_gpus(1, "model m", "cuda:1")
+        for device in ("cuda", "cuda:0", "cpu", None):
+            ray.check_gpus(1, "model m", device)
     finally:
         ray.close()
