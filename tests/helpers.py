@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -34,6 +35,11 @@ DEMO_SOURCES = (
 
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"shared datasets not found at {SHARED_DATA} (set GLOBMED_SHARED_DATA)"
+)
+
+# The slow tests that run on a local Ray cluster.
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
 )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from globmed_data.bench.settings import BenchSettings
 from globmed_data.bench.specs import ModelSpec, parse_spec
 from globmed_data.kernels.model_cache import cache_dir
+from globmed_data.pipeline.executor import device_gpus, vllm_gpus
 
 
 class EngineError(RuntimeError):
@@ -48,9 +49,8 @@ def _gpus(spec: ModelSpec, settings: BenchSettings) -> float:
     if settings.gpus is not None:
         return settings.gpus
     if spec.engine == "hf":
-        return 1.0 if settings.device.startswith("cuda") else 0.0
-    engine = settings.vllm_engine
-    return float(int(engine.get("tensor_parallel_size", 1)) * int(engine.get("pipeline_parallel_size", 1)))
+        return device_gpus(settings.device)
+    return vllm_gpus(settings.vllm_engine)
 
 
 def build_lm(spec: ModelSpec, settings: BenchSettings) -> Any:

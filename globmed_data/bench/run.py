@@ -167,8 +167,8 @@ def bench_model(
     there = log if executor.models_here else print
     try:
         gpus = model_gpus(spec, plan.settings)
-        # A model computing on CPUs takes a whole node's; a baseline, an endpoint or a GPU model one.
-        cpus = None if gpus == 0 and spec.engine in ("hf", "vllm") else 1
+        # A baseline or an endpoint's client computes nothing itself: one CPU, not a node's.
+        cpus = None if spec.engine in ("hf", "vllm") else 1
         run = executor.submit_model(score_model, gpus, plan, spec, there, lm, judge_lm, cpus=cpus).result()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]

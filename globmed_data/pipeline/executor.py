@@ -43,12 +43,15 @@ class Executor(Protocol):
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]: ...
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
+    def submit_model(
+        self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = None
+    ) -> Future[R]:
         """fn(*args), a call that loads and runs a model needing `gpus` GPUs and `cpus` CPUs
-        (None: a whole node's, for a model that computes on CPUs)."""
+        (default: one beside its GPUs; with none, a whole node's, as the model computes on CPUs;
+        a call that computes nothing, a baseline, gives 1)."""
         ...
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = None) -> Hosted:
         """factory(*args), an object holding a model needing `gpus` GPUs and `cpus` CPUs (as
         submit_model), kept for many calls."""
         ...
@@ -86,6 +89,16 @@ def ordered_map(
     finally:
         for future in pending:
             future.cancel()
+
+
+def device_gpus(device: str) -> float:
+    """The GPUs a model on `device` (a transformers device: cpu, cuda, cuda:0) needs: one on cuda."""
+    return 1.0 if device.startswith("cuda") else 0.0
+
+
+def vllm_gpus(engine: dict[str, Any]) -> float:
+    """The GPUs a vLLM engine with these `vllm.LLM` arguments spans: tensor x pipeline parallel."""
+    return float(int(engine.get("tensor_parallel_size", 1)) * int(engine.get("pipeline_parallel_size", 1)))
 
 
 def in_flight(executor: Executor) -> int:
@@ -127,10 +140,12 @@ class _ModelsHere:
 
     models_here = True
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
+    def submit_model(
+        self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = None
+    ) -> Future[R]:
         return _call_now(fn, *args)
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = None) -> Hosted:
         return HostedHere(factory, *args)
 
     def check_gpus(self, gpus: float, what: str, device: str | None = None) -> None:
@@ -266,12 +281,14 @@ class RayExecutor:
             remote = self._remote[fn] = self._ray.remote(fn)
         return remote.remote(*args).future()  # type: ignore[no-any-return]
 
-    def submit_model(self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = 1) -> Future[R]:
+    def submit_model(
+        self, fn: Callable[..., R], gpus: float, *args: Any, cpus: int | None = None
+    ) -> Future[R]:
         """A task holding `cpus` CPUs and `gpus` GPUs: Ray runs it on a node that has them, and
         sets CUDA_VISIBLE_DEVICES to the GPUs it gave (device `cuda` is the first of them) and
         the threads of torch and BLAS to its CPUs."""
         self.check_gpus(gpus, getattr(fn, "__name__", "a model call"))
-        remote = self._ray.remote(num_cpus=self._cpus(cpus), num_gpus=gpus)(fn)
+        remote = self._ray.remote(num_cpus=self._cpus(cpus, gpus), num_gpus=gpus)(fn)
         return self._unwrapped(remote.remote(*args).future())
 
     def _unwrapped(self, ray_future: Future[R]) -> Future[R]:
@@ -290,20 +307,22 @@ class RayExecutor:
         ray_future.add_done_callback(settle)
         return future
 
-    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = 1) -> Hosted:
+    def host(self, factory: Callable[..., Any], gpus: float, *args: Any, cpus: int | None = None) -> Hosted:
         """An actor holding `cpus` CPUs and `gpus` GPUs for its life: the model loads once there."""
         self.check_gpus(gpus, getattr(factory, "__name__", "a model"))
-        options = {"num_cpus": self._cpus(cpus), "num_gpus": gpus}
+        options = {"num_cpus": self._cpus(cpus, gpus), "num_gpus": gpus}
         # The actor is a HostedHere in the node's process: the object the factory made there.
         actor = self._ray.remote(**options)(HostedHere).remote(factory, *args)
         return _HostedOnRay(self._ray, actor)
 
-    def _cpus(self, cpus: int | None) -> int:
-        """None: the CPUs of the largest node. Ray sets a task's torch and BLAS threads to its
-        CPUs, so a model computing on one CPU ran at half the speed of the run's process on two
-        (benchmarks/models_ray_bench.py)."""
+    def _cpus(self, cpus: int | None, gpus: float) -> int:
+        """None: one beside GPUs, else the CPUs of the largest node. Ray sets a task's torch and
+        BLAS threads to its CPUs, so a model computing on one CPU ran at half the speed of the
+        run's process on two (benchmarks/models_ray_bench.py)."""
         if cpus is not None:
             return cpus
+        if gpus:
+            return 1
         nodes = [n["Resources"].get("CPU", 0) for n in self._ray.nodes() if n.get("Alive")]
         return max(1, int(max(nodes, default=1)))
 

@@ -20,7 +20,7 @@ from typing import Any
 from globmed_data.bench.dataset import DatasetVersion, open_version, places_for
 from globmed_data.bench.specs import parse_spec
 from globmed_data.export.layout import sha256_file
-from globmed_data.pipeline.executor import Executor, InlineExecutor
+from globmed_data.pipeline.executor import Executor, InlineExecutor, device_gpus
 from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.settings import ConfigError
 from globmed_data.train import store
@@ -115,7 +115,7 @@ def training_gpus(recipe: Recipe, executor: Executor) -> float:
     executor has any (the trainer runs in one process, on one device)."""
     if recipe.device == "auto":
         return 1.0 if (executor.gpus_available() or 0) >= 1 else 0.0
-    return 1.0 if recipe.device.startswith("cuda") else 0.0
+    return device_gpus(recipe.device)
 
 
 def train_model(
@@ -137,9 +137,7 @@ def train_model(
         examples = _examples(plan, log)
         # Sent away, the trainer's log lines go to its worker's output: a run's logger stays here.
         there = log if executor.models_here else print
-        # On CPUs the fit takes a whole node's (torch's threads follow them); on a GPU one.
-        cpus = None if gpus == 0 else 1
-        record = executor.submit_model(fit, gpus, plan, examples, there, cpus=cpus).result()
+        record = executor.submit_model(fit, gpus, plan, examples, there).result()
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         with Warehouse(plan.warehouse) as wh:

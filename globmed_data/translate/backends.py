@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from globmed_data.pipeline.executor import Hosted
+from globmed_data.pipeline.executor import Hosted, device_gpus, vllm_gpus
 from globmed_data.secrets import credential, redact
 from globmed_data.translate.settings import (
     BackendSettings,
@@ -78,9 +78,8 @@ def model_gpus(settings: BackendSettings) -> float | None:
     if settings.gpus is not None:
         return settings.gpus
     if isinstance(settings, HFBackendSettings):
-        return 1.0 if settings.device.startswith("cuda") else 0.0
-    engine = settings.engine
-    return float(int(engine.get("tensor_parallel_size", 1)) * int(engine.get("pipeline_parallel_size", 1)))
+        return device_gpus(settings.device)
+    return vllm_gpus(settings.engine)
 
 
 class HostedBackend:

@@ -100,8 +100,7 @@ class Translator:
             if gpus is None:
                 self.backends[name] = make_backend(name, settings)
             else:
-                # On CPUs the model takes a whole node's (its threads follow them); on a GPU one.
-                hosted = self.executor.host(make_backend, gpus, name, settings, cpus=None if gpus == 0 else 1)
+                hosted = self.executor.host(make_backend, gpus, name, settings)
                 self.backends[name] = HostedBackend(name, settings, hosted)
         return self.backends[name]
 

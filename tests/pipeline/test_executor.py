@@ -4,7 +4,6 @@ quality and dedup decisions whether their batches are decided here or by a pool'
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from globmed_data.pipeline.executor import (
 from globmed_data.pipeline.settings import ExecutorSettings
 from globmed_data.quality import stage as quality_stage
 from globmed_data.warehouse import Warehouse
-from tests.helpers import DEMO_CONFIG, ROOT, SHARED_DATA, collect_all, needs_shared, write_config
+from tests.helpers import DEMO_CONFIG, ROOT, SHARED_DATA, collect_all, needs_ray, needs_shared, write_config
 
 QA = {"task": "mcqa", "key": "id", "question": "q", "options": {"field": "o"}, "answer": {"field": "a"}}
 TABLES = {
@@ -198,11 +197,6 @@ def test_duplicate_keys_across_files_sent_to_workers(tmp_path: Path) -> None:
     assert report.by_reason == {"answer_out_of_range": 1, "duplicate_key": 3}
 
 
-needs_ray = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
-)
-
-
 @pytest.mark.slow
 @needs_ray
 def test_collect_on_a_local_ray_cluster_equals_inline(tmp_path: Path, demo: LoadedConfig) -> None:
@@ -306,7 +300,9 @@ def test_models_ask_ray_for_their_gpus() -> None:
         assert ray.submit_model(_gpu_ids, 1).result() == [0]
         assert ray.submit_model(_gpu_ids, 0).result() == []
         assert ray.submit_model(_threads, 0, cpus=None).result() == "2"  # a whole node: both CPUs
-        assert ray.submit_model(_threads, 0).result() == "1"
+        assert ray.submit_model(_threads, 0, cpus=1).result() == "1"
+        assert ray.submit_model(_threads, 0).result() == "2"  # no GPU: the model computes on CPUs
+        assert ray.submit_model(_threads, 1).result() == "1"  # one CPU beside its GPU
         hosted = ray.host(_Visible, 1, "actor")
         assert hosted.call("describe", "?") == "actor?:0"
         with pytest.raises(ValueError, match="own error"):  # the model's exception, as here

@@ -5,7 +5,6 @@ generating, the registry, the event, the CLI, and the gain measured through the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from globmed_data.train.examples import build_examples, completion_for, target_c
 from globmed_data.train.leakage import HeldOut, LeakError, assert_no_leak, held_out_ids
 from globmed_data.train.recipe import MixingRecipe, Recipe, load_recipe
 from tests.bench.versions import mcqa, nli, open_qa, write_version, yes_no
+from tests.helpers import needs_ray
 
 pytest.importorskip("trl", reason="the training tests need the train extra (trl, peft): make install")
 
@@ -417,11 +417,6 @@ def test_the_card_names_a_hub_base_and_the_provenance(version) -> None:
     assert card_body(facts)[0] == "# m-1"  # the artifact's part: no front matter
 
 
-needs_ray = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
-)
-
-
 @pytest.mark.slow
 @needs_ray
 def test_training_runs_as_a_ray_task_with_the_losses_of_a_local_run(
@@ -437,7 +432,7 @@ def test_training_runs_as_a_ray_task_with_the_losses_of_a_local_run(
     sent: list[tuple[str, float, int | None]] = []
     submit_model = RayExecutor.submit_model
 
-    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = 1) -> Any:
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = None) -> Any:
         sent.append((fn.__name__, gpus, cpus))
         return submit_model(self, fn, gpus, *args, cpus=cpus)
 

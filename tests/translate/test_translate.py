@@ -5,7 +5,6 @@ driven by a named test double backend that writes real Swahili sentences."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -31,7 +30,7 @@ from globmed_data.translate.segments import Protector, segments_of
 from globmed_data.translate.settings import OpenAIBackendSettings, TranslateSettings, TranslationChecks
 from globmed_data.translate.stage import Translator, run_translate
 from globmed_data.warehouse import Warehouse
-from tests.helpers import collect_all, free_port, wait_until_up, write_config
+from tests.helpers import collect_all, free_port, needs_ray, wait_until_up, write_config
 
 quiet = lambda _m: None  # noqa: E731
 SWAHILI = [
@@ -671,11 +670,6 @@ def test_eval_reads_a_parallel_set_in_any_layout(translating, tmp_path) -> None:
         corpus.pairs("zu", 10)
 
 
-needs_ray = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
-)
-
-
 @pytest.mark.slow
 @needs_ray
 def test_a_translation_model_runs_in_a_ray_actor_with_the_same_outputs(translating, tiny_models, monkeypatch):
@@ -704,7 +698,7 @@ def test_a_translation_model_runs_in_a_ray_actor_with_the_same_outputs(translati
     hosted: list[tuple[str, float, int | None]] = []
     host = RayExecutor.host
 
-    def recorded(self: RayExecutor, factory, gpus: float, *args, cpus: int | None = 1):
+    def recorded(self: RayExecutor, factory, gpus: float, *args, cpus: int | None = None):
         hosted.append((args[0], gpus, cpus))
         return host(self, factory, gpus, *args, cpus=cpus)
 
