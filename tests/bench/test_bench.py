@@ -5,7 +5,6 @@ here; SmolLM2-135M in test_smollm2.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -21,7 +20,7 @@ from globmed_data.cli import app
 from globmed_data.settings import ConfigError
 from globmed_data.warehouse import Warehouse
 from tests.bench.versions import mcqa, nli, open_qa, write_version, yes_no
-from tests.helpers import write_config
+from tests.helpers import needs_ray, write_config
 
 pytest.importorskip("lm_eval")
 runner = CliRunner()
@@ -541,14 +540,21 @@ def test_a_version_that_is_neither_local_nor_pullable_is_refused_with_both_reaso
 
 # -- models as Ray tasks ------------------------------------------------------------------------
 
-needs_ray = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="Ray is not installed (extra `dist`)"
-)
-
 
 # The benchmark reads the config's executor and bench settings; a config names a source.
 _SOURCE = {"name": "unused", "paths": ["none.jsonl"], "language": "en",
            "mapping": {"task": "open_qa", "key": "id", "question": "q", "answer_text": "a"}}  # fmt: skip
+
+
+def _logliks_by_model(tmp: Path) -> dict[tuple[str, str, str], list[float]]:
+    """Every scored item's option log-likelihoods, by (model, config, entry): the models' rows
+    share entry ids, and their order in the table is the order the runs finished."""
+    with Warehouse(tmp / "wh.duckdb", read_only=True) as wh:
+        rows = wh.query(
+            "SELECT r.model, i.config, i.entry_id, i.option_logliks FROM bench_items i "
+            "JOIN bench_runs r USING (bench_run_id)"
+        )
+    return {(model, config, entry): list(values) for model, config, entry, values in rows}
 
 
 def _scored(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -568,7 +574,7 @@ def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
     sent: list[tuple[str, float, int | None]] = []
     submit_model = RayExecutor.submit_model
 
-    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = 1) -> Any:
+    def recorded(self: RayExecutor, fn: Any, gpus: float, *args: Any, cpus: int | None = None) -> Any:
         sent.append((args[1].spec, gpus, cpus))
         return submit_model(self, fn, gpus, *args, cpus=cpus)
 
@@ -584,7 +590,7 @@ def test_the_bench_flow_on_a_local_ray_cluster_scores_what_a_local_run_does(
             config_path=str(config),
             warehouse=str(tmp_path / name / "wh.duckdb"),
         )
-        logliks[name] = _item_logliks(tmp_path / name)
+        logliks[name] = _logliks_by_model(tmp_path / name)
     # Each model a Ray task with no GPU: the hf model takes a whole node's CPUs, a baseline one.
     assert sorted(sent, key=str) == sorted(
         [(m, 0.0, None if m.startswith("hf:") else 1) for m in models], key=str
