@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -127,8 +128,11 @@ class _Made:
         self.answer_sig[self.filled : end] = signed.answer_sig
         self.filled = end
 
-    def signed(self) -> Signed:
-        return Signed(pl.concat(self.keys), self.sig, self.answer_sig)
+    def take(self) -> Signed:
+        """The signatures, handed over: this object keeps none of them (the reduce frees them)."""
+        signed = Signed(pl.concat(self.keys), self.sig, self.answer_sig)
+        self.keys, self.sig, self.answer_sig = [], self.sig[:0].copy(), self.answer_sig[:0].copy()
+        return signed
 
 
 def index_hash(s: DedupSettings) -> str:
@@ -204,6 +208,94 @@ class _Laps:
         self.last = now
 
 
+def _named_links(links: pl.DataFrame, ids: pl.Series, participants: int, run_id: str) -> pl.DataFrame:
+    """The links to store (dedup_edges' rows): those between participants, named by entry id,
+    the smaller first. Links to benchmark items (positions from `participants` on) are not kept."""
+    between = links.filter((pl.col("i") < participants) & (pl.col("j") < participants))
+    named = between.with_columns(x=ids.gather(between["i"]), y=ids.gather(between["j"]))
+    return named.select(
+        pl.when(pl.col("x") < pl.col("y")).then("x").otherwise("y").alias("a"),
+        pl.when(pl.col("x") < pl.col("y")).then("y").otherwise("x").alias("b"),
+        "method",
+        "similarity",
+        pl.lit(run_id).alias("run_id"),
+    ).unique(["a", "b"])
+
+
+def _kept_edges(wh: Warehouse, ids: pl.Series, gone: pl.Series | None) -> tuple[np.ndarray, np.ndarray]:
+    """The stored links that stand (less those of the entries linked again now, `gone`), as
+    positions in `ids`; a link to an entry that no longer takes part is left out."""
+    kept = cast(pl.DataFrame, pl.from_arrow(wh.arrow("SELECT a, b FROM dedup_edges")))
+    if gone is not None:
+        kept = kept.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
+    if not len(kept):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    position = pl.DataFrame({"id": ids, "at": np.arange(len(ids), dtype=np.int64)})
+    ends = kept.join(position.rename({"id": "a", "at": "left"}), on="a").join(
+        position.rename({"id": "b", "at": "right"}), on="b"
+    )
+    return ends["left"].to_numpy(), ends["right"].to_numpy()
+
+
+@dataclass
+class _Decided:
+    """What the reduce decided, all the write stores."""
+
+    new_edges: pl.DataFrame
+    members: pl.DataFrame
+    contamination: pl.DataFrame
+    benchmark_items: int
+
+
+def _reduce(
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    part: pl.DataFrame,
+    made: _Made | None,
+    unlinked_ids: list[str],
+    run_id: str,
+    lap: _Laps,
+) -> _Decided:
+    """The whole index (the signatures as made, else as stored) plus external benchmark items
+    (signed each run, never stored): links, clusters, the keep policy and contamination."""
+    s = loaded.config.dedup
+    ids = part["entry_id"]
+    signed = made.take() if made is not None else _read_signatures(wh, ids.to_list(), s.num_perm)
+    bench = benchmark_entries(loaded) if s.benchmarks else None
+    if bench is not None and len(bench):
+        signed = Signed.concat([signed, sign_batch(bench, s)])
+    bench = policy_columns(bench) if bench is not None else part.clear()
+    nodes = pl.concat(
+        [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
+        how="vertical_relaxed",
+    )
+    node_ids = nodes["entry_id"].to_list()
+    gone = pl.Series(unlinked_ids, dtype=pl.String)  # their stored links are searched again
+    is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
+    is_new[len(part) :] = True  # benchmark items are linked every run
+    lap("read signatures")
+    links = link(signed, is_new, s, nodes["question"])
+    nodes = nodes.drop("question")  # what linking alone reads
+    lap("link")
+    id_series = pl.Series(node_ids, dtype=pl.String)
+    new_edges = _named_links(links, id_series, len(part), run_id)
+    # The clusters: over the stored links that stand, the new ones and this run's benchmark
+    # links, by position (naming every link first cost a copy of ~1M id pairs per step).
+    kept_left, kept_right = _kept_edges(wh, id_series, gone if unlinked_ids else None)
+    left = np.concatenate([kept_left, links["i"].to_numpy()])
+    right = np.concatenate([kept_right, links["j"].to_numpy()])
+    labels = components(len(nodes), left, right)
+    sizes = np.bincount(labels)
+    in_cluster = sizes[labels] > 1
+    members = nodes.with_columns(i=pl.Series(np.arange(len(nodes))), cluster=pl.Series(labels)).filter(
+        pl.Series(in_cluster)
+    )
+    exact = signed.keys["exact_key"].to_numpy().astype(np.uint64)
+    decided, contamination = decide_clusters(members, s, signed.sig, exact, run_id)
+    lap("cluster and keep")
+    return _Decided(new_edges, decided, contamination, len(bench))
+
+
 def run_dedup(
     wh: Warehouse,
     loaded: LoadedConfig,
@@ -259,67 +351,11 @@ def run_dedup(
             faults.point("dedup.signed")
     part = policy_columns(part)  # the texts were for signing: the reduce reads a few columns
     lap("sign and store")
-
-    # Reduce: the whole index, plus external benchmark items (signed each run, never stored).
-    if made is not None:
-        signed = made.signed()
-        del made
-    else:
-        signed = _read_signatures(wh, part["entry_id"].to_list(), s.num_perm)
-    bench = benchmark_entries(loaded) if s.benchmarks else None
-    if bench is not None and len(bench):
-        signed = Signed.concat([signed, sign_batch(bench, s)])
-    bench = policy_columns(bench) if bench is not None else part.clear()
-    nodes = pl.concat(
-        [part.with_columns(bench=pl.lit(False)), bench.with_columns(bench=pl.lit(True))],
-        how="vertical_relaxed",
-    )
-    node_ids = nodes["entry_id"].to_list()
-    gone = pl.Series(unlinked_ids, dtype=pl.String)  # their stored links are searched again
-    is_new = nodes["entry_id"].is_in(gone).to_numpy(writable=True)
-    is_new[len(part) :] = True  # benchmark items are linked every run
-    lap("read signatures")
-    links = link(signed, is_new, s, nodes["question"])
-    nodes = nodes.drop("question")  # what linking alone reads
-    lap("link")
-    id_series = pl.Series(node_ids, dtype=pl.String)
-    named = links.with_columns(x=id_series.gather(links["i"]), y=id_series.gather(links["j"])).select(
-        pl.when(pl.col("x") < pl.col("y")).then("x").otherwise("y").alias("a"),
-        pl.when(pl.col("x") < pl.col("y")).then("y").otherwise("x").alias("b"),
-        "method",
-        "similarity",
-    )
-    stored = named.filter(
-        ~pl.col("a").str.starts_with("benchmark:") & ~pl.col("b").str.starts_with("benchmark:")
-    )
-    new_edges = stored.select("a", "b", "method", "similarity", pl.lit(run_id).alias("run_id")).unique(
-        ["a", "b"]
-    )
-
-    # Components over the links as they will stand (the stored ones, less those of the entries
-    # linked again now, plus the new ones) and this run's benchmark links, between participants.
-    bench_links = named.filter(
-        pl.col("a").str.starts_with("benchmark:") | pl.col("b").str.starts_with("benchmark:")
-    )
-    kept_edges = cast(pl.DataFrame, pl.from_arrow(wh.arrow("SELECT a, b FROM dedup_edges")))
-    if unlinked_ids:
-        kept_edges = kept_edges.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
-    position = pl.DataFrame({"id": id_series, "at": np.arange(len(node_ids), dtype=np.int64)})
-    ends = (
-        pl.concat([kept_edges, new_edges.select("a", "b"), bench_links.select("a", "b")])
-        .join(position.rename({"id": "a", "at": "left"}), on="a")
-        .join(position.rename({"id": "b", "at": "right"}), on="b")
-    )
-    left, right = ends["left"].to_numpy(), ends["right"].to_numpy()
-    labels = components(len(nodes), left, right)
-    sizes = np.bincount(labels)
-    in_cluster = sizes[labels] > 1
-    members = nodes.with_columns(i=pl.Series(np.arange(len(nodes))), cluster=pl.Series(labels)).filter(
-        pl.Series(in_cluster)
-    )
-    exact = signed.keys["exact_key"].to_numpy().astype(np.uint64)
-    decided, contamination = decide_clusters(members, s, signed.sig, exact, run_id)
-    lap("cluster and keep")
+    entries = len(part)
+    decided = _reduce(wh, loaded, part, made, unlinked_ids, run_id, lap)
+    # The reduce's frames (signatures, links, the graph: ~0.3 GB at 500k entries) went with it;
+    # these go too, so that the write's own memory does not stack on them.
+    del part, made
     faults.point("dedup.decided")
     # One transaction: the links, the mark that they were searched, and the clusters.
     with wh.transaction() as con:
@@ -332,8 +368,9 @@ def run_dedup(
         con.execute("DELETE FROM dedup_members")
         con.execute("DELETE FROM contamination")
         # Edges of entries linked before stay (OR REPLACE); members and contamination are new rows.
-        writes = (("INSERT OR REPLACE", "dedup_edges", new_edges), ("INSERT", "dedup_members", decided),
-                  ("INSERT", "contamination", contamination))  # fmt: skip
+        writes = (("INSERT OR REPLACE", "dedup_edges", decided.new_edges),
+                  ("INSERT", "dedup_members", decided.members),
+                  ("INSERT", "contamination", decided.contamination))  # fmt: skip
         for verb, table, frame in writes:
             if len(frame):
                 con.register("b_rows", frame.to_arrow())
@@ -348,11 +385,11 @@ def run_dedup(
     return {
         "checked": len(fresh),
         "linked": len(unlinked_ids),
-        "entries": len(part),
-        "benchmark_items": len(bench),
+        "entries": entries,
+        "benchmark_items": decided.benchmark_items,
         "bands": bands,
         "rows": rows,
-        "clusters": decided["cluster_id"].n_unique() if len(decided) else 0,
+        "clusters": decided.members["cluster_id"].n_unique() if len(decided.members) else 0,
         "kept": int(counts.get("kept", 0)),
         "duplicates": int(counts.get("duplicate", 0)),
         "exact_duplicates": int(by_method.get("exact", 0)),
