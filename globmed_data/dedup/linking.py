@@ -24,7 +24,7 @@ from globmed_data.dedup.kernels import band_keys, group_partners, similarity
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import Signed, normalised, sign_batch
 
-BATCH = 50_000  # entries signed at a time: memory stays bounded by a batch
+BATCH = 20_000  # entries signed at a time: memory stays bounded by a batch (at 50k: +0.3 GiB, no faster)
 
 
 def lsh_shape(s: DedupSettings) -> tuple[int, int]:

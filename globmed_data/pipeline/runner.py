@@ -3,6 +3,10 @@ the flow runs it: recorded in run_stages, its one-line summary logged."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from functools import cache
+
 from globmed_data.pipeline.registry import Step, plan
 from globmed_data.pipeline.stage import Context, Report
 from globmed_data.warehouse import now
@@ -21,7 +25,23 @@ def run_step(step: Step, context: Context) -> Report:
     status = "failed" if report.status == "failed" else "succeeded"
     context.wh.record_stage(context.run_id, step.name, "*", status, started, report.counts)
     context.log(f"{step.name}: {report.summary}")
+    give_back_memory()
     return report
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def give_back_memory() -> None:
+    """Hand the pages a stage freed back to the system (glibc's malloc keeps them otherwise), so
+    the next stage's peak does not stack on them: 0.1-0.25 GiB at 8x, in milliseconds."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def run_deciding_stages(context: Context) -> dict[str, Report]:

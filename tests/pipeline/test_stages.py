@@ -4,12 +4,17 @@ the fail-closed contract use them alike."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
 
 from globmed_data.cli import app
 from globmed_data.config import parse_config
+from globmed_data.pipeline import runner as stage_runner
 from globmed_data.pipeline.curation import CURATION, pending_work, record_stage_settings, undecided
 from globmed_data.pipeline.registry import STAGES, plan, stage
 from globmed_data.pipeline.runner import run_deciding_stages
@@ -44,7 +49,11 @@ def test_the_plan_follows_the_config(demo) -> None:
     ]  # fmt: skip
 
 
-def test_pending_work_comes_from_every_deciding_stage_and_the_view_fails_closed(warehouse, demo) -> None:
+def test_pending_work_comes_from_every_deciding_stage_and_the_view_fails_closed(
+    warehouse, demo, monkeypatch
+) -> None:
+    trims: list[int] = []  # what each stage freed goes back to the system before the next starts
+    monkeypatch.setattr(stage_runner, "_libc", lambda: SimpleNamespace(malloc_trim=trims.append))
     collect_all(warehouse, demo)
     record_stage_settings(warehouse, demo)
     assert set(pending_work(warehouse, demo)) == {"langid", "quality", "dedup"}
@@ -57,6 +66,19 @@ def test_pending_work_comes_from_every_deciding_stage_and_the_view_fails_closed(
     steps = warehouse.query("SELECT stage FROM run_stages WHERE run_id = 'r' ORDER BY started_at")
     assert [s for (s,) in steps] == ["langid", "quality", "dedup"]
     assert warehouse.query("SELECT count(*) FROM v_curated_entries")[0][0] == 288
+    assert trims == [0, 0, 0]
+
+
+def test_polars_gives_freed_pages_back_at_once_unless_told_otherwise() -> None:
+    """jemalloc reads its settings when polars first allocates: importing globmed_data sets them
+    before polars loads, and leaves a value the user set alone."""
+    show = "import globmed_data.cli, os; print(os.environ['_RJEM_MALLOC_CONF'])"
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    ours = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True)
+    assert ours.stdout.strip().endswith("dirty_decay_ms:0,muzzy_decay_ms:0")  # the last value wins
+    env["_RJEM_MALLOC_CONF"] = "dirty_decay_ms:2000"
+    theirs = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True, text=True, check=True)
+    assert theirs.stdout.strip().endswith("dirty_decay_ms:2000")
 
 
 def test_stage_run_runs_one_stage_and_records_it(tmp_path) -> None:
