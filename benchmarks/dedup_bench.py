@@ -5,7 +5,7 @@
 Corpus: every MCQA entry of ../shared/data plus perturbed copies of them (typos, reordered
 options, spacing, a cut tail) up to --entries, so a known share are duplicates. It is built in a
 child process and handed over as a Parquet file, so this process's peak memory is the method's.
-globmed: the dedup method in memory, in 50,000-entry map batches (normalise, shingle, MinHash
+globmed: the dedup method in memory, in 20,000-entry map batches (normalise, shingle, MinHash
 128, band keys), then candidates, verification and connected components over all entries.
 datasketch: MinHash(num_perm=128).update_batch over the same shingles + MinHashLSH insert and
 query + union-find, on the first --baseline entries (its cost per entry is flat in n), with the
