@@ -34,7 +34,7 @@ from globmed_data.config import LoadedConfig, load_config
 from globmed_data.pipeline import registry
 from globmed_data.pipeline.curation import record_stage_settings
 from globmed_data.pipeline.executor import Executor, executor_for
-from globmed_data.pipeline.runner import run_step
+from globmed_data.pipeline.runner import give_back_memory, run_step
 from globmed_data.pipeline.stage import Context, MapStage
 from globmed_data.warehouse import Warehouse, resolve_warehouse_path
 
@@ -160,7 +160,7 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
                 # (0.5-0.9 s each on two cores; 89 s summed over 104 sources); the task names
                 # carry the stage and the source.
                 width = getattr(step.stage.settings(loaded.config), "concurrency", None)
-                with ThreadPoolTaskRunner(max_workers=width) as runner:
+                with wh.bulk_load(), ThreadPoolTaskRunner(max_workers=width) as runner:
                     previous = [
                         runner.submit(
                             unit_task,
@@ -171,6 +171,7 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
                     ]
                     outcomes = [_outcome(f) for f in previous]
                 executor.release()  # the workers' memory is not the next stage's
+                give_back_memory()
                 for _, error in outcomes:
                     if error is not None and not isinstance(error, StepFailed):
                         raise error  # not the source's own failure (the warehouse, say): the run fails

@@ -52,7 +52,8 @@ class CollectStage:
         return Report(self.name, report.as_dict(), source_summary(report))
 
     def run(self, context: Context) -> Report:
-        reports = [self.run_unit(context, unit) for unit in self.units(context.loaded)]
+        with context.wh.bulk_load():
+            reports = [self.run_unit(context, unit) for unit in self.units(context.loaded)]
         counts = {"sources": {r.counts["source"]: r.counts for r in reports}}
         failed = sum(r.counts["status"] == "failed" for r in reports)
         added = sum(r.counts["added"] for r in reports)

@@ -1,12 +1,19 @@
-"""Reading and writing batches: one streamed query, upserts in a background thread, the memory cap."""
+"""Reading and writing batches: one streamed query, upserts in a background thread, bulk loads,
+the memory cap."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from globmed_data.warehouse import Warehouse, WarehouseError
 from tests.helpers import collect_all
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_stream_arrow_reads_every_row_once_while_writing(warehouse, demo) -> None:
@@ -68,3 +75,41 @@ def test_a_read_only_warehouse_answers_arrow_queries_right_after_opening(tmp_pat
     Warehouse(tmp_path / "wh.duckdb").close()
     with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
         assert wh.arrow("SELECT count(*) AS n FROM entries").to_pylist() == [{"n": 0}]
+
+
+def test_bulk_load_checkpoints_once_at_its_end(tmp_path) -> None:
+    wal = tmp_path / "wh.duckdb.wal"
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        wh.query("CHECKPOINT")
+        with wh.bulk_load():
+            assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("953.6 MiB",)]
+            for k in range(3):
+                rows = pa.table({"key": [f"{k}-{i}" for i in range(1000)], "value": ["x" * 100] * 1000})
+                wh.insert("kv", rows)
+            assert wal.exists() and wal.stat().st_size > 300_000  # committed, in the log, not merged
+        assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("244.1 MiB",)]
+        assert not wal.exists() or wal.stat().st_size == 0  # merged into the file at the block's end
+        assert wh.query("SELECT count(*) FROM kv") == [(3000,)]
+
+
+def test_a_kill_inside_bulk_load_keeps_every_committed_batch(tmp_path) -> None:
+    """Killed before the block's checkpoint: the next open replays DuckDB's log."""
+    script = f"""
+import os, pyarrow as pa
+from globmed_data.warehouse import Warehouse
+wh = Warehouse({str(tmp_path / "wh.duckdb")!r})
+wh.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value INTEGER)")
+with wh.bulk_load():
+    for k in range(3):
+        wh.insert("kv", pa.table({{"key": [f"{{k}}-{{i}}" for i in range(1000)], "value": [k] * 1000}}))
+    os._exit(9)  # no checkpoint, no close
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 9, done.stderr
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        assert wh.query("SELECT value, count(*) FROM kv GROUP BY 1 ORDER BY 1") == [
+            (0, 1000),
+            (1, 1000),
+            (2, 1000),
+        ]
