@@ -70,9 +70,10 @@ def collect(wh: Warehouse, loaded: LoadedConfig, executor: Executor) -> tuple[di
     run_id = uuid.uuid4().hex
     wh.start_run(run_id, config_hash=loaded.config.config_hash(), config_path=str(loaded.path))
     t0 = time.perf_counter()
-    reports = {
-        s.name: collect_source(wh, loaded, s, run_id, executor=executor) for s in loaded.config.sources
-    }
+    with wh.bulk_load():  # as the collect stage writes
+        reports = {
+            s.name: collect_source(wh, loaded, s, run_id, executor=executor) for s in loaded.config.sources
+        }
     wh.finish_run(run_id, "succeeded", {})
     return reports, time.perf_counter() - t0
 
