@@ -28,7 +28,7 @@ from prefect.utilities.annotations import allow_failure, quote
 
 from flows.locking import warehouse_slot
 from flows.naming import unique_run_name
-from flows.progress import StageProgress
+from flows.progress import MapProgress, StageProgress
 from flows.reports import publish_artifacts
 from globmed_data.config import LoadedConfig, load_config
 from globmed_data.pipeline import registry
@@ -59,12 +59,20 @@ class RunFailed(RuntimeError):
 # No timeout: Prefect cannot interrupt a worker thread anyway; a failing read ends by itself.
 @task(name="collect-source", task_run_name="collect {unit}", cache_policy=NO_CACHE)
 def unit_task(
-    wh: Warehouse, loaded: LoadedConfig, stage: MapStage, unit: str, run_id: str, executor: Executor
+    wh: Warehouse,
+    loaded: LoadedConfig,
+    stage: MapStage,
+    unit: str,
+    run_id: str,
+    executor: Executor,
+    progress: MapProgress,
 ) -> dict[str, Any]:
     """One item of a map stage (collect: one source); the stage records it in run_stages."""
     logger = get_run_logger()
-    progress = StageProgress(loaded.config.export.repo_id, f"{stage.name} {unit}", unit="bytes")
-    report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress, executor), unit)
+    try:
+        report = stage.run_unit(Context(wh, loaded, run_id, logger.info, progress.of(unit), executor), unit)
+    finally:
+        progress.finish(unit)
     if report.status == "failed":
         error = str(report.counts.get("error") or "").removeprefix(f"source '{unit}': ")
         raise StepFailed(f"source {unit} failed: {error}", report.counts)
@@ -160,14 +168,16 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
                 # (0.5-0.9 s each on two cores; 89 s summed over 104 sources); the task names
                 # carry the stage and the source.
                 width = getattr(step.stage.settings(loaded.config), "concurrency", None)
+                units = step.stage.units(loaded)
+                progress = MapProgress(loaded.config.export.repo_id, step.name, units)
                 with wh.bulk_load(), ThreadPoolTaskRunner(max_workers=width) as runner:
                     previous = [
                         runner.submit(
                             unit_task,
-                            {**args, "stage": quote(step.stage), "unit": unit},
+                            {**args, "stage": quote(step.stage), "unit": unit, "progress": quote(progress)},
                             wait_for=after,
                         )
-                        for unit in step.stage.units(loaded)
+                        for unit in units
                     ]
                     outcomes = [_outcome(f) for f in previous]
                 executor.release()  # the workers' memory is not the next stage's

@@ -111,10 +111,35 @@ def test_flow_leaves_count_artifacts_keyed_per_dataset(flow_result) -> None:
 
 def test_flow_reports_progress_per_stage(flow_result) -> None:
     result, _ = flow_result
-    keys = [f"globmed-demo-{s}-progress" for s in ("langid", "quality", "dedup", "collect-demo-dosing")]
+    keys = [f"globmed-demo-{s}-progress" for s in ("langid", "quality", "dedup", "collect")]
     progress = {a.key: a for a in _read_artifacts(keys, result["flow_run_id"])}
     assert set(keys) == set(progress)
     assert all(a.type == "progress" and float(a.data) == 100.0 for a in progress.values())
+    assert progress["globmed-demo-collect-progress"].description == "collect: 6/6 sources done"
+    # One artifact for the collect, none per source (each cost the server calls: docs/scaling.md).
+    assert not _read_artifacts(["globmed-demo-collect-demo-dosing-progress"], result["flow_run_id"])
+
+
+def test_map_progress_fills_one_share_per_unit(monkeypatch) -> None:
+    from flows import progress as progress_module
+
+    shown: list[tuple[float, str, bool]] = []
+    monkeypatch.setattr(
+        progress_module._Bar,
+        "show",
+        lambda self, percent, text, log, final: shown.append((percent, text, final)),
+    )
+    bar = progress_module.MapProgress("org/demo", "collect", ["a", "b"])
+    bar.of("a")(50, 100)
+    bar.finish("b")  # skipped: it reported nothing
+    bar.of("a")(10, 100)  # a late, smaller report never moves the bar back
+    bar.of("a")(100, 100)
+    bar.finish("a")  # already full: no second final line
+    assert shown == [
+        (25.0, "collect: 0/2 sources done", False),
+        (75.0, "collect: 1/2 sources done", False),
+        (100.0, "collect: 2/2 sources done", True),
+    ]
 
 
 def test_flow_graph_follows_the_pipeline_order(flow_result) -> None:
