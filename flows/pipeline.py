@@ -15,10 +15,11 @@ naming it, while what succeeded stays in the warehouse. One run writes a warehou
 from __future__ import annotations
 
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
@@ -200,7 +201,10 @@ def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor)
                 failed_stage = (step.name, error)
                 break  # later stages would decide on an incomplete warehouse
     except BaseException as exc:
-        wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
+        # A warehouse that can no longer write (DuckDB gives up on a full disk) cannot record the
+        # failure either: the next run marks this one crashed. The cause is what is raised.
+        with suppress(duckdb.Error):
+            wh.finish_run(run_id, "failed", {}, error=f"{type(exc).__name__}: {exc}")
         raise
     status = _collect_status(reports)
     if failed_stage or (status == "succeeded" and stages.get("export", {}).get("status") == "failed"):

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,10 +272,13 @@ class Warehouse:
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
         try:
             yield
-        finally:
-            with self._lock:
+        except BaseException:
+            with self._lock, suppress(duckdb.Error):  # the block's own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-                self.con.execute("CHECKPOINT")
+            raise
+        with self._lock:
+            self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            self.con.execute("CHECKPOINT")
 
     @contextmanager
     def background_upserts(

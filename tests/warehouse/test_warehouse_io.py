@@ -93,6 +93,20 @@ def test_bulk_load_checkpoints_once_at_its_end(tmp_path) -> None:
         assert wh.query("SELECT count(*) FROM kv") == [(3000,)]
 
 
+def test_an_error_inside_bulk_load_is_the_one_raised(tmp_path) -> None:
+    """No checkpoint after a failed block: on a full disk it would fail too, and DuckDB's fatal
+    error would hide the block's own."""
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value INTEGER)")
+        wh.query("CHECKPOINT")
+        with pytest.raises(ValueError, match="the source's own error"), wh.bulk_load():
+            wh.insert("kv", pa.table({"key": ["a"], "value": [1]}))
+            raise ValueError("the source's own error")
+        assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("244.1 MiB",)]
+        assert (tmp_path / "wh.duckdb.wal").stat().st_size > 0  # committed, left in the log
+        assert wh.query("SELECT value FROM kv") == [(1,)]
+
+
 def test_a_kill_inside_bulk_load_keeps_every_committed_batch(tmp_path) -> None:
     """Killed before the block's checkpoint: the next open replays DuckDB's log."""
     script = f"""
