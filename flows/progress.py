@@ -25,7 +25,6 @@ class _Bar:
 
     def __init__(self, dataset: str, what: str) -> None:
         self.key = artifact_key(dataset, what, "progress")
-        self.what = what
         self.artifact: UUID | None = None
         self.last_update = self.last_log = 0.0
 

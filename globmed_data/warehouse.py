@@ -272,12 +272,10 @@ class Warehouse:
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
         try:
             yield
-        except BaseException:
-            with self._lock, suppress(duckdb.Error):  # the block's own error is the one to see
+        finally:
+            with self._lock, suppress(duckdb.Error):  # after a failed block, its own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            raise
-        with self._lock:
-            self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        with self._lock:  # only after a block that succeeded: on a full disk this fails too
             self.con.execute("CHECKPOINT")
 
     @contextmanager
