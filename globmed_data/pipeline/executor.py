@@ -20,6 +20,7 @@ it once per run and every stage's Context carries it.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -230,11 +231,15 @@ class ProcessExecutor(_ModelsHere):
         self.workers = workers
         self.takes_batches = takes_batches
         self._pool: ProcessPoolExecutor | None = None
+        # The collect's source threads submit side by side: without the lock, each of the
+        # first ones started a pool of its own (workers spawned for nothing, pools left open).
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
-        return self._pool.submit(fn, *args)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            return self._pool.submit(fn, *args)
 
     def release(self) -> None:
         """Shut the pool down: a worker keeps what its allocators took (~0.3 GiB after the
@@ -242,9 +247,10 @@ class ProcessExecutor(_ModelsHere):
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:

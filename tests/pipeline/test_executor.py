@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def _fails(x: int) -> int:
     raise ValueError(f"bad {x}")
 
 
+def _pid_after(pause: float) -> int:
+    time.sleep(pause)
+    return os.getpid()
+
+
 def snapshot(wh: Warehouse, tables: dict[str, str] = TABLES) -> dict[str, list[tuple]]:
     return {t: sorted(wh.query(f"SELECT {cols} FROM {t}"), key=repr) for t, cols in tables.items()}
 
@@ -69,6 +75,29 @@ def test_ordered_map_keeps_the_order_of_the_calls() -> None:
     finally:
         pool.close()
     assert list(ordered_map(InlineExecutor(), _slow_square, [(3, 0.0)], window=1)) == [9]
+
+
+def test_threads_submitting_at_once_share_one_pool_of_the_configured_size() -> None:
+    """The collect's source threads start the pool together: one pool of two workers serves
+    them all (each thread used to start a pool of its own)."""
+    pool = ProcessExecutor(2)
+    start = threading.Barrier(4)
+    pids: list[int] = []
+
+    def submit() -> None:
+        start.wait()
+        pids.append(pool.submit(_pid_after, 0.5).result())
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(pids) == 4
+        assert len(set(pids)) == 2  # four half-second calls, two workers: both used, none more
+    finally:
+        pool.close()
 
 
 def test_a_batch_map_sends_away_only_enough_entries_and_cuts_them_for_every_worker() -> None:
