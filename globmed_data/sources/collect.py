@@ -118,7 +118,7 @@ class SourceCollector:
         self.report = SourceReport(source.name, source.kind)
         self.languages: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
-        self.seen: dict[str, str] = {}  # record_key -> "file:locator" of its first occurrence
+        self.seen: dict[str, tuple[str, str]] = {}  # record_key -> (file, locator) of its first occurrence
 
     def run(self) -> SourceReport:
         started, t0 = now(), time.perf_counter()
@@ -215,7 +215,7 @@ class SourceCollector:
         unchanged = [f.rel for f in located.files if known.get(f.rel) == (checksums[f.rel], self.spec_hash)]
         self.wh.mark_files_unchanged(self.source.name, unchanged, self.run_id)
         for key, file, locator in self.wh.keys_of_files(self.source.name, unchanged):
-            self.seen[key] = f"{file}:{locator}"
+            self.seen[key] = (file, locator)
         self.report.files_unchanged = len(unchanged)
         self.fresh = not self.wh.has_rows(self.source.name)
         skip = set(unchanged)
@@ -263,15 +263,17 @@ class SourceCollector:
         """The batch without the records whose key an earlier record of the source has: those
         become `duplicate_key` (or, keyless, `duplicate_record`) quarantine rows instead."""
         raws, entries, quarantine = batch.raws, batch.entries, batch.quarantine
+        keys = raws["record_key"].to_pylist()
+        places = zip(raws["file"].to_pylist(), raws["locator"].to_pylist(), strict=True)
+        if len(set(keys)) == len(keys) and self.seen.keys().isdisjoint(keys):
+            self.seen.update(zip(keys, places, strict=True))  # the usual batch: no key repeated
+            return raws, entries, quarantine
         repeated: list[int] = []
-        columns = (raws[c].to_pylist() for c in ("record_key", "file", "locator"))
-        for row, (key, file, locator) in enumerate(zip(*columns, strict=True)):
+        for row, (key, place) in enumerate(zip(keys, places, strict=True)):
             if key in self.seen:
                 repeated.append(row)
             else:
-                self.seen[key] = f"{file}:{locator}"
-        if not repeated:
-            return raws, entries, quarantine
+                self.seen[key] = place
         rows = pa.array(repeated, pa.int32())
         keep = pc.invert(pc.is_in(pa.array(range(raws.num_rows), pa.int32()), rows))
         kept_quarantine = quarantine.filter(pc.invert(pc.is_in(quarantine[ROW], rows)))
@@ -287,9 +289,9 @@ class SourceCollector:
         for raw in raws.to_pylist():
             key, payload = raw["record_key"], raw["payload"]
             if key.startswith("h:"):  # keyless source: the key is the record's own hash
-                reason, detail = "duplicate_record", f"identical to the record at {self.seen[key]}"
+                reason, detail = "duplicate_record", f"identical to the record at {_place(self.seen[key])}"
             else:
-                reason, detail = "duplicate_key", f"key {key!r} already at {self.seen[key]}"
+                reason, detail = "duplicate_key", f"key {key!r} already at {_place(self.seen[key])}"
             rows.append(
                 {"source": raw["source"], "file": raw["file"], "locator": raw["locator"], "record_key": key,
                  "reason": reason, "detail": detail, "payload": payload[:PAYLOAD_LIMIT],
@@ -332,6 +334,10 @@ class SourceCollector:
         self.languages.update(_value_counts(entries["language"]))
         self.reasons.update(_value_counts(quarantine["reason"]))
         faults.point("collect.batch")
+
+
+def _place(place: tuple[str, str]) -> str:
+    return ":".join(place)
 
 
 def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
