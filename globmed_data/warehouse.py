@@ -100,6 +100,22 @@ class FileDone:
     records: int
 
 
+def _files_table(source: str, run_id: str, done: Sequence[FileDone]) -> pa.Table:
+    """`done` as rows of source_files, in its column order."""
+    n = len(done)
+    return pa.table(
+        {
+            "source": [source] * n,
+            "file": [f.file for f in done],
+            "size": pa.array([f.size for f in done], pa.int64()),
+            "sha256": [f.sha256 for f in done],
+            "spec_hash": [f.spec_hash for f in done],
+            "run_id": [run_id] * n,
+            "records": pa.array([f.records for f in done], pa.int64()),
+        }
+    )
+
+
 class Warehouse:
     def __init__(
         self, path: str | Path, *, read_only: bool = False, lock_wait: float | None = None, what: str = ""
@@ -460,16 +476,18 @@ class Warehouse:
                     "WHERE source = ? AND record_key IN (SELECT unnest(?)) AND status <> 'quarantined'",
                     [run_id, source, quarantined_keys],
                 )
-            for file in done:
+            if done:
+                # One statement for all the files (a statement per file was 10% of the writer's
+                # time at 500k entries, most of them small files).
+                con.register("b_files", _files_table(source, run_id, done))
+                con.execute("INSERT OR REPLACE INTO source_files SELECT * FROM b_files")
+                # Quarantine rows from an earlier version of these files that no longer apply.
                 con.execute(
-                    "INSERT OR REPLACE INTO source_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [source, file.file, file.size, file.sha256, file.spec_hash, run_id, file.records],
+                    "DELETE FROM quarantine WHERE source = ? AND run_id <> ? "
+                    "AND file IN (SELECT file FROM b_files)",
+                    [source, run_id],
                 )
-                # Quarantine rows from an earlier version of this file that no longer apply.
-                con.execute(
-                    "DELETE FROM quarantine WHERE source = ? AND file = ? AND run_id <> ?",
-                    [source, file.file, run_id],
-                )
+                con.unregister("b_files")
         return counts
 
     @staticmethod
