@@ -554,8 +554,11 @@ class Warehouse:
         fingerprint: str,
         revision: str | None,
         files: Sequence[str],
+        fresh: bool = False,
     ) -> int:
         """After a complete read: forget removed files, mark unseen records vanished.
+        `fresh`: the source had no rows before this run (write_batch's `fresh`), so every record
+        stored was seen by it and nothing can have vanished.
 
         Returns the number of entries newly marked vanished.
         """
@@ -568,23 +571,28 @@ class Warehouse:
                 "DELETE FROM source_files WHERE source = ? AND file NOT IN (SELECT unnest(?))",
                 [source, list(files)],
             )
-            con.execute(
-                "UPDATE raw_records SET vanished_run_id = ? "
-                "WHERE source = ? AND last_seen_run_id <> ? AND vanished_run_id IS NULL",
-                [run_id, source, run_id],
-            )
-            row = con.execute(
-                """UPDATE entries SET status = 'vanished', updated_run_id = $run
-                   WHERE source = $src AND status <> 'vanished' AND record_key IN (
-                     SELECT record_key FROM raw_records
-                     WHERE source = $src AND vanished_run_id IS NOT NULL)""",
-                {"run": run_id, "src": source},
-            ).fetchone()
-            vanished = int(row[0]) if row else 0
+            vanished = 0 if fresh else self._mark_vanished(con, source, run_id)
             self._put_source_state(
                 con, source, kind, spec_hash, fingerprint, revision, "complete", run_id, None
             )
         return vanished
+
+    @staticmethod
+    def _mark_vanished(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> int:
+        """Records this run did not see, and their entries, marked vanished: how many entries."""
+        con.execute(
+            "UPDATE raw_records SET vanished_run_id = ? "
+            "WHERE source = ? AND last_seen_run_id <> ? AND vanished_run_id IS NULL",
+            [run_id, source, run_id],
+        )
+        row = con.execute(
+            """UPDATE entries SET status = 'vanished', updated_run_id = $run
+               WHERE source = $src AND status <> 'vanished' AND record_key IN (
+                 SELECT record_key FROM raw_records
+                 WHERE source = $src AND vanished_run_id IS NOT NULL)""",
+            {"run": run_id, "src": source},
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def fail_source(self, *, source: str, kind: str, run_id: str, spec_hash: str, error: str) -> None:
         with self.transaction() as con:

@@ -180,6 +180,7 @@ class SourceCollector:
             fingerprint=fingerprint,
             revision=revision,
             files=[f.rel for f in located.files] + [rel for rel, _ in located.unreadable],
+            fresh=self.fresh,
         )
         self._fail_if_nothing_usable()
 
