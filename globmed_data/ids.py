@@ -25,12 +25,10 @@ CONTENT_FIELDS = (
 
 
 def stable_hash(*parts: str) -> str:
-    """128-bit BLAKE2b over the parts, separated so that ("ab", "c") != ("a", "bc")."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode("utf-8"))
-        h.update(b"\x1f")
-    return h.hexdigest()
+    """128-bit BLAKE2b over the parts, each followed by a separator so that ("ab", "c") !=
+    ("a", "bc"). One call over the joined text: the same bytes as hashing part by part."""
+    text = "\x1f".join(parts) + "\x1f" if parts else ""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
@@ -46,4 +44,10 @@ def entry_id(source: str, record_key: str) -> str:
 
 
 def content_hash(entry: dict[str, Any]) -> str:
-    return stable_hash("content", canonical_json({f: entry.get(f) for f in CONTENT_FIELDS}))
+    """stable_hash("content", canonical_json(...)) over orjson's bytes as they are: the same hash
+    without turning them into text and back (every entry pays it)."""
+    body = orjson.dumps(
+        {f: entry.get(f) for f in CONTENT_FIELDS}, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        default=str,
+    )  # fmt: skip
+    return hashlib.blake2b(b"content\x1f" + body + b"\x1f", digest_size=16).hexdigest()

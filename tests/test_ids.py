@@ -1,0 +1,36 @@
+"""Identifiers never change: an entry's id, content hash and raw hash are stored in every
+warehouse and published dataset, so a faster way of computing them must give the same values."""
+
+from __future__ import annotations
+
+import hashlib
+
+from globmed_data.ids import CONTENT_FIELDS, canonical_json, content_hash, entry_id, stable_hash
+
+ENTRY = {
+    "task": "mcqa", "language": "vi", "split": "train", "question": "Bệnh nhân 病 \u00e9?",
+    "options": ["x", "ý"], "answer_indices": [1], "label": None, "rationale": None,
+    "metadata": "not content",
+}  # fmt: skip
+
+
+def _part_by_part(*parts: str) -> str:
+    """How stable_hash was first written: one update per part and separator."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def test_identifiers_keep_their_values() -> None:
+    assert stable_hash("raw", '{"q": "病"}') == "6c0d8e5d7ea91818ae046b3f8ed677ca"
+    assert entry_id("src", "k:1") == "235cfe7c6daf56a471e917a9e40ad76f"
+    assert content_hash(ENTRY) == "86e06bc0c5f99782e45c7deb378f05d2"
+
+
+def test_one_call_hashing_equals_hashing_part_by_part() -> None:
+    for parts in [(), ("",), ("a", ""), ("ab", "c"), ("a", "bc"), ("病", "\x1f", "é")]:
+        assert stable_hash(*parts) == _part_by_part(*parts), parts
+    content = {f: ENTRY.get(f) for f in CONTENT_FIELDS}
+    assert content_hash(ENTRY) == _part_by_part("content", canonical_json(content))
