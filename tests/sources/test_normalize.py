@@ -70,6 +70,21 @@ def test_the_plain_ascii_shortcut_equals_the_whole_normalisation() -> None:
         assert clean_text(text) == _clean(text), repr(text)
 
 
+def test_the_already_clean_shortcut_equals_the_whole_normalisation() -> None:
+    """Any text, not only ASCII, that _clean would only strip is returned stripped at once: the
+    shortcut must never keep what a step changes (spaces, newlines, NFD, controls, joiners,
+    entities, mojibake)."""
+    rng = random.Random(13)
+    alphabet = [
+        "a", "é", "病", "ب", "ệ", " ", " ", "\n", "\t", "\r", "\u00a0", "\u2003", "\u202f", "\u205f",
+        "e\u0301", "\u00c3\u00a9", "â€œ", "&amp;", "&", "\x07", "\x85", "\u00ad", "\u200b", "\u200c",
+        "\u200d", "\u2060", "\ufeff", "\u3000", "\U0001f600",
+    ]  # fmt: skip
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert clean_text(text) == _clean(text), repr(text)
+
+
 def test_strip_option_labels_only_full_sequence() -> None:
     assert strip_option_labels(["(A) Liver", "(B) Spleen"]) == ["Liver", "Spleen"]
     assert strip_option_labels(["A. one", "B. two", "C. three"]) == ["one", "two", "three"]
