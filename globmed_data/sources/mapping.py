@@ -193,6 +193,23 @@ def _letter_indices(token: str, item: Any) -> list[int]:
     raise MappingError("invalid_answer", f"{item!r} is not a letter answer")
 
 
+def _single_answer(value: Any, style: str, options: int, ids: list[str]) -> int | None:
+    """The option named by the usual answer, "C", "(c)", ["b"] (letter) or an option's id,
+    exactly as RecordMapper._answer's general path decides it but without splitting the answer
+    into tokens; None for any other answer (the general path decides it, errors included)."""
+    one = value[0] if isinstance(value, list) and len(value) == 1 else value
+    if not isinstance(one, str):
+        return None
+    if style == "letter" and len(one) <= 3 and " " not in one:
+        letter = one.strip("()[].")
+        if len(letter) == 1 and letter.isascii() and letter.isalpha():
+            index = ord(letter.upper()) - ord("A")
+            return index if index < options else None
+    elif style == "id" and one is value and one in ids and one.strip(" ,;"):
+        return ids.index(one) if one.strip().lower() not in _NO_ANSWER else None
+    return None
+
+
 def canonical_language(code: str) -> str:
     parts = code.replace("_", "-").split("-")
     out = [parts[0].lower()]
@@ -423,6 +440,9 @@ class RecordMapper:
         self, record: dict, spec: AnswerSpec, options: list[str], ids: list[str], extra: dict
     ) -> list[int]:
         value = get_field(record, spec.field, extra)
+        single = _single_answer(value, spec.style, len(options), ids)
+        if single is not None:
+            return [single]
         items = [
             v
             for v in (value if isinstance(value, list) else [value])

@@ -67,6 +67,31 @@ def test_bad_answers_have_reasons(answer, code) -> None:
     assert reason(mapper(MCQA_LIST), {"id": 1, "q": "Q", "o": ["1", "2", "3", "4"], "a": answer}) == code
 
 
+ANSWERS = [
+    "a", "C", "(b)", "[D].", "d.", "(E)", "Z", "", " ", "A ", " b", "A,", "A .", "or", "NA", "-", "?", "AB",
+    "(ACD)", "a or d", "ب", "Ｃ", "1", "0", 2, None, True, ["c"], ["(a)"], ["E"], [""], ["a", "b"], [1],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("style", ["letter", "id", "index"])
+def test_the_single_answer_shortcut_decides_what_the_general_path_decides(style, monkeypatch) -> None:
+    """The usual one-letter (or one-id) answer skips the token parsing: same indices, and the
+    same reason for every answer the shortcut leaves to the general path."""
+    options = {**MCQA_LIST["options"], "style": "objects", "id_field": "k", "text_field": "t"}
+    spec = {**MCQA_LIST, "options": options, "answer": {"field": "a", "style": style}}
+    record = {"id": 1, "q": "Q", "o": [{"k": k, "t": f"t{k}"} for k in ("A", "B", "1", "", "C", "or")]}
+
+    def outcome(answer: object) -> object:
+        try:
+            return run(mapper(spec), {**record, "a": answer})["answer_indices"]
+        except MappingError as exc:
+            return exc.reason
+
+    shortcut = [outcome(a) for a in ANSWERS]
+    monkeypatch.setattr("globmed_data.sources.mapping._single_answer", lambda *args: None)
+    assert shortcut == [outcome(a) for a in ANSWERS]
+
+
 def test_options_problems() -> None:
     m = mapper(MCQA_LIST)
     assert reason(m, {"id": 1, "q": "Q", "o": [], "a": "a"}) == "missing_options"
