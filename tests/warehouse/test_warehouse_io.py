@@ -82,13 +82,16 @@ def test_bulk_load_checkpoints_once_at_its_end(tmp_path) -> None:
     with Warehouse(tmp_path / "wh.duckdb") as wh:
         wh.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value VARCHAR)")
         wh.query("CHECKPOINT")
+        threads = wh.query("SELECT current_setting('threads')")
         with wh.bulk_load():
             assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("953.6 MiB",)]
+            assert wh.query("SELECT current_setting('threads')") == [(1,)]  # the map has the cores
             for k in range(3):
                 rows = pa.table({"key": [f"{k}-{i}" for i in range(1000)], "value": ["x" * 100] * 1000})
                 wh.insert("kv", rows)
             assert wal.exists() and wal.stat().st_size > 300_000  # committed, in the log, not merged
         assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("244.1 MiB",)]
+        assert wh.query("SELECT current_setting('threads')") == threads
         assert not wal.exists() or wal.stat().st_size == 0  # merged into the file at the block's end
         assert wh.query("SELECT count(*) FROM kv") == [(3000,)]
 
@@ -99,10 +102,12 @@ def test_an_error_inside_bulk_load_is_the_one_raised(tmp_path) -> None:
     with Warehouse(tmp_path / "wh.duckdb") as wh:
         wh.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value INTEGER)")
         wh.query("CHECKPOINT")
+        threads = wh.query("SELECT current_setting('threads')")
         with pytest.raises(ValueError, match="the source's own error"), wh.bulk_load():
             wh.insert("kv", pa.table({"key": ["a"], "value": [1]}))
             raise ValueError("the source's own error")
         assert wh.query("SELECT current_setting('checkpoint_threshold')") == [("244.1 MiB",)]
+        assert wh.query("SELECT current_setting('threads')") == threads
         assert (tmp_path / "wh.duckdb.wal").stat().st_size > 0  # committed, left in the log
         assert wh.query("SELECT value FROM kv") == [(1,)]
 
