@@ -41,6 +41,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/collect_bench.py --config configs/shared-real.yaml
+	$(PY) benchmarks/writer_bench.py --config configs/shared-real.yaml --scale 1
 	$(PY) benchmarks/curate_bench.py
 	$(PY) benchmarks/langid_eval.py --per-language 400
 	$(PY) benchmarks/quality_eval.py
