@@ -288,6 +288,7 @@ class Warehouse:
         end has every thread again. A kill inside the block loses nothing: DuckDB replays its log
         on open."""
         with self._lock:
+            ((threads,),) = self.con.execute("SELECT current_setting('threads')").fetchall()
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
             self.con.execute("SET threads = 1")
         try:
@@ -295,7 +296,7 @@ class Warehouse:
         finally:
             with self._lock, suppress(duckdb.Error):  # after a failed block, its own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-                self.con.execute("RESET threads")
+                self.con.execute(f"SET threads = {int(threads)}")
         with self._lock:  # only after a block that succeeded: on a full disk this fails too
             self.con.execute("CHECKPOINT")
 
