@@ -66,6 +66,18 @@ def _flow_runs(env: dict[str, str]) -> list[dict[str, Any]]:
     return [{**r, "flow": flows.get(r["flow_id"])} for r in runs]
 
 
+def _failures(env: dict[str, str], runs: list[dict[str, Any]]) -> str:
+    """The error logs of every flow run that did not complete: what a failed chain shows."""
+    lines = []
+    for run in runs:
+        if run["state_type"] == "COMPLETED":
+            continue
+        logs = _post(env, "/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200})
+        errors = [log["message"] for log in logs if log["level"] >= 40] or ["(no error logged)"]
+        lines.append(f"{run['flow']} {run['state_type']}: " + "\n".join(errors)[-3000:])
+    return "\n".join(lines)
+
+
 def _demo_project(root: Path, name: str = "demo", repo: str = "globmed/demo") -> Path:
     """The demo config and data in a private folder (its warehouse and repositories there too)."""
     if not (root / "data" / "demo").exists():
@@ -177,7 +189,7 @@ def test_deploy_refuses_what_would_fail_then_the_chain_runs(server, tmp_path: Pa
         "globmed-bench": "COMPLETED",
         "globmed-train": "COMPLETED",
         "globmed-model-gain": "COMPLETED",
-    }
+    }, _failures(env, list(top.values()))
     assert top["globmed-bench"]["parameters"]["dataset"] == "globmed/demo@v1.0.0"
     assert top["globmed-train"]["parameters"]["dataset"] == "globmed/demo@v1.0.0"
     assert top["globmed-train"]["parameters"]["bench"] is False
