@@ -27,15 +27,20 @@ CONTENT_FIELDS = (
 def stable_hash(*parts: str) -> str:
     """128-bit BLAKE2b over the parts, each followed by a separator so that ("ab", "c") !=
     ("a", "bc"). One call over the joined text: the same bytes as hashing part by part."""
-    text = "\x1f".join(parts) + "\x1f" if parts else ""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    return _digest(("\x1f".join(parts) + "\x1f" if parts else "").encode("utf-8"))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no insignificant whitespace: equal values, equal strings."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode(
-        "utf-8"
-    )
+    return _canonical_bytes(value).decode("utf-8")
+
+
+def _canonical_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
 
 
 def entry_id(source: str, record_key: str) -> str:
@@ -44,10 +49,7 @@ def entry_id(source: str, record_key: str) -> str:
 
 
 def content_hash(entry: dict[str, Any]) -> str:
-    """stable_hash("content", canonical_json(...)) over orjson's bytes as they are: the same hash
-    without turning them into text and back (every entry pays it)."""
-    body = orjson.dumps(
-        {f: entry.get(f) for f in CONTENT_FIELDS}, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-        default=str,
-    )  # fmt: skip
-    return hashlib.blake2b(b"content\x1f" + body + b"\x1f", digest_size=16).hexdigest()
+    """stable_hash("content", canonical_json(...)) over the JSON's bytes as they are: the same
+    hash without turning them into text and back (every entry pays it)."""
+    body = _canonical_bytes({f: entry.get(f) for f in CONTENT_FIELDS})
+    return _digest(b"content\x1f" + body + b"\x1f")
