@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -40,7 +41,14 @@ def canonical_json(value: Any) -> str:
 
 
 def _canonical_bytes(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    except orjson.JSONEncodeError:
+        # orjson stops at 64-bit integers (a 20-digit id is valid JSON) and at 255 levels of
+        # nesting; json has neither limit. Only values orjson refuses come here, so every other
+        # value keeps its hash.
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text.encode("utf-8")
 
 
 def entry_id(source: str, record_key: str) -> str:

@@ -133,8 +133,11 @@ def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
     that of its JSON text, so `max_record_bytes` holds in every format."""
     try:
         text = orjson.dumps(obj, default=str)
-    except (orjson.JSONEncodeError, RecursionError):  # orjson stops at 255 levels
-        return RawItem(loc, raw_text=repr(type(obj)), reason="too_deep", detail=_TOO_DEEP)
+    except orjson.JSONEncodeError:  # past 64-bit integers or 255 levels: json has no such limit
+        try:
+            text = json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
+        except RecursionError:
+            return RawItem(loc, raw_text=repr(type(obj)), reason="too_deep", detail=_TOO_DEEP)
     if len(text) > max_bytes:
         return _too_large(loc, _excerpt(text), len(text), max_bytes)
     return _object_item(loc, obj, None, len(text), **extra)
