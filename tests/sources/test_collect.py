@@ -331,6 +331,37 @@ def test_older_warehouse_is_migrated_on_open(tmp_path: Path) -> None:
         assert wh.query("SELECT count(*) FROM v_entries") == [(0,)]
 
 
+def test_raw_payloads_move_to_zstd_with_their_rows_unchanged(tmp_path: Path) -> None:
+    """Migration 13 makes raw_records again (a column's compression is fixed at its table's
+    making): a warehouse of version 12 keeps every raw row and its key's uniqueness."""
+    path = tmp_path / "v12.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
+    )
+    for version, name, sql in list_migrations():
+        if version <= 12:
+            con.execute(sql.read_text())
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    con.execute(
+        "INSERT INTO raw_records SELECT 's', 'k' || i, 'a.jsonl', 'L' || i, md5(i::VARCHAR), "
+        "'{\"q\": \"' || repeat('why ', 50) || i || '\"}', 'r1', 'r1', 'r2', "
+        "CASE WHEN i % 7 = 0 THEN 'r2' END FROM range(3000) t(i)"
+    )
+    rows = "SELECT * FROM raw_records ORDER BY record_key"
+    before = con.execute(rows).fetchall()
+    con.close()
+    with Warehouse(path) as wh:
+        assert wh.schema_version() == list_migrations()[-1][0]
+        assert wh.query(rows) == before
+        wh.con.execute("CHECKPOINT")
+        storage = "SELECT DISTINCT compression FROM pragma_storage_info('raw_records') WHERE column_name = "
+        kinds = wh.query(storage + "'payload'")
+        assert ("ZSTD",) in kinds
+        with pytest.raises(duckdb.ConstraintException):
+            wh.con.execute("INSERT INTO raw_records SELECT * FROM raw_records LIMIT 1")
+
+
 def test_shared_translations_link_to_parents(tmp_path: Path, warehouse) -> None:
     data = tmp_path / "d"
     shutil.copytree(ROOT / "data" / "demo", data)
