@@ -19,6 +19,7 @@ it once per run and every stage's Context carries it.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections import deque
@@ -238,7 +239,9 @@ class ProcessExecutor(_ModelsHere):
     def submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=get_context("spawn"), initializer=start_worker
+                )
             return self._pool.submit(fn, *args)
 
     def release(self) -> None:
@@ -251,6 +254,17 @@ class ProcessExecutor(_ModelsHere):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+WORKER_GC_THRESHOLD = (10_000, 10, 10)
+
+
+def start_worker() -> None:
+    """A pool worker maps files: many short-lived objects, few that live. Python's collector
+    looks for cycles every 700 allocations by default; every 10,000 here, with the imports
+    frozen out of its sight, the map takes 6% less time (docs/scaling.md)."""
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLD)
 
 
 class RayExecutor:

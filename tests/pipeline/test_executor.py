@@ -4,6 +4,7 @@ quality and dedup decisions whether their batches are decided here or by a pool'
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from globmed_data.config import ConfigError, LoadedConfig, load_config
 from globmed_data.dedup import stage as dedup_stage
 from globmed_data.langid import stage as langid_stage
 from globmed_data.pipeline.executor import (
+    WORKER_GC_THRESHOLD,
     BatchMap,
     InlineExecutor,
     ProcessExecutor,
@@ -98,6 +100,16 @@ def test_threads_submitting_at_once_share_one_pool_of_the_configured_size() -> N
         assert len(set(pids)) == 2  # four half-second calls, two workers: both used, none more
     finally:
         pool.close()
+
+
+def test_pool_workers_collect_garbage_less_often_than_the_run_process() -> None:
+    pool = ProcessExecutor(1)
+    try:
+        assert pool.submit(gc.get_threshold).result() == WORKER_GC_THRESHOLD
+        assert pool.submit(gc.get_freeze_count).result() > 0
+    finally:
+        pool.close()
+    assert gc.get_threshold() != WORKER_GC_THRESHOLD  # the run's own process is left as it is
 
 
 def test_a_batch_map_sends_away_only_enough_entries_and_cuts_them_for_every_worker() -> None:
