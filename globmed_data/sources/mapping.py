@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,12 @@ SPLITS = {
 _LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _LETTER_TOKENS = re.compile(r"[\s,;/&+、，・]+")
 _NO_ANSWER = {"na", "n/a", "none", "null", "nan", "-", "?"}
+# The entry's fields that a task may leave empty: None until the mapping sets them.
+_TASK_FIELDS = (
+    "question", "context", "options", "answer_indices", "label", "premise", "hypothesis", "answer",
+)  # fmt: skip
 _MISSING = object()
+_EMPTY = (None, "", [], {})  # a metadata value that is left out
 
 
 class MappingError(Exception):
@@ -101,6 +107,31 @@ def get_field(record: dict[str, Any], ref: FieldRef | None, extra: dict[str, Any
         if value is not _MISSING:
             return value
     return None
+
+
+Getter = Callable[[dict[str, Any], dict[str, Any]], Any]  # (record, extra) -> the field's value
+
+
+def field_getter(ref: FieldRef | None) -> Getter:
+    """get_field for one reference, decided once per source. A plain name (no dot, not a
+    synthetic field such as `_file`, which all start with "_") is a dict lookup, or the first of
+    a few candidates present: the same value, without walking a path per record."""
+    if ref is None:
+        return lambda record, extra: None
+    names = [ref] if isinstance(ref, str) else list(ref)
+    if any("." in name or name.startswith("_") for name in names):
+        return lambda record, extra: get_field(record, ref, extra)
+    if len(names) == 1:
+        name = names[0]
+        return lambda record, extra: record.get(name)
+
+    def first_present(record: dict[str, Any], extra: dict[str, Any]) -> Any:
+        for name in names:
+            if name in record:
+                return record[name]
+        return None
+
+    return first_present
 
 
 def _lookup(record: dict[str, Any], path: str, extra: dict[str, Any]) -> Any:
@@ -239,6 +270,25 @@ class RecordMapper:
         assert source.language is not None  # enforced by config validation
         self.language_spec: ValueSpec = source.language
         self.split_spec: ValueSpec = source.split
+        # Decided once, not per record: each field's lookup, and what every entry shares.
+        spec = self.spec
+        self._get = {
+            name: field_getter(getattr(spec, name))
+            for name in ("question", "context", "premise", "hypothesis", "answer_text", "rationale")
+        }
+        for name, sub in (("options", spec.options), ("answer", spec.answer), ("label", spec.label)):
+            self._get[name] = field_getter(sub.field if sub is not None else None)
+        if spec.options is not None and spec.options.fields is not None:
+            self._option_columns = [field_getter(f) for f in spec.options.fields]
+        self._metadata_getters = [(k, field_getter(ref)) for k, ref in spec.metadata.items()]
+        self._template: dict[str, Any] = {
+            **dict.fromkeys(_TASK_FIELDS),
+            "source": source.name,
+            "task": spec.task,
+            "origin": source.origin,
+            "license": source.license,
+        }
+        self._languages: dict[str, str] = {}  # a record's language -> its canonical code
 
     # -- per file -------------------------------------------------------------------
     def file_context(self, rel_path: str) -> FileContext:
@@ -303,33 +353,18 @@ class RecordMapper:
         language = self.record_value(self.language_spec, ctx.language, record, extra)
         if not language:
             raise MappingError("missing_language", "no language from the source spec or record")
-        if not _LANG.match(language):
-            raise MappingError("invalid_language", f"'{language}' is not a language code")
+        entry = self._template.copy()
+        entry["language"] = self._canonical_language(language)
         split = self.record_value(self.split_spec, ctx.split, record, extra) or "train"
-        entry: dict[str, Any] = {
-            "entry_id": entry_id(self.source.name, key),
-            "source": self.source.name,
-            "record_key": key,
-            "task": spec.task,
-            "language": canonical_language(language),
-            "split": canonical_split(split),
-            "question": None,
-            "context": None,
-            "options": None,
-            "answer_indices": None,
-            "label": None,
-            "premise": None,
-            "hypothesis": None,
-            "answer": None,
-            "rationale": self._optional_text(record, spec.rationale, extra),
-            "origin": self.source.origin,
-            "parent_entry_id": self.parent_key(record, extra),
-            "license": self.source.license,
-            "metadata": self._metadata(record, extra),
-        }
+        entry["entry_id"] = entry_id(self.source.name, key)
+        entry["record_key"] = key
+        entry["split"] = canonical_split(split)
+        entry["rationale"] = self._optional_text(record, "rationale", extra)
+        entry["parent_entry_id"] = self.parent_key(record, extra)
+        entry["metadata"] = self._metadata(record, extra)
         if spec.task == "mcqa":
-            entry["question"] = self._required_text(record, spec.question, extra, "question")
-            entry["context"] = self._optional_text(record, spec.context, extra)
+            entry["question"] = self._required_text(record, "question", extra)
+            entry["context"] = self._optional_text(record, "context", extra)
             assert spec.options is not None and spec.answer is not None
             if spec.options.style == "inline":
                 entry["question"], options, ids = self._inline_options(entry["question"], spec.options)
@@ -338,57 +373,65 @@ class RecordMapper:
             entry["options"] = options
             entry["answer_indices"] = self._answer(record, spec.answer, options, ids, extra)
         elif spec.task == "yes_no":
-            entry["question"] = self._required_text(record, spec.question, extra, "question")
-            entry["context"] = self._optional_text(record, spec.context, extra)
+            entry["question"] = self._required_text(record, "question", extra)
+            entry["context"] = self._optional_text(record, "context", extra)
             assert spec.label is not None
             entry["label"] = self._label(record, spec.label, extra, YES_NO_LABELS)
         elif spec.task == "nli":
-            entry["premise"] = self._required_text(record, spec.premise, extra, "premise")
-            entry["hypothesis"] = self._required_text(record, spec.hypothesis, extra, "hypothesis")
+            entry["premise"] = self._required_text(record, "premise", extra)
+            entry["hypothesis"] = self._required_text(record, "hypothesis", extra)
             assert spec.label is not None
             entry["label"] = self._label(record, spec.label, extra, NLI_LABELS)
         elif spec.task == "classification":
             # The label set travels as the entry's options (shown as lettered choices by the
             # benchmark and training prompts), the label as its text and its index.
-            entry["question"] = self._required_text(record, spec.question, extra, "question")
-            entry["context"] = self._optional_text(record, spec.context, extra)
+            entry["question"] = self._required_text(record, "question", extra)
+            entry["context"] = self._optional_text(record, "context", extra)
             assert spec.label is not None and spec.label.labels is not None
             labels = tuple(spec.label.labels)
             entry["label"] = self._label(record, spec.label, extra, labels)
             entry["options"] = list(labels)
             entry["answer_indices"] = [labels.index(entry["label"])]
         else:
-            entry["question"] = self._required_text(record, spec.question, extra, "question")
-            entry["answer"] = self._required_text(record, spec.answer_text, extra, "answer")
+            entry["question"] = self._required_text(record, "question", extra)
+            entry["answer"] = self._required_text(record, "answer_text", extra, "answer")
         entry["content_hash"] = content_hash(entry)
         return entry
 
+    def _canonical_language(self, language: str) -> str:
+        """The code checked and written canonically once per distinct value, not per record."""
+        code = self._languages.get(language)
+        if code is None:
+            if not _LANG.match(language):
+                raise MappingError("invalid_language", f"'{language}' is not a language code")
+            code = self._languages[language] = canonical_language(language)
+        return code
+
     # -- fields ---------------------------------------------------------------------
-    def _optional_text(self, record: dict, ref: FieldRef | None, extra: dict) -> str | None:
-        text = _text(get_field(record, ref, extra))
+    def _optional_text(self, record: dict, field: str, extra: dict) -> str | None:
+        text = _text(self._get[field](record, extra))
         return text or None
 
-    def _required_text(self, record: dict, ref: FieldRef | None, extra: dict, name: str) -> str:
-        text = self._optional_text(record, ref, extra)
+    def _required_text(self, record: dict, field: str, extra: dict, name: str | None = None) -> str:
+        text = self._optional_text(record, field, extra)
         if not text:
-            raise MappingError("missing_field", f"'{name}' (from {ref}) is absent or empty")
+            ref = getattr(self.spec, field)
+            raise MappingError("missing_field", f"'{name or field}' (from {ref}) is absent or empty")
         return text
 
     def _metadata(self, record: dict, extra: dict) -> str | None:
-        if not self.spec.metadata:
+        if not self._metadata_getters:
             return None
-        meta = {k: get_field(record, ref, extra) for k, ref in self.spec.metadata.items()}
-        meta = {k: v for k, v in meta.items() if v not in (None, "", [], {})}
+        meta = {k: v for k, get in self._metadata_getters if (v := get(record, extra)) not in _EMPTY}
         return canonical_json(meta) if meta else None
 
     def _options(self, record: dict, spec: OptionsSpec, extra: dict) -> tuple[list[str], list[str]]:
         """Returns the option texts and, per option, the id an answer may refer to."""
         if spec.style == "columns":
-            assert spec.fields is not None
-            raw = [get_field(record, f, extra) for f in spec.fields]
+            raw = [get(record, extra) for get in self._option_columns]
             pairs = [(chr(ord("A") + i), v) for i, v in enumerate(raw) if v not in (None, "")]
         else:
-            value = get_field(record, spec.field, extra)
+            value = self._get["options"](record, extra)
             if value is None or value in ("", [], {}):
                 raise MappingError("missing_options", f"no options in '{spec.field}'")
             pairs = self._option_pairs(value, spec)
@@ -439,7 +482,7 @@ class RecordMapper:
     def _answer(
         self, record: dict, spec: AnswerSpec, options: list[str], ids: list[str], extra: dict
     ) -> list[int]:
-        value = get_field(record, spec.field, extra)
+        value = self._get["answer"](record, extra)
         single = _single_answer(value, spec.style, len(options), ids)
         if single is not None:
             return [single]
@@ -482,7 +525,7 @@ class RecordMapper:
         raise MappingError("answer_out_of_range", f"answer text {str(item)[:80]!r} is not among the options")
 
     def _label(self, record: dict, spec: LabelSpec, extra: dict, allowed: tuple[str, ...]) -> str:
-        value = get_field(record, spec.field, extra)
+        value = self._get["label"](record, extra)
         if isinstance(value, list) and len(value) == 1:
             value = value[0]
         if value is None or value == "":

@@ -2,7 +2,7 @@ import pytest
 
 from globmed_data.config import parse_config
 from globmed_data.ids import entry_id
-from globmed_data.sources.mapping import MappingError, RecordMapper
+from globmed_data.sources.mapping import MappingError, RecordMapper, field_getter, get_field
 
 
 def mapper(mapping=None, **source) -> RecordMapper:
@@ -291,3 +291,21 @@ def test_translation_parent_and_content_hash() -> None:
     assert e["parent_entry_id"] == entry_id("parent", "112A1")
     changed = run(m, {**record, "problem_text_en": "Which one?"})
     assert changed["entry_id"] == e["entry_id"] and changed["content_hash"] != e["content_hash"]
+
+
+def test_a_field_lookup_decided_once_gives_what_get_field_gives() -> None:
+    """RecordMapper decides each field's lookup once per source (field_getter); every kind of
+    reference must read the same value as the general get_field."""
+    records = [
+        {"q": "plain", "a": None, "b": "second", "n": {"x": [10, {"y": "deep"}]}, "_file": "in record"},
+        {"b": "only b", "n": {"x": []}, "q.x": "a dotted key"},
+        {},
+    ]
+    extra = {"_file": "f.jsonl", "_locator": "L3", "_path": "exam/1"}
+    refs = [None, "q", "missing", ["a", "b"], ["missing", "b"], ["missing", "other"], "n.x.0", "n.x.1.y",
+            "n.x.5", "q.x", "_file", "_path", ["_locator", "q"], ["q", "n.x.0"]]  # fmt: skip
+    for record in records:
+        for ref in refs:
+            assert field_getter(ref)(record, extra) == get_field(record, ref, extra), (record, ref)
+    # A candidate that is present but null wins over the next one, as in get_field.
+    assert field_getter(["a", "b"])(records[0], extra) is None
