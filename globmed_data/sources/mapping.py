@@ -281,6 +281,7 @@ class RecordMapper:
         if spec.options is not None and spec.options.fields is not None:
             self._option_columns = [field_getter(f) for f in spec.options.fields]
         self._metadata_getters = [(k, field_getter(ref)) for k, ref in spec.metadata.items()]
+        self._key_parts = [(p, field_getter(p) if isinstance(p, str) else None) for p in spec.key or ()]
         self._template: dict[str, Any] = {
             **dict.fromkeys(_TASK_FIELDS),
             "source": source.name,
@@ -327,8 +328,12 @@ class RecordMapper:
             body = raw_text if raw_text is not None else canonical_json(record)
             return "h:" + stable_hash("raw", body)
         parts = []
-        for part in self.spec.key:
-            value = key_value(record, part, extra)
+        for part, get in self._key_parts:
+            if get is None:
+                value = key_value(record, part, extra)
+            else:  # a field's value as it is: key_value's first case, with the lookup decided
+                value = get(record, extra)
+                value = None if value is None or value == "" else str(value)
             if value is None:
                 raise MappingError("missing_key", f"key field '{_key_name(part)}' is absent")
             parts.append(value)
@@ -435,7 +440,7 @@ class RecordMapper:
             if value is None or value in ("", [], {}):
                 raise MappingError("missing_options", f"no options in '{spec.field}'")
             pairs = self._option_pairs(value, spec)
-        texts = [(_text(v) or "") for _, v in pairs]
+        texts = [clean_text(v) if type(v) is str else (_text(v) or "") for _, v in pairs]
         if spec.style in ("list", "columns"):
             texts = strip_option_labels(texts)
         if sum(1 for t in texts if t) < 2:
