@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,9 +156,11 @@ def main() -> None:
 
     executor = {"kind": args.executor, **({"workers": args.workers} if args.workers else {})}
     config = scaled_config((ROOT / args.config).resolve(), args.scale, ROOT, executor)
+    # Without --keep the warehouse (~1 GB at 8x) goes when the run is read: left behind, a few
+    # runs filled this machine's disk.
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     try:
         records, read_s = readers_alone(config)
-        folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
         folder.mkdir(parents=True, exist_ok=True)
         warehouse = folder / "bench.duckdb"
         warehouse.unlink(missing_ok=True)
@@ -165,6 +168,8 @@ def main() -> None:
         spans, counts = stage_spans(warehouse)
     finally:
         config.unlink(missing_ok=True)
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     entries, tree_rss = counts["entries"], tree.peak
     stages = {stage: b - a for stage, (a, b) in spans.items()}
