@@ -31,7 +31,7 @@ from globmed_data.sources.settings import (
 QUARANTINE_REASONS = {
     "malformed_json": "the line is not valid JSON",
     "malformed_row": "a CSV/TSV row whose cell count differs from the header",
-    "bad_encoding": "bytes that are not valid in the source's encoding",
+    "bad_encoding": "bytes that are not valid in the source's encoding, or a lone surrogate escape (\\ud800)",
     "not_an_object": "a JSON value that is not an object",
     "record_too_large": "larger than collect.max_record_bytes",
     "missing_key": "a key field named in the mapping is absent",

@@ -122,10 +122,25 @@ def _read_jsonl(path: Path, encoding: str, max_bytes: int) -> Iterator[RawItem]:
             except RecursionError:
                 yield RawItem(loc, raw_text=text[:65536], size=size, reason="too_deep", detail=_TOO_DEEP)
                 continue
+            if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(obj):
+                yield RawItem(loc, raw_text=text[:65536], size=size, reason="bad_encoding", detail=_SURROGATE)
+                continue
             yield _object_item(loc, obj, text, size)
 
 
 _TOO_DEEP = "nested too deeply to read (Python's recursion limit)"
+# JSON may escape half of a UTF-16 pair alone ("\ud800"): json reads it, but no text can hold it.
+_SURROGATE = "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not a character"
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
@@ -133,11 +148,14 @@ def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
     that of its JSON text, so `max_record_bytes` holds in every format."""
     try:
         text = orjson.dumps(obj, default=str)
-    except orjson.JSONEncodeError:  # past 64-bit integers or 255 levels: json has no such limit
-        try:
+    except (orjson.JSONEncodeError, RecursionError):  # past 64-bit integers or 255 levels, or
+        try:  # a lone surrogate: json has none of those limits, and says which it was
             text = json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
         except RecursionError:
             return RawItem(loc, raw_text=repr(type(obj)), reason="too_deep", detail=_TOO_DEEP)
+        except UnicodeEncodeError:
+            return RawItem(loc, raw_text=json.dumps(obj, default=str)[:65536], reason="bad_encoding",
+                           detail=_SURROGATE)  # fmt: skip
     if len(text) > max_bytes:
         return _too_large(loc, _excerpt(text), len(text), max_bytes)
     return _object_item(loc, obj, None, len(text), **extra)

@@ -141,3 +141,23 @@ def test_config_validate_warns_about_missing_files_and_strict_refuses(tmp_path) 
     assert lenient.exit_code == 0 and "no files match" in " ".join(lenient.output.split())
     strict = runner.invoke(app, ["config", "validate", "--strict", str(config)])
     assert strict.exit_code == 2
+
+
+def test_a_lone_surrogate_escape_is_quarantined_in_json_lines_and_documents(tmp_path, warehouse) -> None:
+    """`"\\ud800"` is valid JSON that no text can hold: the record is quarantined as bad_encoding
+    (a JSON document's used to fail its whole source), and a proper pair (an emoji) is kept."""
+    lone = json.dumps(_item(1)).replace("(1)?", "\\ud800 (1)?")
+    pair = json.dumps(_item(2)).replace("(2)?", "\\ud83d\\ude00 (2)?")
+    _jsonl(tmp_path / "a.jsonl", [lone, pair])
+    (tmp_path / "doc.json").write_text("[" + lone + ", " + pair + "]")
+    loaded = load_config(write_config(tmp_path, [
+        {"name": "lines", "paths": ["a.jsonl"], **SPEC},
+        {"name": "doc", "paths": ["doc.json"], **SPEC},
+    ]))  # fmt: skip
+    reports = collect_all(warehouse, loaded)
+    assert {n: (r.status, r.added) for n, r in reports.items()} == {
+        "lines": ("collected", 1), "doc": ("collected", 1),
+    }  # fmt: skip
+    assert _quarantine(warehouse) == {"a.jsonl:L1": "bad_encoding", "doc.json:#0": "bad_encoding"}
+    questions = {q for (q,) in warehouse.query("SELECT question FROM entries")}
+    assert questions == {_item(2)["problem_text"].replace("(2)?", "\U0001f600 (2)?")}
