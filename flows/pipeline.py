@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import gc
 import uuid
-from contextlib import closing, suppress
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +125,12 @@ def pipeline_flow(
         lock_wait_seconds: seconds to wait while another run writes the warehouse (default:
             $GLOBMED_LOCK_WAIT, else fail at once naming that run).
     """
-    # What Prefect, pydantic and the rest have made by now lives as long as the process: out of
-    # the garbage collector's sight, each full collection during the run looks at far fewer objects.
-    gc.freeze()
     loaded = load_config(config_path)
     configured = loaded.resolve(loaded.config.warehouse) if loaded.config.warehouse else None
     wh_path = resolve_warehouse_path(warehouse, configured)
     holder = f"run {flow_run.get_name() or loaded.config.name}"
     with (
+        _collector_looks_at_the_run_only(),
         warehouse_slot(wh_path, what=holder, wait=lock_wait_seconds),
         Warehouse(wh_path, what=holder) as wh,
         closing(executor_for(loaded.config.executor)) as executor,
@@ -141,6 +140,19 @@ def pipeline_flow(
     if problem:
         raise RunFailed(problem, summary)
     return summary
+
+
+@contextmanager
+def _collector_looks_at_the_run_only() -> Iterator[None]:
+    """What Prefect, pydantic and the rest made before the run outlives it: frozen out of the
+    garbage collector's sight for the run, each full collection looks at far fewer objects (over
+    the 8x run: 0.58 s of them, not 1.10 s). Thawed after it, so that a process serving many
+    runs (a deployment's) still collects what an earlier run left in cycles."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _run(wh: Warehouse, loaded: LoadedConfig, wh_path: Path, executor: Executor) -> dict[str, Any]:

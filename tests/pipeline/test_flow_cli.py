@@ -305,3 +305,14 @@ def test_flow_publishes_a_version_with_card_artifact_and_event(flow_result) -> N
     assert event.resource["globmed.version"] == "1.0.0" and event.resource["globmed.tag"] == "v1.0.0"
     assert event.payload["fingerprint"] == exported["fingerprint"] and event.payload["entries"] == 288
     assert "local" in event.payload["targets"]
+
+
+def test_the_run_freezes_what_came_before_it_and_thaws_it_after() -> None:
+    import gc
+
+    from flows.pipeline import _collector_looks_at_the_run_only
+
+    before = gc.get_freeze_count()
+    with _collector_looks_at_the_run_only():
+        assert gc.get_freeze_count() > before  # what existed is out of the collector's sight
+    assert gc.get_freeze_count() == 0  # and back in it: a serving process collects it again
