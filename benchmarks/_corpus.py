@@ -1,10 +1,14 @@
-"""Helpers shared by the benchmarks: a collected shared-real warehouse, peak memory, TICO-19."""
+"""Helpers shared by the benchmarks: a collected shared-real warehouse, peak memory, TICO-19,
+scratch folders."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import resource
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +22,14 @@ from globmed_data.translate.parallel import TICO_CODES  # noqa: E402
 from globmed_data.warehouse import Warehouse  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
+
+
+def scratch(prefix: str) -> Path:
+    """A temporary folder removed when the benchmark exits, however it exits (warehouses left
+    behind by benchmark runs filled this machine's disk)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def peak_rss_mib() -> float:

@@ -14,12 +14,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from _corpus import scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def digest(wh_path: Path) -> dict[str, Any]:
 
 
 def run(config: Path) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="digest-"))
+    folder = scratch("digest-")
     wh = folder / "warehouse.duckdb"
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GLOBMED_HOME": str(folder)}
     started = time.perf_counter()

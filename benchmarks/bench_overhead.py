@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
+
+from _corpus import scratch
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -34,7 +35,7 @@ def harness_alone(plan, spec) -> tuple[float, int]:
     started = time.perf_counter()
     lm = build_lm(spec, plan.settings)
     mode = resolve_mode(spec, plan.settings)
-    folder = Path(tempfile.mkdtemp(prefix="harness-alone-"))
+    folder = scratch("harness-alone-")
     tasks, _ = write_tasks(plan.version, plan.selection, mode, plan.settings, folder)
     results, _ = run_harness(lm, tasks, folder, plan.settings, chat=False)
     items = sum(len(s) for s in results["samples"].values())
@@ -70,7 +71,7 @@ def main() -> None:
 
     from globmed_data.bench.run import plan_bench
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    tmp = scratch("bench-overhead-")
     plan = plan_bench(
         args.dataset,
         [args.model],

