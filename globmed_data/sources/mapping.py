@@ -88,7 +88,7 @@ _TASK_FIELDS = (
     "question", "context", "options", "answer_indices", "label", "premise", "hypothesis", "answer",
 )  # fmt: skip
 _MISSING = object()
-_EMPTY = (None, "", [], {})  # a metadata value that is left out
+_EMPTY = (None, "", [], {})  # absent or empty: no options, a metadata value left out
 
 
 class MappingError(Exception):
@@ -181,9 +181,17 @@ def _structured(value: Any) -> Any:
 
 
 def key_value(record: dict[str, Any], part: str | KeyPart, extra: dict[str, Any]) -> str | None:
-    """One key part as text: a field's value, or a capture or replacement of it (None: absent,
-    or the pattern does not match)."""
-    value = get_field(record, part if isinstance(part, str) else part.field, extra)
+    """One key part of a record as text (see key_text)."""
+    return key_text(get_field(record, _key_field(part), extra), part)
+
+
+def _key_field(part: str | KeyPart) -> str:
+    return part if isinstance(part, str) else part.field
+
+
+def key_text(value: Any, part: str | KeyPart) -> str | None:
+    """A key field's value as key text: the value, or a capture or replacement of it (None:
+    absent, or the pattern does not match)."""
     if value is None or value == "":
         return None
     text = str(value)
@@ -281,7 +289,7 @@ class RecordMapper:
         if spec.options is not None and spec.options.fields is not None:
             self._option_columns = [field_getter(f) for f in spec.options.fields]
         self._metadata_getters = [(k, field_getter(ref)) for k, ref in spec.metadata.items()]
-        self._key_parts = [(p, field_getter(p) if isinstance(p, str) else None) for p in spec.key or ()]
+        self._key_parts = [(p, field_getter(_key_field(p))) for p in spec.key or ()]
         self._template: dict[str, Any] = {
             **dict.fromkeys(_TASK_FIELDS),
             "source": source.name,
@@ -329,11 +337,7 @@ class RecordMapper:
             return "h:" + stable_hash("raw", body)
         parts = []
         for part, get in self._key_parts:
-            if get is None:
-                value = key_value(record, part, extra)
-            else:  # a field's value as it is: key_value's first case, with the lookup decided
-                value = get(record, extra)
-                value = None if value is None or value == "" else str(value)
+            value = key_text(get(record, extra), part)
             if value is None:
                 raise MappingError("missing_key", f"key field '{_key_name(part)}' is absent")
             parts.append(value)
@@ -437,7 +441,7 @@ class RecordMapper:
             pairs = [(chr(ord("A") + i), v) for i, v in enumerate(raw) if v not in (None, "")]
         else:
             value = self._get["options"](record, extra)
-            if value is None or value in ("", [], {}):
+            if value in _EMPTY:
                 raise MappingError("missing_options", f"no options in '{spec.field}'")
             pairs = self._option_pairs(value, spec)
         texts = [clean_text(v) if type(v) is str else (_text(v) or "") for _, v in pairs]
