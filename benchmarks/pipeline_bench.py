@@ -19,10 +19,8 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +30,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _corpus import scratch  # noqa: E402
 
 from globmed_data.config import load_config  # noqa: E402
 from globmed_data.sources.locate import locate_files  # noqa: E402
@@ -156,9 +156,7 @@ def main() -> None:
 
     executor = {"kind": args.executor, **({"workers": args.workers} if args.workers else {})}
     config = scaled_config((ROOT / args.config).resolve(), args.scale, ROOT, executor)
-    # Without --keep the warehouse (~1 GB at 8x) goes when the run is read: left behind, a few
-    # runs filled this machine's disk.
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    folder = args.keep or scratch("pipeline-bench-")  # the warehouse is ~1 GB at 8x
     try:
         records, read_s = readers_alone(config)
         folder.mkdir(parents=True, exist_ok=True)
@@ -168,8 +166,6 @@ def main() -> None:
         spans, counts = stage_spans(warehouse)
     finally:
         config.unlink(missing_ok=True)
-        if args.keep is None:
-            shutil.rmtree(folder, ignore_errors=True)
 
     entries, tree_rss = counts["entries"], tree.peak
     stages = {stage: b - a for stage, (a, b) in spans.items()}
