@@ -11,7 +11,6 @@ knows the source's earlier files, can turn a repeated key into a `duplicate_key`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,6 @@ from globmed_data.sources.settings import CollectSettings, FileSource, HubSource
 
 PAYLOAD_LIMIT = 65536
 ROW = "_row"  # an entry's or quarantine row's raw row in its batch; null: the record has no key
-
-# A record with no text of its own (JSON documents, Parquet) is stored as this JSON: what
-# json.dumps(record, ensure_ascii=False, default=str) writes, without making an encoder per record.
-_PAYLOAD_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 MAPPED_ENTRY_SCHEMA = ENTRY_ARROW_SCHEMA.append(pa.field(ROW, pa.int32()))
 MAPPED_QUARANTINE_SCHEMA = QUARANTINE_SCHEMA.append(pa.field(ROW, pa.int32()))
@@ -138,7 +133,7 @@ class FileMapper:
             reason = item.reason or "unreadable"
             rows.quarantine(item.locator, None, reason, item.detail, item.raw_text, item.size)
             return
-        payload = item.raw_text if item.raw_text is not None else _PAYLOAD_JSON.encode(item.record)
+        payload = item.text()
         extra = {"_file": self.rel, "_locator": item.locator, **item.extra}
         try:
             key = self.mapper.record_key(item.record, extra, item.raw_text)

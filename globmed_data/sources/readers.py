@@ -42,6 +42,25 @@ class RawItem:
     reason: str | None = None
     detail: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # synthetic fields: _path
+    json_text: str | None = None  # a record without text of its own, as compact JSON, when made
+
+    def text(self) -> str:
+        """The record's text as the warehouse keeps it (its payload): its own text, else its JSON
+        (compact, keys in the record's order)."""
+        if self.raw_text is not None:
+            return self.raw_text
+        if self.json_text is not None:
+            return self.json_text
+        return compact_json(self.record)
+
+
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def compact_json(value: Any) -> str:
+    """`value` as JSON text, keys in their order, no spaces: what orjson writes, but with NaN and
+    infinities kept (orjson writes null) and integers past 64 bits allowed."""
+    return _COMPACT_JSON.encode(value)
 
 
 class FileReadError(Exception):
@@ -145,20 +164,26 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def _sized_item(loc: str, obj: Any, max_bytes: int, **extra: Any) -> RawItem:
     """A record of a format with no text per record (JSON documents, Parquet rows): its size is
-    that of its JSON text, so `max_record_bytes` holds in every format."""
+    that of its JSON text, so `max_record_bytes` holds in every format. The text made for the size
+    is kept as the record's payload, unless it has a null: orjson writes NaN as null, so that
+    record's payload is made again by json (few records have one)."""
     try:
-        text = orjson.dumps(obj, default=str)
+        data = orjson.dumps(obj, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        text = None if b"null" in data else data.decode("utf-8")
     except (orjson.JSONEncodeError, RecursionError):  # past 64-bit integers or 255 levels, or
         try:  # a lone surrogate: json has none of those limits, and says which it was
-            text = json.dumps(obj, ensure_ascii=False, default=str).encode("utf-8")
+            text = compact_json(obj)
+            data = text.encode("utf-8")
         except RecursionError:
             return RawItem(loc, raw_text=repr(type(obj)), reason="too_deep", detail=_TOO_DEEP)
         except UnicodeEncodeError:
             return RawItem(loc, raw_text=json.dumps(obj, default=str)[:65536], reason="bad_encoding",
                            detail=_SURROGATE)  # fmt: skip
-    if len(text) > max_bytes:
-        return _too_large(loc, _excerpt(text), len(text), max_bytes)
-    return _object_item(loc, obj, None, len(text), **extra)
+    if len(data) > max_bytes:
+        return _too_large(loc, _excerpt(data), len(data), max_bytes)
+    item = _object_item(loc, obj, None, len(data), **extra)
+    item.json_text = text
+    return item
 
 
 def _too_large(loc: str, excerpt: str, size: int, max_bytes: int) -> RawItem:
