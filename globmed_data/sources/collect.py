@@ -187,6 +187,8 @@ class SourceCollector:
     def _fail_if_nothing_usable(self) -> None:
         """A source whose every record is quarantined gave nothing: that is a failure to show
         (exit 3), not a success. The source stays failed, and is read again, until it yields."""
+        if self.report.added or self.report.updated or self.report.unchanged:
+            return  # this run left an active entry: no need to count (a scan of the source's rows)
         active, quarantined = self.wh.query(
             "SELECT (SELECT count(*) FROM entries WHERE source = $s AND status = 'active'), "
             "(SELECT count(*) FROM quarantine WHERE source = $s)",
