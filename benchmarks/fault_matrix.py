@@ -46,6 +46,7 @@ from globmed_data.warehouse import Warehouse  # noqa: E402
 POINTS = [
     "collect.batch:1",
     "collect.batch:3",
+    "collect.appended:1",
     "langid.dropped",
     "langid.batch",
     "quality.batch",

@@ -26,9 +26,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from globmed_data.appends import RowGroupAppends
 from globmed_data.ops.lock import describe, holder_after, writer_lock
 from globmed_data.resources import resource_dir
-from globmed_data.schema import ENTRY_COLUMNS
+from globmed_data.schema import ENTRY_ARROW_SCHEMA, ENTRY_COLUMNS, QUARANTINE_SCHEMA, RAW_SCHEMA
 from globmed_data.views import create_views, views_hash
 
 ENV_VAR = "GLOBMED_WAREHOUSE"
@@ -100,18 +101,18 @@ class FileDone:
     records: int
 
 
-def _files_table(source: str, run_id: str, done: Sequence[FileDone]) -> pa.Table:
-    """`done` as rows of source_files, in its column order."""
+def _files_table(run_id: str, done: Sequence[tuple[str, FileDone]]) -> pa.Table:
+    """`done` (source, file) as rows of source_files, in its column order."""
     n = len(done)
     return pa.table(
         {
-            "source": [source] * n,
-            "file": [f.file for f in done],
-            "size": pa.array([f.size for f in done], pa.int64()),
-            "sha256": [f.sha256 for f in done],
-            "spec_hash": [f.spec_hash for f in done],
+            "source": [source for source, _ in done],
+            "file": [f.file for _, f in done],
+            "size": pa.array([f.size for _, f in done], pa.int64()),
+            "sha256": [f.sha256 for _, f in done],
+            "spec_hash": [f.spec_hash for _, f in done],
             "run_id": [run_id] * n,
-            "records": pa.array([f.records for f in done], pa.int64()),
+            "records": pa.array([f.records for _, f in done], pa.int64()),
         }
     )
 
@@ -152,6 +153,7 @@ class Warehouse:
             self._let_go()
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from None
         self._lock = threading.RLock()
+        self.appends: RowGroupAppends | None = None  # inside bulk_load(): new rows wait there
         try:
             _limit_memory(self.con)
             if not read_only:
@@ -278,22 +280,31 @@ class Warehouse:
             cursor.close()
 
     @contextmanager
-    def bulk_load(self) -> Iterator[None]:
+    def bulk_load(self, append_rows: int | None = None) -> Iterator[None]:
         """A block of many batch commits (the collect): DuckDB checkpoints only past
         BULK_CHECKPOINT_THRESHOLD of log inside it, then once at its end, so that the next stage
         does not carry the block's unwritten rows in memory. At 8x the shared data, the collect's
         single writer spent a third of its time in commits that checkpointed: 37-50 s became 28.5 s
         (docs/scaling.md). DuckDB works on one thread inside the block: its inserts are small and
         the map's workers need the cores (its CPU for the inserts fell 8%); the checkpoint at the
-        end has every thread again. A kill inside the block loses nothing: DuckDB replays its log
-        on open."""
+        end has every thread again. A kill inside the block loses nothing committed: DuckDB
+        replays its log on open.
+
+        Inside it, `appends` gathers the rows of sources with nothing stored yet and writes them
+        `append_rows` at a time (default: DuckDB's row group; appends.py); what waits there is
+        written when the block ends without an error, and dropped (never half written) when it
+        ends with one."""
         with self._lock:
             ((threads,),) = self.con.execute("SELECT current_setting('threads')").fetchall()
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
             self.con.execute("SET threads = 1")
+        schemas = (RAW_SCHEMA, ENTRY_ARROW_SCHEMA, QUARANTINE_SCHEMA)
+        self.appends = RowGroupAppends(self.write_appends, schemas, append_rows)
         try:
             yield
+            self.appends.write_all()
         finally:
+            self.appends = None
             with self._lock, suppress(duckdb.Error):  # after a failed block, its own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
                 self.con.execute(f"SET threads = {int(threads)}")
@@ -463,19 +474,7 @@ class Warehouse:
             if entries.num_rows:
                 counts.update(self._put_entries(con, entries, run_id, fresh))
             if quarantined.num_rows:
-                con.register("b_q", quarantined)
-                con.execute(
-                    """INSERT INTO quarantine
-                       SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes,
-                              $run, $ts FROM b_q
-                       ON CONFLICT (source, file, locator) DO UPDATE SET
-                         record_key = excluded.record_key, reason = excluded.reason,
-                         detail = excluded.detail, payload = excluded.payload,
-                         payload_bytes = excluded.payload_bytes, run_id = excluded.run_id,
-                         created_at = excluded.created_at""",
-                    {"run": run_id, "ts": now()},
-                )
-                con.unregister("b_q")
+                self._put_quarantine(con, quarantined, run_id)
             if quarantined_keys and not fresh:
                 con.execute(
                     "UPDATE entries SET status = 'quarantined', updated_run_id = ? "
@@ -483,18 +482,57 @@ class Warehouse:
                     [run_id, source, quarantined_keys],
                 )
             if done:
-                # One statement for all the files (a statement per file was 10% of the writer's
-                # time at 500k entries, most of them small files).
-                con.register("b_files", _files_table(source, run_id, done))
-                con.execute("INSERT OR REPLACE INTO source_files SELECT * FROM b_files")
-                # Quarantine rows from an earlier version of these files that no longer apply.
-                con.execute(
-                    "DELETE FROM quarantine WHERE source = ? AND run_id <> ? "
-                    "AND file IN (SELECT file FROM b_files)",
-                    [source, run_id],
-                )
-                con.unregister("b_files")
+                self._put_files(con, run_id, [(source, f) for f in done])
         return counts
+
+    def write_appends(
+        self,
+        run_id: str,
+        raws: pa.Table,
+        entries: pa.Table,
+        quarantined: pa.Table,
+        done: Sequence[tuple[str, FileDone]],
+    ) -> None:
+        """One transaction of rows whose keys are not stored yet, of any sources (`appends`):
+        inserts only, with the files (source, FileDone) their rows complete."""
+        with self.transaction() as con:
+            if raws.num_rows:
+                self._put_raws(con, raws, run_id, fresh=True)
+            if entries.num_rows:
+                self._put_entries(con, entries, run_id, fresh=True)
+            if quarantined.num_rows:
+                self._put_quarantine(con, quarantined, run_id)
+            if done:
+                self._put_files(con, run_id, done)
+
+    @staticmethod
+    def _put_quarantine(con: duckdb.DuckDBPyConnection, quarantined: pa.Table, run_id: str) -> None:
+        con.register("b_q", quarantined)
+        con.execute(
+            """INSERT INTO quarantine
+               SELECT source, file, locator, record_key, reason, detail, payload, payload_bytes,
+                      $run, $ts FROM b_q
+               ON CONFLICT (source, file, locator) DO UPDATE SET
+                 record_key = excluded.record_key, reason = excluded.reason,
+                 detail = excluded.detail, payload = excluded.payload,
+                 payload_bytes = excluded.payload_bytes, run_id = excluded.run_id,
+                 created_at = excluded.created_at""",
+            {"run": run_id, "ts": now()},
+        )
+        con.unregister("b_q")
+
+    @staticmethod
+    def _put_files(con: duckdb.DuckDBPyConnection, run_id: str, done: Sequence[tuple[str, FileDone]]) -> None:
+        """Files completely collected: one statement for all of them (a statement per file was
+        10% of the writer's time at 500k entries, most of them small files)."""
+        con.register("b_files", _files_table(run_id, done))
+        con.execute("INSERT OR REPLACE INTO source_files SELECT * FROM b_files")
+        # Quarantine rows from an earlier version of these files that no longer apply.
+        con.execute(
+            "DELETE FROM quarantine USING b_files f WHERE quarantine.source = f.source "
+            "AND quarantine.file = f.file AND quarantine.run_id <> f.run_id"
+        )
+        con.unregister("b_files")
 
     @staticmethod
     def _put_raws(con: duckdb.DuckDBPyConnection, raws: pa.Table, run_id: str, fresh: bool) -> None:

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -119,6 +120,7 @@ class SourceCollector:
         self.languages: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.seen: dict[str, tuple[str, str]] = {}  # record_key -> (file, locator) of its first occurrence
+        self.finish_later: Callable[[], None] | None = None  # the source's completion, once its rows are in
 
     def run(self) -> SourceReport:
         started, t0 = now(), time.perf_counter()
@@ -132,15 +134,18 @@ class SourceCollector:
         self.report.by_language = dict(sorted(self.languages.items()))
         self.report.by_reason = dict(sorted(self.reasons.items()))
         status = {"collected": "succeeded", "skipped": "skipped", "failed": "failed"}[self.report.status]
-        self.wh.record_stage(
-            self.run_id,
-            "collect",
-            self.source.name,
-            status,
-            started,
-            self.report.as_dict(),
-            self.report.error,
-        )
+        counts = self.report.as_dict()
+
+        def record() -> None:
+            self.wh.record_stage(
+                self.run_id, "collect", self.source.name, status, started, counts, self.report.error
+            )
+
+        finish = self.finish_later
+        if finish is not None and self.wh.appends is not None:
+            self.wh.appends.after(lambda: (finish(), record()))
+        else:
+            record()
         return self.report
 
     def _fail(self, error: str) -> None:
@@ -172,7 +177,8 @@ class SourceCollector:
         if located.unreadable:
             self._add(quarantine_rows(self.source.name, located.unreadable), None)
         self._flush()
-        self.report.vanished = self.wh.finish_source(
+        finish = partial(
+            self.wh.finish_source,
             source=self.source.name,
             kind=self.source.kind,
             run_id=self.run_id,
@@ -182,6 +188,15 @@ class SourceCollector:
             files=[f.rel for f in located.files] + [rel for rel, _ in located.unreadable],
             fresh=self.fresh,
         )
+        appends = self.wh.appends if self.fresh else None
+        if appends is not None and self.report.added:
+            # Its rows may still wait in the appends: it is complete once they are in (and has an
+            # active entry, so it is not all quarantined; a fresh source has nothing vanished).
+            self.finish_later = finish
+            return
+        if appends is not None:
+            appends.write_all()  # the check below reads the source's rows back
+        self.report.vanished = finish()
         self._fail_if_nothing_usable()
 
     def _fail_if_nothing_usable(self) -> None:
@@ -320,17 +335,24 @@ class SourceCollector:
         schemas = (RAW_SCHEMA, MAPPED_ENTRY_SCHEMA, MAPPED_QUARANTINE_SCHEMA)
         parts = zip(*self.pending, strict=True) if self.pending else ([s.empty_table()] for s in schemas)
         raws, entries, quarantine = (pa.concat_tables(p) for p in parts)
-        mapped_keys = pc.and_(pc.is_valid(quarantine[ROW]), pc.is_valid(quarantine["record_key"]))
-        counts = self.wh.write_batch(
-            source=self.source.name,
-            run_id=self.run_id,
-            raws=raws,
-            entries=without_row(entries),
-            quarantined=without_row(quarantine),
-            quarantined_keys=quarantine["record_key"].filter(mapped_keys).to_pylist(),
-            done=self.pending_done,
-            fresh=self.fresh,
-        )
+        appends = self.wh.appends if self.fresh else None
+        if appends is not None:  # nothing of the source is stored: its rows are inserts, written later
+            done = [(self.source.name, f) for f in self.pending_done]
+            appends.add(self.run_id, raws, without_row(entries), without_row(quarantine), done)
+            counts = dict.fromkeys(("updated", "unchanged"), 0)
+            counts.update(added=entries.num_rows, quarantined=quarantine.num_rows)
+        else:
+            mapped_keys = pc.and_(pc.is_valid(quarantine[ROW]), pc.is_valid(quarantine["record_key"]))
+            counts = self.wh.write_batch(
+                source=self.source.name,
+                run_id=self.run_id,
+                raws=raws,
+                entries=without_row(entries),
+                quarantined=without_row(quarantine),
+                quarantined_keys=quarantine["record_key"].filter(mapped_keys).to_pylist(),
+                done=self.pending_done,
+                fresh=self.fresh,
+            )
         self.pending, self.pending_done, self.pending_rows = [], [], 0
         for k in ("added", "updated", "unchanged", "quarantined"):
             setattr(self.report, k, getattr(self.report, k) + counts[k])
