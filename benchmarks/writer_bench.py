@@ -11,7 +11,8 @@ taken out. Printed: the seconds and CPU seconds (every thread of this process, D
 included) of the collect and of the bulk load's closing checkpoint.
 Baseline, in the same process, on a second fresh file: DuckDB's best case for the same rows, one
 `INSERT ... SELECT` per table of everything at once, then a checkpoint. The ratio is the price of
-writing batch by batch, one transaction each (what makes a kill lose nothing).
+writing as the collect does: every source's own statements, and its new rows committed in
+transactions of whole row groups (appends.py) so that a kill costs at most the rows waiting.
 The whole collect, map included, is benchmarks/collect_bench.py; the whole run, pipeline_bench.py.
 """
 
