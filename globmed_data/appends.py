@@ -1,4 +1,4 @@
-"""The collect's new rows, written in transactions of whole DuckDB row groups.
+"""The collect's new rows, written in transactions of whole DuckDB row groups, in the background.
 
 DuckDB writes a committed row twice when the transaction is small: into its log at the commit,
 then compressed into the file at the checkpoint. A transaction that appends whole row groups
@@ -9,17 +9,24 @@ single writer's floor").
 
 So the rows of sources with nothing stored yet (which are inserted, never upserted) wait here,
 across sources, until a table has a whole row group or more; then its whole row groups are
-written, with every quarantine row waiting and the files whose rows are all written by then. A
-source's completion (its state, its stage record) is a callback run after the transaction that
-holds its last rows, so a kill never leaves a source complete with rows missing; it costs at most
-the rows waiting here, which the next run reads again.
+written, with every quarantine row waiting and the files whose rows are all in them. A source's
+completion (its state, its stage record) is a callback run after the transaction that holds its
+last rows, so a kill never leaves a source complete with rows missing; it costs at most the rows
+waiting here, which the next run reads again.
+
+A row group's transaction takes 1.5 s or more on one thread: written in the adding source's own
+thread, it held every source back and left the map's workers idle for as long (their mapped
+files waited to be added). So one writer thread writes it while the sources go on adding; a
+source that fills the next group while one is still being written waits for it (at most one
+write in flight, and the rows of one group waiting beside it).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -31,12 +38,24 @@ ROW_GROUP_ROWS = 122_880  # DuckDB's row group
 Write = Callable[[str, pa.Table, pa.Table, pa.Table, Sequence[tuple[str, Any]]], None]
 
 
+class _Ends(NamedTuple):
+    """How many rows of each table, and files, were added (or written) up to some moment."""
+
+    raws: int = 0
+    entries: int = 0
+    quarantine: int = 0
+    files: int = 0
+
+    def reached(self, ends: _Ends) -> bool:
+        return all(mine >= theirs for mine, theirs in zip(self, ends, strict=True))
+
+
 class _Table:
-    """The waiting rows of one table, and how many rows of it were ever added and written."""
+    """The waiting rows of one table, and how many rows of it were ever added and taken."""
 
     def __init__(self) -> None:
         self.parts: list[pa.Table] = []
-        self.waiting = self.added = self.written = 0
+        self.waiting = self.added = self.taken = 0
 
     def add(self, rows: pa.Table) -> None:
         if rows.num_rows:
@@ -50,7 +69,7 @@ class _Table:
         taken, rest = waiting.slice(0, rows), waiting.slice(rows)
         self.parts = [rest] if rest.num_rows else []
         self.waiting -= rows
-        self.written += rows
+        self.taken += rows
         return taken
 
 
@@ -65,8 +84,12 @@ class RowGroupAppends:
         self._lock = threading.Lock()  # the sources' threads add side by side
         self._raws, self._entries, self._quarantine = _Table(), _Table(), _Table()
         self._files: list[tuple[int, int, str, Any]] = []  # (raws end, entries end, source, FileDone)
-        self._files_added = self._files_written = 0
-        self._after: list[tuple[tuple[int, int, int, int], Callable[[], None]]] = []
+        self._files_added = self._files_taken = 0
+        self._written = _Ends()  # what is committed
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="globmed-appends")
+        self._in_flight: tuple[Future[None], _Ends] | None = None
+        self._error: BaseException | None = None  # a failed write: every later call raises it
+        self._after: list[tuple[_Ends, Callable[[], None]]] = []
         self.run_id: str | None = None
 
     def add(
@@ -77,8 +100,10 @@ class RowGroupAppends:
         quarantine: pa.Table,
         done: Sequence[tuple[str, Any]],
     ) -> None:
-        """Queue a batch's rows, and the files they complete; write once a row group is waiting."""
+        """Queue a batch's rows, and the files they complete; once a row group waits, hand its
+        whole groups to the writer (after the write before it, if that is still going)."""
         with self._lock:
+            self._settle(wait=False)
             if self.run_id not in (None, run_id):
                 raise ValueError(f"rows of run {run_id} added to the appends of run {self.run_id}")
             self.run_id = run_id
@@ -88,23 +113,43 @@ class RowGroupAppends:
             self._files += [(self._raws.added, self._entries.added, source, f) for source, f in done]
             self._files_added += len(done)
             if self._raws.waiting >= self.unit or self._entries.waiting >= self.unit:
-                self._flush(whole_groups=True)
+                self._settle(wait=True)
+                self._start_write(whole_groups=True)
 
     def after(self, callback: Callable[[], None]) -> None:
-        """Run `callback` once every row added so far is written (now, if it is)."""
+        """Run `callback` once every row added so far is written (now, if it is; else in the
+        thread that next finds that write done)."""
         with self._lock:
-            self._after.append((self._ends(), callback))
-            self._run_callbacks()
+            self._after.append((self._added(), callback))
+            self._settle(wait=False)
+
+    def wait(self) -> None:
+        """Wait for the write in flight (not for the rows still waiting), then run the callbacks
+        it allows."""
+        with self._lock:
+            self._settle(wait=True)
 
     def write_all(self) -> None:
-        """Write every waiting row, whole row groups or not (at the collect's end, or for a
-        source that must read its own rows back now)."""
+        """Write every waiting row, whole row groups or not, and wait until it is in (at the
+        collect's end, or for a source that must read its own rows back now)."""
         with self._lock:
+            self._settle(wait=True)
             if self._raws.waiting or self._entries.waiting or self._quarantine.waiting or self._files:
-                self._flush(whole_groups=False)
-            self._run_callbacks()
+                self._start_write(whole_groups=False)
+                self._settle(wait=True)
 
-    def _flush(self, whole_groups: bool) -> None:
+    def close(self) -> None:
+        """Wait for the write in flight, if any (its error, if any, is left to whoever raised
+        first), and stop the writer thread: the rows still waiting are dropped."""
+        in_flight = self._in_flight
+        if in_flight is not None:
+            in_flight[0].exception()
+        self._writer.shutdown(wait=True)
+
+    def _added(self) -> _Ends:
+        return _Ends(self._raws.added, self._entries.added, self._quarantine.added, self._files_added)
+
+    def _start_write(self, whole_groups: bool) -> None:
         raws_n, entries_n = self._raws.waiting, self._entries.waiting
         if whole_groups:
             raws_n, entries_n = raws_n - raws_n % self.unit, entries_n - entries_n % self.unit
@@ -112,32 +157,38 @@ class RowGroupAppends:
         raws = self._raws.take(raws_n, raws_schema)
         entries = self._entries.take(entries_n, entries_schema)
         quarantine = self._quarantine.take(self._quarantine.waiting, quarantine_schema)
-        # A file is done once its rows are all written; files end in the order they were added.
+        # A file is done once its rows are all in; files end in the order they were added.
         ready = 0
-        while ready < len(self._files) and self._rows_written(*self._files[ready][:2]):
+        while ready < len(self._files) and self._rows_taken(*self._files[ready][:2]):
             ready += 1
         done, self._files = self._files[:ready], self._files[ready:]
+        self._files_taken += ready
+        ends = _Ends(self._raws.taken, self._entries.taken, self._quarantine.taken, self._files_taken)
         assert self.run_id is not None
-        self._write(self.run_id, raws, entries, quarantine, [(source, f) for _, _, source, f in done])
-        self._files_written += ready
+        files = [(source, f) for _, _, source, f in done]
+        future = self._writer.submit(self._write_one, self.run_id, raws, entries, quarantine, files)
+        self._in_flight = (future, ends)
+
+    def _rows_taken(self, raws_end: int, entries_end: int) -> bool:
+        return self._raws.taken >= raws_end and self._entries.taken >= entries_end
+
+    def _write_one(self, run_id: str, *rows: Any) -> None:
+        self._write(run_id, *rows)
         faults.point("collect.appended")
-        self._run_callbacks()
 
-    def _ends(self) -> tuple[int, int, int, int]:
-        return self._raws.added, self._entries.added, self._quarantine.added, self._files_added
-
-    def _rows_written(self, raws_end: int, entries_end: int) -> bool:
-        return self._raws.written >= raws_end and self._entries.written >= entries_end
-
-    def _run_callbacks(self) -> None:
-        """The callbacks whose rows, quarantine rows and files are all written, in order."""
-        while self._after:
-            (raws_end, entries_end, quarantine_end, files_end), callback = self._after[0]
-            if not (
-                self._rows_written(raws_end, entries_end)
-                and self._quarantine.written >= quarantine_end
-                and self._files_written >= files_end
-            ):
-                return
-            self._after.pop(0)
+    def _settle(self, wait: bool) -> None:
+        """Take in the write in flight once it is done (waiting for it if `wait`), then run the
+        callbacks whose rows, quarantine rows and files are all written, in order."""
+        if self._error is not None:
+            raise self._error
+        if self._in_flight is not None and (wait or self._in_flight[0].done()):
+            future, ends = self._in_flight
+            self._in_flight = None
+            error = future.exception()
+            if error is not None:
+                self._error = error
+                raise error
+            self._written = ends
+        while self._after and self._written.reached(self._after[0][0]):
+            _, callback = self._after.pop(0)
             callback()

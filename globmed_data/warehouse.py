@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,17 @@ def list_migrations() -> list[tuple[int, str, Path]]:
         if m:
             found.append((int(m.group(1)), m.group(2), path))
     return found
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def now() -> datetime:
@@ -228,14 +240,8 @@ class Warehouse:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                yield self.con
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
-            self.con.execute("COMMIT")
+        with self._lock, _transaction(self.con) as con:
+            yield con
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -291,20 +297,25 @@ class Warehouse:
         replays its log on open.
 
         Inside it, `appends` gathers the rows of sources with nothing stored yet and writes them
-        `append_rows` at a time (default: DuckDB's row group; appends.py); what waits there is
-        written when the block ends without an error, and dropped (never half written) when it
-        ends with one."""
+        `append_rows` at a time (default: DuckDB's row group; appends.py) in a writer thread of
+        its own; what waits there is written when the block ends without an error, and dropped
+        (never half written) when it ends with one."""
         with self._lock:
             ((threads,),) = self.con.execute("SELECT current_setting('threads')").fetchall()
             self.con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
             self.con.execute("SET threads = 1")
         schemas = (RAW_SCHEMA, ENTRY_ARROW_SCHEMA, QUARANTINE_SCHEMA)
-        self.appends = RowGroupAppends(self.write_appends, schemas, append_rows)
+        # The appends write through a connection of their own: a row group's transaction
+        # (seconds) does not hold the sources' reads and small writes back (they touch other rows).
+        appends_con = self.con.cursor()
+        self.appends = RowGroupAppends(partial(self.write_appends, con=appends_con), schemas, append_rows)
         try:
             yield
             self.appends.write_all()
         finally:
+            self.appends.close()
             self.appends = None
+            appends_con.close()
             with self._lock, suppress(duckdb.Error):  # after a failed block, its own error is the one to see
                 self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
                 self.con.execute(f"SET threads = {int(threads)}")
@@ -492,10 +503,12 @@ class Warehouse:
         entries: pa.Table,
         quarantined: pa.Table,
         done: Sequence[tuple[str, FileDone]],
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         """One transaction of rows whose keys are not stored yet, of any sources (`appends`):
-        inserts only, with the files (source, FileDone) their rows complete."""
-        with self.transaction() as con:
+        inserts only, with the files (source, FileDone) their rows complete. On `con` (a cursor
+        of this warehouse) without the warehouse's lock, when given."""
+        with self.transaction() if con is None else _transaction(con) as con:
             if raws.num_rows:
                 self._put_raws(con, raws, run_id, fresh=True)
             if entries.num_rows:

@@ -5,6 +5,7 @@ after a kill too."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -43,6 +44,7 @@ def test_rows_are_written_in_whole_groups_and_files_and_completions_follow_their
     assert writes == [] and events == []  # less than a row group waits
     # Source b: 3 raws and entries: 6 raws, 5 entries wait; one group of each is written.
     appends.add("run", _rows("b", 3, 3), _rows("b", 2, 3), _rows("b", 0, 0), [("b", "b1")])
+    appends.wait()  # the writer thread's transaction
     assert writes == [{"raws": [0, 1, 2, 3], "entries": [0, 1, 2, 3], "quarantine": 1, "files": ["a1"]}]
     assert events == ["write 1", "a complete"]  # a's rows, quarantine row and file are in
     appends.after(lambda: events.append("b complete"))
@@ -60,6 +62,7 @@ def test_a_completion_waits_for_its_quarantine_rows_and_files_even_when_its_rows
     writes: list[int] = []
     appends = RowGroupAppends(lambda *args: writes.append(args[3].num_rows), SCHEMAS, unit=2)
     appends.add("run", _rows("a", 0, 2), _rows("a", 0, 2), _rows("a", 0, 0), [])
+    appends.wait()
     assert writes == [0]
     appends.add("run", _rows("a", 0, 0), _rows("a", 0, 0), _rows("a", 0, 3), [("a", "a1")])
     done: list[str] = []
@@ -67,6 +70,40 @@ def test_a_completion_waits_for_its_quarantine_rows_and_files_even_when_its_rows
     assert done == []  # its rows are in, its quarantine rows and file are not
     appends.write_all()
     assert writes == [0, 3] and done == ["a"]
+
+
+def test_sources_go_on_adding_while_a_group_is_written_and_a_failed_write_stops_them_all() -> None:
+    release, started = threading.Event(), threading.Event()
+    writes: list[list[int]] = []
+
+    def write(run_id: str, raws: pa.Table, *rest: Any) -> None:
+        started.set()
+        assert release.wait(10)
+        if raws.num_rows and raws["n"][0].as_py() == 4:
+            raise OSError("disk full")
+        writes.append(raws["n"].to_pylist())
+
+    appends = RowGroupAppends(write, SCHEMAS, unit=2)
+    done: list[str] = []
+    appends.add("run", _rows("a", 0, 2), _rows("a", 0, 0), _rows("a", 0, 0), [("a", "a1")])
+    appends.after(lambda: done.append("a"))
+    assert started.wait(10)
+    appends.add("run", _rows("b", 2, 1), _rows("b", 0, 0), _rows("b", 0, 0), [])  # not blocked
+    assert writes == [] and done == []  # a's group is still being written
+    release.set()
+    appends.add("run", _rows("b", 3, 1), _rows("b", 0, 0), _rows("b", 0, 0), [])  # waits for a's write
+    assert writes == [[0, 1]] and done == ["a"]
+    appends.after(lambda: done.append("b"))  # b's group [2, 3] is being written
+    appends.add("run", _rows("c", 4, 2), _rows("c", 0, 0), _rows("c", 0, 0), [])  # then c's fails
+    appends.after(lambda: done.append("c"))
+    with pytest.raises(OSError, match="disk full"):
+        appends.wait()
+    with pytest.raises(OSError, match="disk full"):  # every later call: nothing is written past it
+        appends.add("run", _rows("d", 6, 2), _rows("d", 0, 0), _rows("d", 0, 0), [])
+    with pytest.raises(OSError, match="disk full"):
+        appends.write_all()
+    appends.close()
+    assert writes == [[0, 1], [2, 3]] and done == ["a", "b"]  # c's completion never ran
 
 
 def test_rows_of_two_runs_are_refused() -> None:
