@@ -141,9 +141,6 @@ class RowGroupAppends:
     def close(self) -> None:
         """Wait for the write in flight, if any (its error, if any, is left to whoever raised
         first), and stop the writer thread: the rows still waiting are dropped."""
-        in_flight = self._in_flight
-        if in_flight is not None:
-            in_flight[0].exception()
         self._writer.shutdown(wait=True)
 
     def _added(self) -> _Ends:

@@ -308,7 +308,7 @@ class Warehouse:
         # The appends write through a connection of their own: a row group's transaction
         # (seconds) does not hold the sources' reads and small writes back (they touch other rows).
         appends_con = self.con.cursor()
-        self.appends = RowGroupAppends(partial(self.write_appends, con=appends_con), schemas, append_rows)
+        self.appends = RowGroupAppends(partial(self.write_appends, appends_con), schemas, append_rows)
         try:
             yield
             self.appends.write_all()
@@ -498,17 +498,17 @@ class Warehouse:
 
     def write_appends(
         self,
+        cursor: duckdb.DuckDBPyConnection,
         run_id: str,
         raws: pa.Table,
         entries: pa.Table,
         quarantined: pa.Table,
         done: Sequence[tuple[str, FileDone]],
-        con: duckdb.DuckDBPyConnection | None = None,
     ) -> None:
         """One transaction of rows whose keys are not stored yet, of any sources (`appends`):
-        inserts only, with the files (source, FileDone) their rows complete. On `con` (a cursor
-        of this warehouse) without the warehouse's lock, when given."""
-        with self.transaction() if con is None else _transaction(con) as con:
+        inserts only, with the files (source, FileDone) their rows complete. On `cursor` (a
+        connection of this warehouse's, the appends' own), without the warehouse's lock."""
+        with _transaction(cursor) as con:
             if raws.num_rows:
                 self._put_raws(con, raws, run_id, fresh=True)
             if entries.num_rows:
