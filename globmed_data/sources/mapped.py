@@ -18,14 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from globmed_data.ids import stable_hash
-from globmed_data.schema import (
-    ENTRY_ARROW_SCHEMA,
-    ENTRY_COLUMNS,
-    QUARANTINE_SCHEMA,
-    RAW_SCHEMA,
-    entries_table,
-)
+from globmed_data.ids import raw_hashes
+from globmed_data.schema import ENTRY_ARROW_SCHEMA, ENTRY_COLUMNS, QUARANTINE_SCHEMA, RAW_SCHEMA
 from globmed_data.sources.mapping import FileContext, MappingError, RecordMapper
 from globmed_data.sources.readers import FileReadError, RawItem, detect_format, read_file
 from globmed_data.sources.settings import CollectSettings, FileSource, HubSource
@@ -49,32 +43,33 @@ class MappedBatch:
 
 
 class _Rows:
-    """The rows of one batch, gathered column by column."""
+    """The rows of one batch, gathered column by column; its keyed records wait in `pending` and
+    are mapped together when the batch is complete (RecordMapper.map_batch)."""
 
     def __init__(self, source: str, rel: str) -> None:
         self.source, self.rel = source, rel
         self.keys: list[str] = []
         self.locators: list[str] = []
-        self.hashes: list[str] = []
         self.payloads: list[str] = []
-        self.entries: list[dict[str, Any]] = []
+        # Raw row i's record, its synthetic fields, the item read and its place in read order.
+        self.pending: list[tuple[dict[str, Any], dict[str, Any], RawItem, int]] = []
         self.quarantined: list[dict[str, Any]] = []
+        self.order: list[int] = []  # each quarantine row's record, in read order
+        self.entries: pa.Table | None = None
         self.records = self.bytes_read = 0
 
-    def __len__(self) -> int:
-        return len(self.keys) + len(self.quarantined)
-
-    def raw(self, key: str, locator: str, payload: str) -> int:
+    def raw(self, key: str, item: RawItem, payload: str, extra: dict[str, Any]) -> None:
+        assert item.record is not None
         self.keys.append(key)
-        self.locators.append(locator)
-        self.hashes.append(stable_hash("raw", payload))
+        self.locators.append(item.locator)
         self.payloads.append(payload)
-        return len(self.keys) - 1
+        self.pending.append((item.record, extra, item, self.records))
 
     def quarantine(
         self, locator: str, key: str | None, reason: str, detail: str, payload: str | None, size: int,
-        row: int | None = None,
+        row: int | None = None, record: int | None = None,
     ) -> None:  # fmt: skip
+        self.order.append(self.records if record is None else record)
         self.quarantined.append(
             {
                 "source": self.source, "file": self.rel, "locator": locator, "record_key": key,
@@ -87,11 +82,20 @@ class _Rows:
     def batch(self) -> MappedBatch:
         n = len(self.keys)
         raws = pa.table(
-            [[self.source] * n, self.keys, [self.rel] * n, self.locators, self.hashes, self.payloads],
+            [
+                [self.source] * n,
+                self.keys,
+                [self.rel] * n,
+                self.locators,
+                raw_hashes(self.payloads),
+                self.payloads,
+            ],
             schema=RAW_SCHEMA,
         )
-        entries = entries_table(self.entries, MAPPED_ENTRY_SCHEMA)
-        quarantine = pa.Table.from_pylist(self.quarantined, schema=MAPPED_QUARANTINE_SCHEMA)
+        entries = self.entries if self.entries is not None else MAPPED_ENTRY_SCHEMA.empty_table()
+        in_order = sorted(range(len(self.order)), key=self.order.__getitem__)  # stable: read order
+        quarantined = [self.quarantined[i] for i in in_order]
+        quarantine = pa.Table.from_pylist(quarantined, schema=MAPPED_QUARANTINE_SCHEMA)
         return MappedBatch(raws, entries, quarantine, self.records, self.bytes_read)
 
 
@@ -102,7 +106,6 @@ class FileMapper:
         self.mapper = RecordMapper(source)
         self.source, self.rel = source, rel
         self.ctx: FileContext = self.mapper.file_context(rel)
-        self._row: int | None = None  # the raw row of the record being mapped, once it has one
 
     def batches(self, items: Iterator[RawItem], batch_size: int, file_size: int) -> Iterator[MappedBatch]:
         """Always yields at least one batch (the last may be empty): it carries the file's end."""
@@ -110,25 +113,26 @@ class FileMapper:
         try:
             for item in items:
                 self._add(rows, item)
-                if len(rows) >= batch_size:
-                    yield rows.batch()
+                if rows.records >= batch_size:
+                    yield self._mapped(rows)
                     rows = _Rows(self.source.name, self.rel)
         except FileReadError as exc:
-            rows.quarantine("file", None, "file_unreadable", str(exc), None, file_size)
-        yield rows.batch()
+            # after every record read before it, their mapping's failures included
+            rows.quarantine(
+                "file", None, "file_unreadable", str(exc), None, file_size, record=rows.records + 1
+            )
+        yield self._mapped(rows)
 
     def _add(self, rows: _Rows, item: RawItem) -> None:
+        """Read and key one record: a raw row waiting for its mapping, or a quarantine row."""
         rows.records += 1
         rows.bytes_read += item.size
-        self._row = None
         try:
-            self._map(rows, item)
+            self._key(rows, item)
         except Exception as exc:  # one odd record never stops the file: it is quarantined
-            reason = "too_deep" if isinstance(exc, RecursionError) else "record_error"
-            detail = f"{type(exc).__name__}: {exc}"
-            rows.quarantine(item.locator, None, reason, detail, item.raw_text, item.size, self._row)
+            rows.quarantine(item.locator, None, *_failure(exc), item.raw_text, item.size)
 
-    def _map(self, rows: _Rows, item: RawItem) -> None:
+    def _key(self, rows: _Rows, item: RawItem) -> None:
         if item.record is None:
             reason = item.reason or "unreadable"
             rows.quarantine(item.locator, None, reason, item.detail, item.raw_text, item.size)
@@ -140,14 +144,32 @@ class FileMapper:
         except MappingError as exc:
             rows.quarantine(item.locator, None, exc.reason, exc.detail, payload, len(payload))
             return
-        self._row = rows.raw(key, item.locator, payload)
-        try:
-            entry = self.mapper.map(item.record, extra, self.ctx, key)
-        except MappingError as exc:
-            rows.quarantine(item.locator, key, exc.reason, exc.detail, payload, len(payload), self._row)
-            return
-        entry[ROW] = self._row
-        rows.entries.append(entry)
+        rows.raw(key, item, payload, extra)
+
+    def _mapped(self, rows: _Rows) -> MappedBatch:
+        """The batch with its waiting records mapped: an entry each, or a quarantine row that
+        names its raw row."""
+        records = [record for record, _, _, _ in rows.pending]
+        extras = [extra for _, extra, _, _ in rows.pending]
+        cols = self.mapper.map_batch(records, extras, self.ctx, rows.keys)
+        for row, exc in sorted(cols.errors.items()):
+            _, _, item, seq = rows.pending[row]
+            if isinstance(exc, MappingError):
+                payload = rows.payloads[row]
+                rows.quarantine(item.locator, rows.keys[row], exc.reason, exc.detail, payload, len(payload),
+                                row, record=seq)  # fmt: skip
+            else:
+                rows.quarantine(item.locator, None, *_failure(exc), item.raw_text, item.size, row, record=seq)
+        columns = [cols.columns[name] for name in ENTRY_COLUMNS]
+        rows.entries = pa.table([*columns, cols.index], schema=MAPPED_ENTRY_SCHEMA)
+        rows.pending = []
+        return rows.batch()
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The reason and detail of a record whose reading or mapping raised something unexpected."""
+    reason = "too_deep" if isinstance(exc, RecursionError) else "record_error"
+    return reason, f"{type(exc).__name__}: {exc}"
 
 
 def map_file(

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from globmed_data.ids import canonical_json, content_hash, entry_id, stable_hash
+from globmed_data.ids import canonical_json, content_hashes, entry_id, entry_ids, stable_hash
+from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.settings import FieldRef
+from globmed_data.sources.columns import Columns
 from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
 from globmed_data.sources.option_labels import label_index, split_options
 from globmed_data.sources.settings import (
@@ -87,6 +89,7 @@ _NO_ANSWER = {"na", "n/a", "none", "null", "nan", "-", "?"}
 _TASK_FIELDS = (
     "question", "context", "options", "answer_indices", "label", "premise", "hypothesis", "answer",
 )  # fmt: skip
+_TEXT_FIELDS = ("question", "context", "premise", "hypothesis", "answer_text", "rationale")
 _MISSING = object()
 _EMPTY = (None, "", [], {})  # absent or empty: no options, a metadata value left out
 
@@ -134,6 +137,14 @@ def field_getter(ref: FieldRef | None) -> Getter:
     return first_present
 
 
+def plain_name(ref: FieldRef | None) -> str | None:
+    """The one key a reference looks up when it is a plain name (what field_getter reads with
+    `record.get`); None for anything else."""
+    if isinstance(ref, str) and "." not in ref and not ref.startswith("_"):
+        return ref
+    return None
+
+
 def _lookup(record: dict[str, Any], path: str, extra: dict[str, Any]) -> Any:
     if path in extra:
         return extra[path]
@@ -160,6 +171,21 @@ def _text(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return clean_text("\n".join(value))
     raise MappingError("missing_field", f"expected text, got {type(value).__name__}")
+
+
+def _texts(values: list[Any]) -> list[str | None]:
+    """_text of each value. Printable ASCII with nothing for clean_text to change but its ends
+    (clean_text's own first test, most fields) is stripped inline: no call per value."""
+    return [
+        v.strip()
+        if type(v) is str and v.isascii() and v.isprintable() and "&" not in v and "  " not in v
+        else _text(v)
+        for v in values
+    ]
+
+
+class _Undecided(Exception):
+    """A column's expression met a value only the per-record rule can decide."""
 
 
 def _structured(value: Any) -> Any:
@@ -280,14 +306,12 @@ class RecordMapper:
         self.split_spec: ValueSpec = source.split
         # Decided once, not per record: each field's lookup, and what every entry shares.
         spec = self.spec
-        self._get = {
-            name: field_getter(getattr(spec, name))
-            for name in ("question", "context", "premise", "hypothesis", "answer_text", "rationale")
-        }
+        self._get = {name: field_getter(getattr(spec, name)) for name in _TEXT_FIELDS}
         for name, sub in (("options", spec.options), ("answer", spec.answer), ("label", spec.label)):
             self._get[name] = field_getter(sub.field if sub is not None else None)
         if spec.options is not None and spec.options.fields is not None:
             self._option_columns = [field_getter(f) for f in spec.options.fields]
+        self._plain = {name: plain_name(getattr(spec, name)) for name in _TEXT_FIELDS}
         self._metadata_getters = [(k, field_getter(ref)) for k, ref in spec.metadata.items()]
         self._key_parts = [(p, field_getter(_key_field(p))) for p in spec.key or ()]
         self._template: dict[str, Any] = {
@@ -358,54 +382,162 @@ class RecordMapper:
     def map(
         self, record: dict[str, Any], extra: dict[str, Any], ctx: FileContext, key: str
     ) -> dict[str, Any]:
+        """One record's entry, or the MappingError that says why it has none."""
+        cols = self.map_batch([record], [extra], ctx, [key])
+        if cols.errors:
+            raise cols.errors[0]
+        return {name: cols.columns[name][0] for name in ENTRY_COLUMNS}
+
+    def map_batch(
+        self, records: list[dict[str, Any]], extras: list[dict[str, Any]], ctx: FileContext, keys: list[str]
+    ) -> Columns:
+        """A batch's entries as columns (ENTRY_COLUMNS), made field by field in the order below:
+        a record's error is the first of its fields to fail, as when it is mapped alone, and is
+        kept in `errors` by its place in the batch."""
         spec = self.spec
-        language = self.record_value(self.language_spec, ctx.language, record, extra)
-        if not language:
-            raise MappingError("missing_language", "no language from the source spec or record")
-        entry = self._template.copy()
-        entry["language"] = self._canonical_language(language)
-        split = self.record_value(self.split_spec, ctx.split, record, extra) or "train"
-        entry["entry_id"] = entry_id(self.source.name, key)
-        entry["record_key"] = key
-        entry["split"] = canonical_split(split)
-        entry["rationale"] = self._optional_text(record, "rationale", extra)
-        entry["parent_entry_id"] = self.parent_key(record, extra)
-        entry["metadata"] = self._metadata(record, extra)
+        cols = Columns(records, extras)
+        cols.columns["record_key"] = list(keys)
+        for name, value in self._template.items():
+            cols.constant(name, value)
+        self._value_column(cols, "language", lambda r, x: self._language(r, x, ctx), ctx.language)
+        self._value_column(cols, "split", lambda r, x: self._split(r, x, ctx), ctx.split)
+        cols.columns["entry_id"] = entry_ids(self.source.name, cols.columns["record_key"])
+        self._optional_column(cols, "rationale")
+        if self.source.translation_of is None:
+            cols.constant("parent_entry_id", None)
+        else:
+            self._rule_column(cols, "parent_entry_id", self.parent_key)
+        if self._metadata_getters:
+            self._rule_column(cols, "metadata", self._metadata)
+        else:
+            cols.constant("metadata", None)
         if spec.task == "mcqa":
-            entry["question"] = self._required_text(record, "question", extra)
-            entry["context"] = self._optional_text(record, "context", extra)
+            self._required_column(cols, "question")
+            self._optional_column(cols, "context")
             assert spec.options is not None and spec.answer is not None
-            if spec.options.style == "inline":
-                entry["question"], options, ids = self._inline_options(entry["question"], spec.options)
-            else:
-                options, ids = self._options(record, spec.options, extra)
-            entry["options"] = options
-            entry["answer_indices"] = self._answer(record, spec.answer, options, ids, extra)
+            self._options_columns(cols, spec.options)
+            answer = spec.answer
+            cols.add(
+                "answer_indices",
+                lambda: [self._answer(r, answer, o, ids, x) for r, x, o, ids in self._with_options(cols)],
+                lambda i: self._answer(cols.records[i], answer, *self._options_of(cols, i), cols.extras[i]),
+            )
         elif spec.task == "yes_no":
-            entry["question"] = self._required_text(record, "question", extra)
-            entry["context"] = self._optional_text(record, "context", extra)
-            assert spec.label is not None
-            entry["label"] = self._label(record, spec.label, extra, YES_NO_LABELS)
+            self._required_column(cols, "question")
+            self._optional_column(cols, "context")
+            self._label_column(cols, YES_NO_LABELS)
         elif spec.task == "nli":
-            entry["premise"] = self._required_text(record, "premise", extra)
-            entry["hypothesis"] = self._required_text(record, "hypothesis", extra)
-            assert spec.label is not None
-            entry["label"] = self._label(record, spec.label, extra, NLI_LABELS)
+            self._required_column(cols, "premise")
+            self._required_column(cols, "hypothesis")
+            self._label_column(cols, NLI_LABELS)
         elif spec.task == "classification":
             # The label set travels as the entry's options (shown as lettered choices by the
             # benchmark and training prompts), the label as its text and its index.
-            entry["question"] = self._required_text(record, "question", extra)
-            entry["context"] = self._optional_text(record, "context", extra)
+            self._required_column(cols, "question")
+            self._optional_column(cols, "context")
             assert spec.label is not None and spec.label.labels is not None
             labels = tuple(spec.label.labels)
-            entry["label"] = self._label(record, spec.label, extra, labels)
-            entry["options"] = list(labels)
-            entry["answer_indices"] = [labels.index(entry["label"])]
+            self._label_column(cols, labels)
+            cols.columns["options"] = [list(labels) for _ in range(len(cols))]
+            cols.columns["answer_indices"] = [[labels.index(label)] for label in cols.columns["label"]]
         else:
-            entry["question"] = self._required_text(record, "question", extra)
-            entry["answer"] = self._required_text(record, "answer_text", extra, "answer")
-        entry["content_hash"] = content_hash(entry)
-        return entry
+            self._required_column(cols, "question")
+            self._required_column(cols, "answer_text", column="answer", name="answer")
+        cols.columns["content_hash"] = content_hashes(cols.columns)
+        return cols
+
+    # -- columns ----------------------------------------------------------------------
+    def _language(self, record: dict | None, extra: dict | None, ctx: FileContext) -> str:
+        language = self.record_value(self.language_spec, ctx.language, record or {}, extra or {})
+        if not language:
+            raise MappingError("missing_language", "no language from the source spec or record")
+        return self._canonical_language(language)
+
+    def _split(self, record: dict | None, extra: dict | None, ctx: FileContext) -> str:
+        split = self.record_value(self.split_spec, ctx.split, record or {}, extra or {})
+        return canonical_split(split or "train")
+
+    def _value_column(
+        self, cols: Columns, name: str, rule: Callable[[dict | None, dict | None], str], pre: str | None
+    ) -> None:
+        """The language or the split: one value for the whole file when the path or a constant
+        gives it (ValueSpec), else the record's field."""
+        spec = self.language_spec if name == "language" else self.split_spec
+        if pre is not None or spec.field is None:
+            cols.add(name, lambda: [rule(None, None)] * len(cols), lambda i: rule(None, None))
+        else:
+            self._rule_column(cols, name, rule)
+
+    def _rule_column(self, cols: Columns, name: str, rule: Callable[[dict, dict], Any]) -> None:
+        cols.add(
+            name,
+            lambda: [rule(r, x) for r, x in zip(cols.records, cols.extras, strict=True)],
+            lambda i: rule(cols.records[i], cols.extras[i]),
+        )
+
+    def _values(self, cols: Columns, field: str) -> list[Any]:
+        name = self._plain.get(field)
+        if name is not None:
+            return [r.get(name) for r in cols.records]
+        get = self._get[field]
+        return [get(r, x) for r, x in zip(cols.records, cols.extras, strict=True)]
+
+    def _optional_column(self, cols: Columns, field: str) -> None:
+        cols.add(
+            field,
+            lambda: [t or None for t in _texts(self._values(cols, field))],
+            lambda i: self._optional_text(cols.records[i], field, cols.extras[i]),
+        )
+
+    def _required_column(
+        self, cols: Columns, field: str, column: str | None = None, name: str | None = None
+    ) -> None:
+        def texts() -> list[Any]:
+            values = _texts(self._values(cols, field))
+            if not all(values):
+                raise _Undecided  # the rule says which field is missing
+            return values
+
+        def rule(i: int) -> str:
+            return self._required_text(cols.records[i], field, cols.extras[i], name)
+
+        cols.add(column or field, texts, rule)
+
+    def _options_columns(self, cols: Columns, spec: OptionsSpec) -> None:
+        """`options` and `_option_ids` (what an answer may name); inline options also cut the
+        question to its stem."""
+        if spec.style == "inline":
+            made = cols.add(
+                "_options",
+                lambda: [self._inline_options(q, spec) for q in cols.columns["question"]],
+                lambda i: self._inline_options(cols.columns["question"][i], spec),
+            )
+            cols.columns["question"] = [stem for stem, _, _ in made]
+            cols.columns["options"] = [texts for _, texts, _ in made]
+            cols.columns["_option_ids"] = [ids for _, _, ids in made]
+        else:
+            pairs = cols.add(
+                "_options",
+                lambda: [self._options(r, spec, x) for r, x in zip(cols.records, cols.extras, strict=True)],
+                lambda i: self._options(cols.records[i], spec, cols.extras[i]),
+            )
+            cols.columns["options"] = [texts for texts, _ in pairs]
+            cols.columns["_option_ids"] = [ids for _, ids in pairs]
+        del cols.columns["_options"]
+
+    @staticmethod
+    def _with_options(cols: Columns) -> Any:
+        c = cols.columns
+        return zip(cols.records, cols.extras, c["options"], c["_option_ids"], strict=True)
+
+    @staticmethod
+    def _options_of(cols: Columns, i: int) -> tuple[list[str], list[str]]:
+        return cols.columns["options"][i], cols.columns["_option_ids"][i]
+
+    def _label_column(self, cols: Columns, allowed: tuple[str, ...]) -> None:
+        spec = self.spec.label
+        assert spec is not None
+        self._rule_column(cols, "label", lambda r, x: self._label(r, spec, x, allowed))
 
     def _canonical_language(self, language: str) -> str:
         """The code checked and written canonically once per distinct value, not per record."""

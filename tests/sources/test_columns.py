@@ -1,0 +1,69 @@
+"""A batch mapped column by column (RecordMapper.map_batch) gives each record what it gets when
+it is mapped alone: the same entry, or the same first error, whatever its neighbours do."""
+
+from globmed_data.schema import ENTRY_COLUMNS
+from globmed_data.sources.mapping import MappingError
+from tests.sources.test_mapping import MCQA_LIST, mapper
+
+
+def _alone(m, record: dict, extra: dict, ctx, key: str) -> dict | tuple[str, str]:
+    try:
+        return m.map(record, extra, ctx, key)
+    except MappingError as exc:
+        return exc.reason, exc.detail
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _batched(m, records: list[dict], ctx) -> list[dict | tuple[str, str]]:
+    extras = [{"_file": "f.jsonl"} for _ in records]
+    keys = [str(i) for i in range(len(records))]
+    cols = m.map_batch(records, extras, ctx, keys)
+    out: list[dict | tuple[str, str]] = []
+    for i in range(len(records)):
+        if i in cols.errors:
+            exc = cols.errors[i]
+            out.append(
+                (exc.reason, exc.detail) if isinstance(exc, MappingError) else (type(exc).__name__, str(exc))
+            )
+        else:
+            at = cols.index.index(i)
+            out.append({name: cols.columns[name][at] for name in ENTRY_COLUMNS})
+    return out
+
+
+def test_a_batch_gives_each_record_its_outcome_alone() -> None:
+    m = mapper({**MCQA_LIST, "rationale": "r", "context": "c", "metadata": {"m": "m"}}, split={"field": "s"})
+    ctx = m.file_context("f.jsonl")
+    good = {"q": "Which?", "o": ["x", "y", "z"], "a": "C"}
+    records = [
+        good,
+        {**good, "q": ""},  # missing_field at the question
+        {**good, "r": 3.5, "c": "  two  spaces &amp; an entity"},  # slow paths of the text columns
+        {**good, "r": {"not": "text"}},  # fails at the rationale, before its empty question
+        {**good, "o": ["only"]},  # too_few_options
+        {**good, "a": "Z"},  # answer_out_of_range
+        {**good, "s": "dev", "q": "Cafe\u0301 ?"},  # a split of its own, NFC
+        {**good, "o": '["p", "q"]', "a": ["b"]},
+        {**good, "q": ["two", "lines"]},
+        good,
+    ]
+    alone = [_alone(m, r, {"_file": "f.jsonl"}, ctx, str(i)) for i, r in enumerate(records)]
+    assert _batched(m, records, ctx) == alone
+    assert [o[0] for o in alone if isinstance(o, tuple)] == [
+        "missing_field", "missing_field", "too_few_options", "answer_out_of_range",
+    ]  # fmt: skip
+    assert alone[3][1].startswith("expected text")  # the rationale's error, the first in order
+    assert alone[6]["split"] == "validation" and alone[6]["question"] == "Caf\u00e9 ?"
+
+
+def test_every_record_failing_leaves_an_empty_batch() -> None:
+    m = mapper(MCQA_LIST, language={"field": "lang"})
+    ctx = m.file_context("f.jsonl")
+    records = [
+        {"q": "x", "o": ["a", "b"], "a": "A"},
+        {"lang": "not a code!", "q": "x", "o": ["a", "b"], "a": "A"},
+    ]
+    cols = m.map_batch(records, [{}, {}], ctx, ["1", "2"])
+    assert {i: e.reason for i, e in cols.errors.items()} == {0: "missing_language", 1: "invalid_language"}
+    assert len(cols) == 0 and all(column == [] for column in cols.columns.values())
