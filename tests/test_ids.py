@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import hashlib
 
-from globmed_data.ids import CONTENT_FIELDS, canonical_json, content_hash, entry_id, stable_hash
+from globmed_data.ids import (
+    CONTENT_FIELDS,
+    canonical_json,
+    content_hash,
+    content_hashes,
+    entry_id,
+    entry_ids,
+    raw_hashes,
+    stable_hash,
+)
 
 ENTRY = {
     "task": "mcqa", "language": "vi", "split": "train", "question": "Bệnh nhân 病 \u00e9?",
@@ -34,3 +43,12 @@ def test_one_call_hashing_equals_hashing_part_by_part() -> None:
         assert stable_hash(*parts) == _part_by_part(*parts), parts
     content = {f: ENTRY.get(f) for f in CONTENT_FIELDS}
     assert content_hash(ENTRY) == _part_by_part("content", canonical_json(content))
+
+
+def test_a_batch_of_identifiers_equals_one_at_a_time() -> None:
+    """The collect's map makes them a column at a time (sources/columns.py)."""
+    other = {**ENTRY, "question": "other", "options": None, "answer_indices": None}
+    columns = {f: [ENTRY.get(f), other.get(f)] for f in CONTENT_FIELDS}
+    assert content_hashes(columns) == [content_hash(ENTRY), content_hash(other)]
+    assert entry_ids("src", ["k:1", "病"]) == [entry_id("src", "k:1"), entry_id("src", "病")]
+    assert raw_hashes(['{"q": "病"}', ""]) == [stable_hash("raw", '{"q": "病"}'), stable_hash("raw", "")]

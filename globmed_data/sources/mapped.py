@@ -51,19 +51,18 @@ class _Rows:
         self.keys: list[str] = []
         self.locators: list[str] = []
         self.payloads: list[str] = []
-        # Raw row i's record, its synthetic fields, the item read and its place in read order.
-        self.pending: list[tuple[dict[str, Any], dict[str, Any], RawItem, int]] = []
+        # Raw row i's item (its record), synthetic fields and place in read order.
+        self.pending: list[tuple[RawItem, dict[str, Any], int]] = []
         self.quarantined: list[dict[str, Any]] = []
         self.order: list[int] = []  # each quarantine row's record, in read order
         self.entries: pa.Table | None = None
         self.records = self.bytes_read = 0
 
     def raw(self, key: str, item: RawItem, payload: str, extra: dict[str, Any]) -> None:
-        assert item.record is not None
         self.keys.append(key)
         self.locators.append(item.locator)
         self.payloads.append(payload)
-        self.pending.append((item.record, extra, item, self.records))
+        self.pending.append((item, extra, self.records))
 
     def quarantine(
         self, locator: str, key: str | None, reason: str, detail: str, payload: str | None, size: int,
@@ -149,11 +148,11 @@ class FileMapper:
     def _mapped(self, rows: _Rows) -> MappedBatch:
         """The batch with its waiting records mapped: an entry each, or a quarantine row that
         names its raw row."""
-        records = [record for record, _, _, _ in rows.pending]
-        extras = [extra for _, extra, _, _ in rows.pending]
+        records = [item.record for item, _, _ in rows.pending]  # a keyed item always has its record
+        extras = [extra for _, extra, _ in rows.pending]
         cols = self.mapper.map_batch(records, extras, self.ctx, rows.keys)
         for row, exc in sorted(cols.errors.items()):
-            _, _, item, seq = rows.pending[row]
+            item, _, seq = rows.pending[row]
             if isinstance(exc, MappingError):
                 payload = rows.payloads[row]
                 rows.quarantine(item.locator, rows.keys[row], exc.reason, exc.detail, payload, len(payload),

@@ -122,7 +122,7 @@ def field_getter(ref: FieldRef | None) -> Getter:
     if ref is None:
         return lambda record, extra: None
     names = [ref] if isinstance(ref, str) else list(ref)
-    if any("." in name or name.startswith("_") for name in names):
+    if not all(_is_plain(name) for name in names):
         return lambda record, extra: get_field(record, ref, extra)
     if len(names) == 1:
         name = names[0]
@@ -140,9 +140,11 @@ def field_getter(ref: FieldRef | None) -> Getter:
 def plain_name(ref: FieldRef | None) -> str | None:
     """The one key a reference looks up when it is a plain name (what field_getter reads with
     `record.get`); None for anything else."""
-    if isinstance(ref, str) and "." not in ref and not ref.startswith("_"):
-        return ref
-    return None
+    return ref if isinstance(ref, str) and _is_plain(ref) else None
+
+
+def _is_plain(name: str) -> bool:
+    return "." not in name and not name.startswith("_")
 
 
 def _lookup(record: dict[str, Any], path: str, extra: dict[str, Any]) -> Any:
@@ -399,8 +401,10 @@ class RecordMapper:
         cols.columns["record_key"] = list(keys)
         for name, value in self._template.items():
             cols.constant(name, value)
-        self._value_column(cols, "language", lambda r, x: self._language(r, x, ctx), ctx.language)
-        self._value_column(cols, "split", lambda r, x: self._split(r, x, ctx), ctx.split)
+        self._value_column(
+            cols, "language", self.language_spec, lambda r, x: self._language(r, x, ctx), ctx.language
+        )
+        self._value_column(cols, "split", self.split_spec, lambda r, x: self._split(r, x, ctx), ctx.split)
         cols.columns["entry_id"] = entry_ids(self.source.name, cols.columns["record_key"])
         self._optional_column(cols, "rationale")
         if self.source.translation_of is None:
@@ -458,11 +462,15 @@ class RecordMapper:
         return canonical_split(split or "train")
 
     def _value_column(
-        self, cols: Columns, name: str, rule: Callable[[dict | None, dict | None], str], pre: str | None
+        self,
+        cols: Columns,
+        name: str,
+        spec: ValueSpec,
+        rule: Callable[[dict | None, dict | None], str],
+        pre: str | None,
     ) -> None:
         """The language or the split: one value for the whole file when the path or a constant
-        gives it (ValueSpec), else the record's field."""
-        spec = self.language_spec if name == "language" else self.split_spec
+        gives it (`pre`, or a spec without a field), else the record's field."""
         if pre is not None or spec.field is None:
             cols.add(name, lambda: [rule(None, None)] * len(cols), lambda i: rule(None, None))
         else:
