@@ -17,7 +17,12 @@ from globmed_data.ids import canonical_json, content_hashes, entry_id, entry_ids
 from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.settings import FieldRef
 from globmed_data.sources.columns import Columns
-from globmed_data.sources.normalize import clean_text, split_labelled_options, strip_option_labels
+from globmed_data.sources.normalize import (
+    clean_text,
+    is_clean,
+    split_labelled_options,
+    strip_option_labels,
+)
 from globmed_data.sources.option_labels import label_index, split_options
 from globmed_data.sources.settings import (
     AnswerSpec,
@@ -176,14 +181,23 @@ def _text(value: Any) -> str | None:
 
 
 def _texts(values: list[Any]) -> list[str | None]:
-    """_text of each value. Printable ASCII with nothing for clean_text to change but its ends
-    (clean_text's own first test, most fields) is stripped inline: no call per value."""
+    """_text of each value. A text with nothing for clean_text to change but its ends is
+    stripped inline: printable ASCII by clean_text's own first test (most fields) with no call,
+    any other by is_clean alone."""
     return [
         v.strip()
-        if type(v) is str and v.isascii() and v.isprintable() and "&" not in v and "  " not in v
+        if type(v) is str
+        and ((v.isascii() and v.isprintable() and "&" not in v and "  " not in v) or is_clean(v))
         else _text(v)
         for v in values
     ]
+
+
+_LETTERS = [chr(ord("A") + i) for i in range(64)]  # a list option's id by its place
+
+
+def _lower_text(key: Any) -> str:
+    return str(key).lower()
 
 
 class _Undecided(Exception):
@@ -314,6 +328,12 @@ class RecordMapper:
         if spec.options is not None and spec.options.fields is not None:
             self._option_columns = [field_getter(f) for f in spec.options.fields]
         self._plain = {name: plain_name(getattr(spec, name)) for name in _TEXT_FIELDS}
+        for name, sub in (("options", spec.options), ("answer", spec.answer), ("label", spec.label)):
+            self._plain[name] = plain_name(sub.field) if sub is not None else None
+        if spec.label is not None:  # a raw label, casefolded -> the label it names
+            label = spec.label
+            defaults = {x: x for x in label.labels} if label.labels else _DEFAULT_LABELS.get(spec.task, {})
+            self._label_values = {k.casefold(): v for k, v in (label.values or defaults).items()}
         self._metadata_getters = [(k, field_getter(ref)) for k, ref in spec.metadata.items()]
         self._key_parts = [(p, field_getter(_key_field(p))) for p in spec.key or ()]
         self._template: dict[str, Any] = {
@@ -423,7 +443,7 @@ class RecordMapper:
             answer = spec.answer
             cols.add(
                 "answer_indices",
-                lambda: [self._answer(r, answer, o, ids, x) for r, x, o, ids in self._with_options(cols)],
+                lambda: self._answers(cols, answer),
                 lambda i: self._answer(cols.records[i], answer, *self._options_of(cols, i), cols.extras[i]),
             )
         elif spec.task == "yes_no":
@@ -526,17 +546,54 @@ class RecordMapper:
         else:
             pairs = cols.add(
                 "_options",
-                lambda: [self._options(r, spec, x) for r, x in zip(cols.records, cols.extras, strict=True)],
+                lambda: self._structured_options(cols, spec),
                 lambda i: self._options(cols.records[i], spec, cols.extras[i]),
             )
             cols.columns["options"] = [texts for texts, _ in pairs]
             cols.columns["_option_ids"] = [ids for _, ids in pairs]
         del cols.columns["_options"]
 
-    @staticmethod
-    def _with_options(cols: Columns) -> Any:
+    def _structured_options(self, cols: Columns, spec: OptionsSpec) -> list[tuple[list[str], list[str]]]:
+        """`_options` for a batch whose options are all already structured: a list (style
+        list), a list of objects (objects) or an object of letters (letter_dict). Their texts
+        are cleaned in one pass; any other shape is left to the rule."""
+        values = self._values(cols, "options")
+        if spec.style == "list" and all(type(v) is list and len(v) <= len(_LETTERS) for v in values):
+            ids = [_LETTERS[: len(v)] for v in values]
+            raw = values
+        elif spec.style == "objects" and all(
+            type(v) is list and all(type(o) is dict for o in v) for v in values
+        ):
+            id_field, text_field = spec.id_field, spec.text_field
+            ids = [[str(o.get(id_field)) for o in v] for v in values]
+            raw = [[o.get(text_field) for o in v] for v in values]
+        elif spec.style == "letter_dict" and all(type(v) is dict for v in values):
+            keys = [sorted(v, key=_lower_text) for v in values]
+            ids = [[str(k).upper() for k in ks] for v, ks in zip(values, keys, strict=True)]
+            raw = [[v[k] for k in ks] for v, ks in zip(values, keys, strict=True)]
+        else:
+            raise _Undecided
+        texts = [[t or "" for t in _texts(options)] for options in raw]
+        if spec.style == "list":
+            texts = [strip_option_labels(t) for t in texts]
+        if not all(sum(1 for t in options if t) >= 2 for options in texts):
+            raise _Undecided  # missing or too few options: the rule says which
+        return list(zip(texts, ids, strict=True))
+
+    def _answers(self, cols: Columns, spec: AnswerSpec) -> list[list[int]]:
+        """`_answer` for a batch: the usual answer ("C", ["b"], an option's id) decided inline by
+        _single_answer, any other by the rule."""
+        style = spec.style
         c = cols.columns
-        return zip(cols.records, cols.extras, c["options"], c["_option_ids"], strict=True)
+        return [
+            [i]
+            if (i := _single_answer(value, style, len(options), ids)) is not None
+            else self._answer(record, spec, options, ids, extra)
+            for value, record, extra, options, ids in zip(
+                self._values(cols, "answer"), cols.records, cols.extras, c["options"], c["_option_ids"],
+                strict=True,
+            )
+        ]  # fmt: skip
 
     @staticmethod
     def _options_of(cols: Columns, i: int) -> tuple[list[str], list[str]]:
@@ -545,7 +602,27 @@ class RecordMapper:
     def _label_column(self, cols: Columns, allowed: tuple[str, ...]) -> None:
         spec = self.spec.label
         assert spec is not None
-        self._rule_column(cols, "label", lambda r, x: self._label(r, spec, x, allowed))
+
+        def rule(record: dict, extra: dict) -> str:
+            return self._label(record, spec, extra, allowed)
+
+        if spec.choices_field:
+            self._rule_column(cols, "label", rule)
+            return
+        lookup = self._label_values
+
+        def labels() -> list[str]:
+            # A label of printable ASCII (clean_text only strips it) is looked up inline.
+            values = self._values(cols, "label")
+            return [
+                label
+                if type(v) is str and v and v.isascii() and v.isprintable() and "&" not in v
+                and "  " not in v and (label := lookup.get(v.strip().casefold())) in allowed
+                else rule(record, extra)
+                for v, record, extra in zip(values, cols.records, cols.extras, strict=True)
+            ]  # fmt: skip
+
+        cols.add("label", labels, lambda i: rule(cols.records[i], cols.extras[i]))
 
     def _canonical_language(self, language: str) -> str:
         """The code checked and written canonically once per distinct value, not per record."""
@@ -620,7 +697,7 @@ class RecordMapper:
         value = _structured(value)
         if spec.style in ("list", "letter_dict") and isinstance(value, dict):
             # Options keyed by letter ({"A": ..., "B": ...}): the same options in either style.
-            return [(str(k).upper(), value[k]) for k in sorted(value, key=lambda k: str(k).lower())]
+            return [(str(k).upper(), value[k]) for k in sorted(value, key=_lower_text)]
         if spec.style == "list" and isinstance(value, list):
             return [(chr(ord("A") + i), v) for i, v in enumerate(value)]
         if spec.style == "objects" and isinstance(value, list) and all(isinstance(o, dict) for o in value):
@@ -689,9 +766,7 @@ class RecordMapper:
             if not 0 <= idx < len(choices):
                 raise MappingError("answer_out_of_range", f"{raw!r} is beyond {len(choices)} choices")
             raw = str(choices[idx])
-        defaults = {x: x for x in spec.labels} if spec.labels else _DEFAULT_LABELS[self.spec.task]
-        values = {k.casefold(): v for k, v in (spec.values or defaults).items()}
-        label = values.get(clean_text(raw).casefold())
+        label = self._label_values.get(clean_text(raw).casefold())
         if label not in allowed:
             raise MappingError("invalid_label", f"{raw!r} is not one of {', '.join(allowed)}")
         return label

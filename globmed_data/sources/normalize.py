@@ -68,7 +68,7 @@ _SPACE_AROUND_NEWLINE = re.compile(r"[ \n](?:(?<=\n) +|(?<= ) *\n *)")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 # Any character that one of _clean's steps below would change or drop (an entity's "&", "\r",
-# a control, a joiner, a space other than " "); with the pairs checked in _is_clean, a text
+# a control, a joiner, a space other than " "); with the pairs checked in is_clean, a text
 # without any is left as it is by every step but NFC and the mojibake repair.
 _CHANGED_BY_CLEAN = re.compile(
     "[&\r\t\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u00a0\u00ad\u2000-\u200d\u202f\u205f\u2060\ufeff]"
@@ -87,13 +87,13 @@ def clean_text(text: str) -> str:
     # shared data's fields, at a tenth of the cost.
     if text.isascii() and text.isprintable() and "&" not in text and "  " not in text:
         return text.strip()
-    if _is_clean(text):  # nearly all the other texts of the shared data: a third of _clean's cost
+    if is_clean(text):  # nearly all the other texts of the shared data: a third of _clean's cost
         return text.strip()
     return _clean(text)
 
 
-def _is_clean(text: str) -> bool:
-    """Whether _clean would only strip the text's ends."""
+def is_clean(text: str) -> bool:
+    """Whether _clean would only strip the text's ends (clean_text(text) == text.strip())."""
     return (
         not _CHANGED_BY_CLEAN.search(text)
         and "  " not in text

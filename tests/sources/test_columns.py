@@ -1,7 +1,10 @@
 """A batch mapped column by column (RecordMapper.map_batch) gives each record what it gets when
 it is mapped alone: the same entry, or the same first error, whatever its neighbours do."""
 
+import pytest
+
 from globmed_data.schema import ENTRY_COLUMNS
+from globmed_data.sources.columns import Columns
 from globmed_data.sources.mapping import MappingError
 from tests.sources.test_mapping import MCQA_LIST, mapper
 
@@ -67,3 +70,54 @@ def test_every_record_failing_leaves_an_empty_batch() -> None:
     cols = m.map_batch(records, [{}, {}], ctx, ["1", "2"])
     assert {i: e.reason for i, e in cols.errors.items()} == {0: "missing_language", 1: "invalid_language"}
     assert len(cols) == 0 and all(column == [] for column in cols.columns.values())
+
+
+ODD = [
+    None, "", " ", 3, True, [], {}, ["x"], "C", "(c)", "z", "a or d", " yes ", "YES", "да", "1", "&amp; y",
+    "é\u0301", ["(A) p", "(B) q"], {"b": "two", "a": "one", "C": "three"},
+    [{"id": 1, "text": "t"}, {"id": 2, "text": "u"}],
+    [{"id": "x", "text": None}, {"id": "y", "text": "v"}, {"id": "z", "text": "  w  "}], '["p", "q"]',
+]  # fmt: skip
+MCQA = {"q": "Which?", "o": ["x", "y", "z"], "a": "C"}
+LABELLED = {"q": "Which?", "o": "hyp", "a": "yes"}
+MAPPINGS = [  # (mapping, a good record)
+    ({**MCQA_LIST, "options": {"style": "list", "field": "o"}}, MCQA),
+    (
+        {**MCQA_LIST, "options": {"style": "letter_dict", "field": "o"}},
+        {**MCQA, "o": {"b": "y", "a": "x", "C": "z"}},
+    ),
+    (
+        {**MCQA_LIST, "options": {"style": "objects", "field": "o"}, "answer": {"style": "id", "field": "a"}},
+        {**MCQA, "o": [{"id": 1, "text": "x"}, {"id": 2, "text": "y"}], "a": "2"},
+    ),
+    ({**MCQA_LIST, "answer": {"style": "index", "field": "a", "index_base": 1}}, {**MCQA, "a": 2}),
+    (
+        {"task": "yes_no", "question": "q", "label": {"field": "a", "values": {"": "no", "да": "yes"}}},
+        LABELLED,
+    ),
+    ({"task": "nli", "premise": "q", "hypothesis": "o", "label": {"field": "a"}}, {**LABELLED, "a": "e"}),
+    (
+        {"task": "classification", "question": "q", "label": {"field": "a", "labels": ["yes", "C", "z"]}},
+        LABELLED,
+    ),
+]
+
+
+@pytest.mark.parametrize(("mapping", "good"), MAPPINGS)
+def test_the_option_answer_and_label_columns_equal_their_rules(mapping, good, monkeypatch) -> None:
+    """Each odd value, alone and among good records, gets from the columns' expressions exactly
+    what the per-record rules give it (the expressions made to fail, so that only rules run)."""
+    m = mapper(mapping)
+    ctx = m.file_context("f.jsonl")
+    records = [good] + [{**good, field: v} for v in ODD for field in ("o", "a")] + [good]
+    batches = [[r] for r in records] + [records[i : i + 3] for i in range(0, len(records), 3)]
+    columns = [_batched(m, batch, ctx) for batch in batches]
+
+    def rules_only(self, name, column, one):
+        return add(self, name, lambda: (_ for _ in ()).throw(RuntimeError("undecided")), one)
+
+    add = Columns.add
+    monkeypatch.setattr(Columns, "add", rules_only)
+    assert [_batched(m, batch, ctx) for batch in batches] == columns
+    outcomes = {o if isinstance(o, tuple) else "entry" for batch in columns for o in batch}
+    assert "entry" in outcomes and len(outcomes) > 2  # the odd values reach several outcomes
