@@ -73,10 +73,20 @@ def entry_ids(source: str, record_keys: list[str]) -> list[str]:
     return [_digest((prefix + key + "\x1f").encode("utf-8")) for key in record_keys]
 
 
+_SORTED_CONTENT_FIELDS = tuple(sorted(CONTENT_FIELDS))
+
+
 def content_hashes(columns: dict[str, list[Any]]) -> list[str]:
-    """content_hash of each row of `columns` (a list per CONTENT_FIELDS name, all alike long)."""
-    rows = zip(*(columns[f] for f in CONTENT_FIELDS), strict=True)
-    return [_content_digest(_canonical_bytes(dict(zip(CONTENT_FIELDS, row, strict=True)))) for row in rows]
+    """content_hash of each row of `columns` (a list per CONTENT_FIELDS name, all alike long).
+    The rows are built with their keys already sorted, so orjson writes canonical_json's bytes
+    without sorting each row; a value that needs canonical_json's fallbacks (orjson refuses it)
+    sends the batch through content_hash's own path."""
+    fields = _SORTED_CONTENT_FIELDS
+    rows = list(zip(*(columns[f] for f in fields), strict=True))
+    try:
+        return [_content_digest(orjson.dumps(dict(zip(fields, row, strict=True)))) for row in rows]
+    except orjson.JSONEncodeError:
+        return [_content_digest(_canonical_bytes(dict(zip(fields, row, strict=True)))) for row in rows]
 
 
 def raw_hashes(payloads: list[str]) -> list[str]:

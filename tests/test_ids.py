@@ -50,5 +50,13 @@ def test_a_batch_of_identifiers_equals_one_at_a_time() -> None:
     other = {**ENTRY, "question": "other", "options": None, "answer_indices": None}
     columns = {f: [ENTRY.get(f), other.get(f)] for f in CONTENT_FIELDS}
     assert content_hashes(columns) == [content_hash(ENTRY), content_hash(other)]
+    odd = [  # every field absent; text of other scripts, escapes, empty lists; past 64 bits
+        dict.fromkeys(CONTENT_FIELDS),
+        {**ENTRY, "question": '病 "q"\n\u2028', "options": [], "answer_indices": [], "label": ""},
+        {**ENTRY, "answer_indices": [2**70]},
+    ]
+    for rows in (odd[:2], odd):  # the last sends its batch down canonical_json's fallback
+        columns = {f: [row.get(f) for row in rows] for f in CONTENT_FIELDS}
+        assert content_hashes(columns) == [content_hash(row) for row in rows]
     assert entry_ids("src", ["k:1", "病"]) == [entry_id("src", "k:1"), entry_id("src", "病")]
     assert raw_hashes(['{"q": "病"}', ""]) == [stable_hash("raw", '{"q": "病"}'), stable_hash("raw", "")]
