@@ -3,14 +3,25 @@
 The mapping's rules are written once, per record (RecordMapper's field methods). Run record by
 record, each field costs a chain of small calls; run as a column, the common case of a field is
 one expression over the whole batch and the per-record rule is called only where the expression
-cannot decide. A record that fails a field keeps that field's error, the first in the mapping's
-order as when it is mapped alone, and leaves the batch: the fields after it never see it.
+cannot decide: for the records it marks UNDECIDED, or for all when it raises. A record that
+fails a field keeps that field's error, the first in the mapping's order as when it is mapped
+alone, and leaves the batch: the fields after it never see it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+
+class _UndecidedValue:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDECIDED"
+
+
+UNDECIDED: Any = _UndecidedValue()  # a column's value left to the per-record rule
 
 
 class Columns:
@@ -27,13 +38,17 @@ class Columns:
         return len(self.records)
 
     def add(self, name: str, column: Callable[[], list[Any]], one: Callable[[int], Any]) -> list[Any]:
-        """The field `name` for every live record. `column()` makes it for all at once and raises
-        where it cannot give exactly what `one(i)`, the per-record rule, gives; then the field is
-        made record by record, and the records whose rule raises leave the batch."""
+        """The field `name` for every live record. `column()` makes it for all at once, giving
+        each record exactly what `one(i)`, the per-record rule, gives, or UNDECIDED where it
+        cannot tell (an error to report, an unusual value); where it raises, it has decided
+        nothing. The rule makes the undecided records' values, and the records whose rule
+        raises leave the batch."""
         try:
             values = column()
-        except Exception:  # a record the expression cannot decide: the rule decides each one
-            values = self._one_by_one(one)
+        except Exception:  # a batch the expression cannot decide at all: the rule decides each one
+            values = [UNDECIDED] * len(self.records)
+        if UNDECIDED in values:
+            values = self._by_rule(values, one)
         self.columns[name] = values
         return values
 
@@ -41,16 +56,17 @@ class Columns:
         values = self.columns[name] = [value] * len(self.records)
         return values
 
-    def _one_by_one(self, one: Callable[[int], Any]) -> list[Any]:
-        values: list[Any] = []
+    def _by_rule(self, values: list[Any], one: Callable[[int], Any]) -> list[Any]:
+        values = list(values)
         failed: list[int] = []
-        for i in range(len(self.records)):
+        for i, value in enumerate(values):
+            if value is not UNDECIDED:
+                continue
             try:
-                values.append(one(i))
+                values[i] = one(i)
             except Exception as exc:  # the record's error: quarantined by the caller, never raised
                 self.errors[self.index[i]] = exc
                 failed.append(i)
-                values.append(None)
         if failed:
             values = self._drop(failed, values)
         return values

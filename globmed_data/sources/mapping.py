@@ -16,7 +16,7 @@ from typing import Any
 from globmed_data.ids import canonical_json, content_hashes, entry_id, entry_ids, stable_hash
 from globmed_data.schema import ENTRY_COLUMNS
 from globmed_data.settings import FieldRef
-from globmed_data.sources.columns import Columns
+from globmed_data.sources.columns import UNDECIDED, Columns
 from globmed_data.sources.normalize import (
     clean_text,
     is_clean,
@@ -521,10 +521,8 @@ class RecordMapper:
         self, cols: Columns, field: str, column: str | None = None, name: str | None = None
     ) -> None:
         def texts() -> list[Any]:
-            values = _texts(self._values(cols, field))
-            if not all(values):
-                raise _Undecided  # the rule says which field is missing
-            return values
+            # an absent or empty text: the rule says which field is missing
+            return [t or UNDECIDED for t in _texts(self._values(cols, field))]
 
         def rule(i: int) -> str:
             return self._required_text(cols.records[i], field, cols.extras[i], name)
@@ -555,10 +553,17 @@ class RecordMapper:
 
     def _structured_options(self, cols: Columns, spec: OptionsSpec) -> list[tuple[list[str], list[str]]]:
         """`_options` for a batch whose options are all already structured: a list (style
-        list), a list of objects (objects) or an object of letters (letter_dict). Their texts
-        are cleaned in one pass; any other shape is left to the rule."""
+        list), a list of objects (objects), an object of letters (letter_dict), or text of
+        "(A) ..." lines (text). Their texts are cleaned in one pass; any other shape is left to
+        the rule."""
         values = self._values(cols, "options")
-        if spec.style == "list" and all(type(v) is list and len(v) <= len(_LETTERS) for v in values):
+        if spec.style == "text" and not spec.labels and all(type(v) is str for v in values):
+            # A record with fewer than two "(A)" lines (labels of another script, or none) has
+            # too few texts below: it is then the rule's, which tries other labels.
+            split = [split_labelled_options(v) for v in values]
+            ids = [[label for label, _ in pairs] for pairs in split]
+            raw = [[text for _, text in pairs] for pairs in split]
+        elif spec.style == "list" and all(type(v) is list and len(v) <= len(_LETTERS) for v in values):
             ids = [_LETTERS[: len(v)] for v in values]
             raw = values
         elif spec.style == "objects" and all(
@@ -576,9 +581,11 @@ class RecordMapper:
         texts = [[t or "" for t in _texts(options)] for options in raw]
         if spec.style == "list":
             texts = [strip_option_labels(t) for t in texts]
-        if not all(sum(1 for t in options if t) >= 2 for options in texts):
-            raise _Undecided  # missing or too few options: the rule says which
-        return list(zip(texts, ids, strict=True))
+        # missing or too few options: the rule says which
+        return [
+            (options, i) if sum(1 for t in options if t) >= 2 else UNDECIDED
+            for options, i in zip(texts, ids, strict=True)
+        ]
 
     def _answers(self, cols: Columns, spec: AnswerSpec) -> list[list[int]]:
         """`_answer` for a batch: the usual answer ("C", ["b"], an option's id) decided inline by
@@ -586,14 +593,11 @@ class RecordMapper:
         style = spec.style
         c = cols.columns
         return [
-            [i]
-            if (i := _single_answer(value, style, len(options), ids)) is not None
-            else self._answer(record, spec, options, ids, extra)
-            for value, record, extra, options, ids in zip(
-                self._values(cols, "answer"), cols.records, cols.extras, c["options"], c["_option_ids"],
-                strict=True,
+            [i] if (i := _single_answer(value, style, len(options), ids)) is not None else UNDECIDED
+            for value, options, ids in zip(
+                self._values(cols, "answer"), c["options"], c["_option_ids"], strict=True
             )
-        ]  # fmt: skip
+        ]
 
     @staticmethod
     def _options_of(cols: Columns, i: int) -> tuple[list[str], list[str]]:
@@ -618,8 +622,8 @@ class RecordMapper:
                 label
                 if type(v) is str and v and v.isascii() and v.isprintable() and "&" not in v
                 and "  " not in v and (label := lookup.get(v.strip().casefold())) in allowed
-                else rule(record, extra)
-                for v, record, extra in zip(values, cols.records, cols.extras, strict=True)
+                else UNDECIDED
+                for v in values
             ]  # fmt: skip
 
         cols.add("label", labels, lambda i: rule(cols.records[i], cols.extras[i]))

@@ -4,7 +4,7 @@ it is mapped alone: the same entry, or the same first error, whatever its neighb
 import pytest
 
 from globmed_data.schema import ENTRY_COLUMNS
-from globmed_data.sources.columns import Columns
+from globmed_data.sources.columns import UNDECIDED, Columns
 from globmed_data.sources.mapping import MappingError
 from tests.sources.test_mapping import MCQA_LIST, mapper
 
@@ -72,15 +72,38 @@ def test_every_record_failing_leaves_an_empty_batch() -> None:
     assert len(cols) == 0 and all(column == [] for column in cols.columns.values())
 
 
+def test_only_the_undecided_records_go_to_the_rule() -> None:
+    cols = Columns([{"v": v} for v in (1, 2, 3, 4)], [{}] * 4)
+    asked: list[int] = []
+
+    def rule(i: int) -> int:
+        asked.append(cols.records[i]["v"])
+        if cols.records[i]["v"] == 3:
+            raise MappingError("bad", "three")
+        return -cols.records[i]["v"]
+
+    assert cols.add("x", lambda: [10, UNDECIDED, UNDECIDED, 40], rule) == [10, -2, 40]
+    assert asked == [2, 3] and cols.index == [0, 1, 3] and cols.errors[2].reason == "bad"
+    assert cols.add("y", lambda: 1 / 0, rule) == [-1, -2, -4]  # raised: every live record's rule
+    assert asked == [2, 3, 1, 2, 4] and cols.columns == {"x": [10, -2, 40], "y": [-1, -2, -4]}
+
+
 ODD = [
     None, "", " ", 3, True, [], {}, ["x"], "C", "(c)", "z", "a or d", " yes ", "YES", "да", "1", "&amp; y",
     "é\u0301", ["(A) p", "(B) q"], {"b": "two", "a": "one", "C": "three"},
     [{"id": 1, "text": "t"}, {"id": 2, "text": "u"}],
     [{"id": "x", "text": None}, {"id": "y", "text": "v"}, {"id": "z", "text": "  w  "}], '["p", "q"]',
+    "(A) p\n(b) q  &amp; r\n(C) s", ["  p ", "q  &amp; r", "s"], "(A) \n(B) q", "(A) only",
+    "أ- p\nب- q", "A. p\nB. q", "x\n(A) p\n(A) q",
 ]  # fmt: skip
 MCQA = {"q": "Which?", "o": ["x", "y", "z"], "a": "C"}
 LABELLED = {"q": "Which?", "o": "hyp", "a": "yes"}
 MAPPINGS = [  # (mapping, a good record)
+    ({**MCQA_LIST, "options": {"style": "text", "field": "o"}}, {**MCQA, "o": "(A) x\n(B) y\n (C)  z"}),
+    (
+        {**MCQA_LIST, "options": {"style": "text", "field": "o", "labels": ["A", "B", "C"]}},
+        {**MCQA, "o": "A. x\nB. y\nC. z"},
+    ),
     ({**MCQA_LIST, "options": {"style": "list", "field": "o"}}, MCQA),
     (
         {**MCQA_LIST, "options": {"style": "letter_dict", "field": "o"}},
