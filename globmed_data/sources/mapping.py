@@ -200,10 +200,6 @@ def _lower_text(key: Any) -> str:
     return str(key).lower()
 
 
-class _Undecided(Exception):
-    """A column's expression met a value only the per-record rule can decide."""
-
-
 def _structured(value: Any) -> Any:
     """A list or dict stored as a string (a CSV cell, say): JSON, else a Python literal such as
     `{'A': 'x', 'B': 'y'}`. Other values are returned as they are."""
@@ -576,8 +572,8 @@ class RecordMapper:
             keys = [sorted(v, key=_lower_text) for v in values]
             ids = [[str(k).upper() for k in ks] for v, ks in zip(values, keys, strict=True)]
             raw = [[v[k] for k in ks] for v, ks in zip(values, keys, strict=True)]
-        else:
-            raise _Undecided
+        else:  # a shape of its own somewhere in the batch: every record is the rule's
+            return [UNDECIDED] * len(values)
         texts = [[t or "" for t in _texts(options)] for options in raw]
         if spec.style == "list":
             texts = [strip_option_labels(t) for t in texts]
