@@ -8,8 +8,9 @@ parent's copy), so N x the entries go through collect, language ID, quality, ded
 are exact duplicates of each other: dedup works on all of them) and export, on a fresh
 warehouse. Prints per-stage seconds (from the warehouse's run_stages), entries/s, the peak RSS of
 the run's process and of its whole process tree (pool workers included, sampled every 0.1 s),
-and the ratio to the baseline: the same files read by the same streaming readers, with no
-mapping and no warehouse, in this process. The run inherits the environment: set
+each stage's CPU seconds by process (the run's, the pool's workers, the ephemeral Prefect server)
+and the cores they kept busy, and the ratio to the baseline: the same files read by the same
+streaming readers, with no mapping and no warehouse, in this process. The run inherits the environment: set
 GLOBMED_WAREHOUSE_MEMORY=1GB to measure it with DuckDB's buffer pool capped.
 """
 
@@ -74,12 +75,15 @@ def readers_alone(config: Path) -> tuple[int, float]:
 
 
 class TreeMemory:
-    """The peak of the summed RSS of a process and its descendants, sampled in a thread."""
+    """The peak of the summed RSS of a process and its descendants, and each one's CPU time,
+    sampled in a thread."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.peak = 0
         self.samples: list[tuple[float, int]] = []  # (epoch seconds, RSS of the run's process)
+        # Per process: its role and its (epoch seconds, CPU seconds so far) samples.
+        self.cpu: dict[int, tuple[str, list[tuple[float, float]]]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -89,14 +93,60 @@ class TreeMemory:
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
                 self.peak = max(self.peak, sum(_rss(p) for p in procs))
-                self.samples.append((time.time(), _rss(self.root)))
+                now = time.time()
+                self.samples.append((now, _rss(self.root)))
+                for p in procs:
+                    self._sample_cpu(p, now)
             except psutil.Error:
                 return
+
+    def _sample_cpu(self, p: psutil.Process, now: float) -> None:
+        try:
+            times = p.cpu_times()
+            if p.pid not in self.cpu:
+                self.cpu[p.pid] = (_role(p, self.root), [])
+        except psutil.Error:
+            return  # gone between the listing and now: its last sample stands
+        self.cpu[p.pid][1].append((now, times.user + times.system))
+
+    def cpu_in(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds spent between two moments, summed by role (a process's last sample
+        before each moment; one that ended keeps its last)."""
+        spent: dict[str, float] = dict.fromkeys(ROLES, 0.0)
+        for role, series in self.cpu.values():
+            spent[role] += _cpu_at(series, end) - _cpu_at(series, start)
+        return spent
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+ROLES = ("run", "workers", "server", "other")
+
+
+def _role(p: psutil.Process, root: psutil.Process) -> str:
+    """What a process of the run's tree is: the run itself, a pool worker, the ephemeral Prefect
+    server, or something else (multiprocessing's resource tracker, say)."""
+    if p.pid == root.pid:
+        return "run"
+    command = " ".join(p.cmdline())
+    if "spawn_main" in command or "forkserver" in command:
+        return "workers"
+    if "uvicorn" in command or "prefect" in command:
+        return "server"
+    return "other"
+
+
+def _cpu_at(series: list[tuple[float, float]], moment: float) -> float:
+    """A process's CPU seconds at its last sample not after `moment` (0 before its first)."""
+    spent = 0.0
+    for t, cpu in series:
+        if t > moment:
+            break
+        spent = cpu
+    return spent
 
 
 def _rss(p: psutil.Process) -> int:
@@ -181,13 +231,19 @@ def main() -> None:
           f"entries/s; {seconds / read_s:.1f}x the readers' time")  # fmt: skip
     print(f"peak RSS: run process {own_rss / 2**30:.2f} GiB, process tree {tree_rss / 2**30:.2f} GiB")
     print(f"exported {counts['exported']:,}, quarantined {counts['quarantined']:,}")
-    print("stage        seconds   entries/s   peak RSS of the run's process")
+    cpu = {stage: tree.cpu_in(a, b) for stage, (a, b) in spans.items()}
+    print("stage        seconds   entries/s   peak RSS of the run's process   CPU-s: run  workers  server"
+          "  cores busy")  # fmt: skip
     for stage, s in stages.items():
-        print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}   {peaks[stage] / 2**30:6.2f} GiB")
+        c = cpu[stage]
+        print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}   {peaks[stage] / 2**30:6.2f} GiB"
+              f"{'':24}{c['run']:5.1f} {c['workers']:8.1f} {c['server']:7.1f}"
+              f"  {sum(c.values()) / s if s else 0:10.2f}")  # fmt: skip
     figures = {
         "scale": args.scale, "entries": entries, "seconds": round(seconds, 1), "readers_s": round(read_s, 1),
         "stages": {k: round(v, 1) for k, v in stages.items()},
         "stage_rss_gib": {k: round(v / 2**30, 2) for k, v in peaks.items()},
+        "stage_cpu_s": {k: {role: round(v, 1) for role, v in c.items()} for k, c in cpu.items()},
         "rss_gib": round(own_rss / 2**30, 2), "tree_rss_gib": round(tree_rss / 2**30, 2),
     }  # fmt: skip
     print(json.dumps(figures))
