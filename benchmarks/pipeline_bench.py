@@ -103,11 +103,13 @@ class TreeMemory:
     def _sample_cpu(self, p: psutil.Process, now: float) -> None:
         try:
             times = p.cpu_times()
-            if p.pid not in self.cpu:
-                self.cpu[p.pid] = (_role(p, self.root), [])
+            role, series = self.cpu.get(p.pid, ("other", []))
+            if role == "other":  # a new process, or one seen before its exec (the parent's command)
+                role = _role(p, self.root)
         except psutil.Error:
             return  # gone between the listing and now: its last sample stands
-        self.cpu[p.pid][1].append((now, times.user + times.system))
+        series.append((now, times.user + times.system))
+        self.cpu[p.pid] = (role, series)
 
     def cpu_in(self, start: float, end: float) -> dict[str, float]:
         """CPU seconds spent between two moments, summed by role (a process's last sample
