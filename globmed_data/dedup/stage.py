@@ -367,14 +367,15 @@ def run_dedup(
         con.unregister("b_ids")
         con.execute("DELETE FROM dedup_members")
         con.execute("DELETE FROM contamination")
-        # Edges of entries linked before stay (OR REPLACE); members and contamination are new rows.
-        writes = (("INSERT OR REPLACE", "dedup_edges", decided.new_edges),
-                  ("INSERT", "dedup_members", decided.members),
-                  ("INSERT", "contamination", decided.contamination))  # fmt: skip
-        for verb, table, frame in writes:
+        # Each new link has an end among b_ids, whose stored links went just above: no pair is
+        # stored twice, so dedup_edges needs no key (migration 0014). Members and contamination
+        # are new rows.
+        writes = (("dedup_edges", decided.new_edges), ("dedup_members", decided.members),
+                  ("contamination", decided.contamination))  # fmt: skip
+        for table, frame in writes:
             if len(frame):
                 con.register("b_rows", frame.to_arrow())
-                con.execute(f"{verb} INTO {table} SELECT * FROM b_rows")
+                con.execute(f"INSERT INTO {table} SELECT * FROM b_rows")
                 con.unregister("b_rows")
         con.execute("INSERT OR REPLACE INTO dedup_state VALUES ('members', ?)", [decided_from])
     lap("write")

@@ -333,6 +333,33 @@ def test_incremental_run_signs_only_new_entries(warehouse, corpus, tmp_path) -> 
     assert _members(warehouse)["b4"][:2] == ("contaminated", "a1")
     sigs = dict(warehouse.query("SELECT run_id, count(*) FROM dedup_signatures GROUP BY 1"))
     assert sigs == {"r1": 7, "r3": 1}
+    assert _pairs_stored_twice(warehouse) == 0
+
+
+def _pairs_stored_twice(wh: Warehouse) -> int:
+    return wh.query("SELECT count(*) - count(DISTINCT (a, b)) FROM dedup_edges")[0][0]
+
+
+def test_an_edited_entry_is_linked_again_and_no_pair_is_stored_twice(warehouse, corpus, tmp_path) -> None:
+    """dedup_edges has no key (migration 0014): an entry linked again finds the same partners,
+    and its stored links must have gone first, or each pair would be stored twice."""
+    collect_all(warehouse, corpus)
+    run_dedup(warehouse, corpus, "r1")
+    before = warehouse.query("SELECT a, b, method, similarity FROM dedup_edges ORDER BY ALL")
+    a2 = _id(warehouse, "a2")
+    assert any(a2 in (a, b) for a, b, _, _ in before)
+    path = tmp_path / "a" / "items.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for row in rows:  # the same text to dedup (case is normalised away), a new content hash
+        if row["problem_id"] == "a2":
+            row["problem_text"] = row["problem_text"].upper()
+    _write(path, rows)
+    collect_all(warehouse, corpus)
+    again = run_dedup(warehouse, corpus, "r2")
+    assert (again["checked"], again["linked"]) == (1, 1)
+    assert _pairs_stored_twice(warehouse) == 0
+    assert warehouse.query("SELECT a, b, method, similarity FROM dedup_edges ORDER BY ALL") == before
+    assert warehouse.query("SELECT count(*) - count(DISTINCT entry_id) FROM dedup_members") == [(0,)]
 
 
 def test_nli_pairs_on_one_premise_are_not_duplicates() -> None:
