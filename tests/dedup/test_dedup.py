@@ -496,6 +496,23 @@ def test_templated_look_alikes_that_swap_a_key_word_stay_apart(a: str, b: str) -
     assert labels[0] != labels[1] and labels[0] == labels[2]
 
 
+def test_each_distinct_pair_of_near_questions_is_compared_once(monkeypatch) -> None:
+    """Copies of one question near copies of another repeat the same pair of texts: the key-word
+    check reads each distinct pair once and gives every link its pair's verdict, in order."""
+    import globmed_data.dedup.linking as linking
+
+    real = linking.swapped_key_word
+    read: list[tuple[str, str]] = []
+    monkeypatch.setattr(linking, "swapped_key_word", lambda a, b: read.append((a, b)) or real(a, b))
+    malaria = "what is the first line treatment for uncomplicated malaria in adults"
+    cystitis = malaria.replace("malaria", "cystitis")
+    typo = malaria.replace("treatment", "treatmant")
+    left = [malaria, malaria, typo, malaria, cystitis]
+    right = [cystitis, cystitis, malaria, cystitis, malaria]
+    assert linking._swapped(left, right) == [True, True, False, True, True]
+    assert read == [(malaria, cystitis), (typo, malaria), (cystitis, malaria)]
+
+
 def test_spelling_variants_and_inserted_words_still_link() -> None:
     from globmed_data.dedup.linking import swapped_key_word
 
