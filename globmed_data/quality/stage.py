@@ -38,7 +38,8 @@ _READ = f"""SELECT e.entry_id, e.content_hash, e.source, e.task,
                    lc.decision AS langid_decision, lc.agrees AS langid_agrees,
                    p.content_hash AS parent_hash, p.task AS parent_task, p.language AS parent_language,
                    p.question AS parent_question, p.premise AS parent_premise,
-                   p.hypothesis AS parent_hypothesis, p.options AS parent_options
+                   p.hypothesis AS parent_hypothesis, p.options AS parent_options,
+                   q.entry_id IS NOT NULL AS stored
             {_PENDING}"""
 
 
@@ -47,13 +48,16 @@ def pending(wh: Warehouse, rules_hash: str) -> int:
 
 
 def decide(table: pa.Table, settings: QualitySettings, threads: int | None) -> pa.Table:
-    """One batch's decisions with the hashes they were made on. A pure map (no warehouse), so a
-    worker process or a Ray task runs it as well as the run's process."""
+    """One batch's decisions with the hashes they were made on, and `stored`: the entry has a
+    decision already. A pure map (no warehouse), so a worker process or a Ray task runs it as
+    well as the run's process."""
     batch = cast(pl.DataFrame, pl.from_arrow(table))
     return (
         evaluate(batch, settings, threads)
         .with_columns(
-            content_hash=batch.get_column("content_hash"), parent_hash=batch.get_column("parent_hash")
+            content_hash=batch.get_column("content_hash"),
+            parent_hash=batch.get_column("parent_hash"),
+            stored=batch.get_column("stored"),
         )
         .to_arrow()
     )
@@ -86,7 +90,13 @@ def run_quality(
                 run_id=pl.lit(run_id),
                 decided_at=pl.lit(now()),
             )
-            upsert("quality_results", decided.to_arrow())
+            # Decisions of entries decided before replace theirs; the others (all of a first
+            # run) are plain inserts: at 8x the shared data, 0.8 s and 1.5 CPU-s less.
+            stored = decided.get_column("stored")
+            decided = decided.drop("stored")
+            if stored.any():
+                upsert("quality_results", decided.filter(stored).to_arrow())
+            upsert("quality_results", decided.filter(~stored).to_arrow(), new_rows=True)
             passed += int(decided.get_column("passed").sum())
             reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
             done += len(decided)

@@ -205,6 +205,9 @@ def test_stage_stores_decisions_and_reruns_only_what_changed(warehouse, demo) ->
     )
     run_langid(warehouse, demo, "r3")
     assert run_quality(warehouse, demo, "r3")["checked"] == 1
+    # Its decision replaced the one stored; the first run's were inserted (stage.py: `stored`).
+    rows = warehouse.query("SELECT count(*), count(*) FILTER (WHERE run_id = 'r3') FROM quality_results")
+    assert rows == [(315, 1)]
 
     report = quality_report(warehouse)
     assert report["entries"] == 315 and report["rejected"] == 5
