@@ -73,8 +73,10 @@ def candidate_pairs(
     """Pairs (i < j) to verify: each new entry against the two smallest others sharing a key.
 
     Linking to two partners per key (not to every member, as an LSH query would) keeps big
-    clusters linear in size; every member still links into its group, so the components are
-    the same. (Linking every pair of groups up to 8 members was measured: no change in F1.)
+    clusters linear in size; where those links verify, every member still links into its group,
+    so the components are the same. Where they fail, the rest of the group is not tried, so what
+    else shares a key can change a component (docs/dedup.md, "Candidates"). (Linking every pair
+    of groups up to 8 members was measured: no change in F1.)
     Key columns: the exact key, then each band (`bands`: bands × entries).
     """
     columns = [np.ascontiguousarray(k) for k in [exact.astype(np.uint64), *bands]]
