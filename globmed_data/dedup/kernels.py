@@ -263,13 +263,15 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def group_partners(keys: np.ndarray, order: np.ndarray, is_new: np.ndarray, seen: np.ndarray,
-                   out_i: np.ndarray, out_j: np.ndarray, filled: int) -> int:  # fmt: skip
+def group_partners(keys: np.ndarray, order: np.ndarray, is_new: np.ndarray, exact: np.ndarray,
+                   seen: np.ndarray, out_i: np.ndarray, out_j: np.ndarray, filled: int) -> int:  # fmt: skip
     """Links from one key column (entries sorted by key in `order`): each new member of a group
-    of 2+ to the group's two smallest other indices. `seen` (entries × slots) remembers each
-    entry's latest partners, so a pair that shares many bands is written once or a few times,
-    not once per band. Returns the new fill of out_i/out_j, which need room for two pairs per
-    entry."""
+    of 2+ to two partners, the group's smallest index and the smallest of another exact key
+    (else the second smallest): exact copies of one entry, linked by the exact key's own
+    column, would otherwise take both places, and an entry that fails to verify with them
+    would never meet the rest of the group. `seen` (entries × slots) remembers each entry's
+    latest partners, so a pair that shares many bands is written once or a few times, not once
+    per band. Returns the new fill of out_i/out_j, which need room for two pairs per entry."""
     n = len(order)
     slots = seen.shape[1]
     g = 0
@@ -278,13 +280,19 @@ def group_partners(keys: np.ndarray, order: np.ndarray, is_new: np.ndarray, seen
         while h < n and keys[order[h]] == keys[order[g]]:
             h += 1
         if h - g > 1:
-            m1, m2 = n, n
+            m1 = n
+            for q in range(g, h):
+                m1 = min(m1, order[q])
+            m2, second = n, n
             for q in range(g, h):
                 x = order[q]
-                if x < m1:
-                    m1, m2 = x, m1
-                elif x < m2:
-                    m2 = x
+                if x == m1:
+                    continue
+                second = min(second, x)
+                if exact[x] != exact[m1]:
+                    m2 = min(m2, x)
+            if m2 == n:
+                m2 = second
             for q in range(g, h):
                 x = order[q]
                 if not is_new[x]:

@@ -25,6 +25,9 @@ from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import Signed, normalised, sign_batch
 
 BATCH = 20_000  # entries signed at a time: memory stays bounded by a batch (at 50k: +0.3 GiB, no faster)
+# Bump when the candidates or the verification change for the same settings: every stored link
+# is then searched again (stage.index_hash). 2: the second partner is of another exact key.
+LINK_VERSION = "2"
 
 
 def lsh_shape(s: DedupSettings) -> tuple[int, int]:
@@ -70,7 +73,8 @@ def search_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 def candidate_pairs(
     exact: np.ndarray, bands: np.ndarray, is_new: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (i < j) to verify: each new entry against the two smallest others sharing a key.
+    """Pairs (i < j) to verify: each new entry against two others sharing a key, the smallest and
+    the smallest of another exact key (kernels.group_partners).
 
     Linking to two partners per key (not to every member, as an LSH query would) keeps big
     clusters linear in size; where those links verify, every member still links into its group,
@@ -83,7 +87,9 @@ def candidate_pairs(
     workers = max(1, min(os.cpu_count() or 1, 8, len(columns)))
     with ThreadPoolExecutor(workers) as pool:  # sorts and kernels release the GIL
         found = list(
-            pool.map(lambda part: _links(part, is_new), [columns[w::workers] for w in range(workers)])
+            pool.map(
+                lambda part: _links(part, is_new, columns[0]), [columns[w::workers] for w in range(workers)]
+            )
         )
     lo = np.concatenate([np.minimum(i, j) for i, j in found]).astype(np.uint64)
     hi = np.concatenate([np.maximum(i, j) for i, j in found]).astype(np.uint64)
@@ -92,7 +98,7 @@ def candidate_pairs(
     return (pair >> np.uint64(32)).astype(np.int64), (pair & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
-def _links(columns: list[np.ndarray], is_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _links(columns: list[np.ndarray], is_new: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """group_partners over some key columns, with their own memory of pairs already written."""
     n = len(is_new)
     seen = np.full((n, 4), -1, np.int64)
@@ -101,7 +107,7 @@ def _links(columns: list[np.ndarray], is_new: np.ndarray) -> tuple[np.ndarray, n
     out_i, out_j = np.empty(2 * n * len(columns), np.int64), np.empty(2 * n * len(columns), np.int64)
     filled = 0
     for keys in columns:
-        filled = group_partners(keys, np.argsort(keys), is_new, seen, out_i, out_j, filled)
+        filled = group_partners(keys, np.argsort(keys), is_new, exact, seen, out_i, out_j, filled)
     return out_i[:filled], out_j[:filled]
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
 from globmed_data.dedup.external import benchmark_entries
-from globmed_data.dedup.linking import BATCH, components, link, lsh_shape
+from globmed_data.dedup.linking import BATCH, LINK_VERSION, components, link, lsh_shape
 from globmed_data.dedup.policy import decide_clusters, policy_columns
 from globmed_data.dedup.settings import DedupSettings
 from globmed_data.dedup.signing import ANSWER_PERM, SIGNATURE_VERSION, Signed, sign_batch
@@ -140,6 +140,7 @@ def index_hash(s: DedupSettings) -> str:
     bands, rows = lsh_shape(s)
     return stable_hash(
         signature_hash(s),
+        LINK_VERSION,
         str(bands),
         str(rows),
         str(s.threshold),
