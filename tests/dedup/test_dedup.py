@@ -336,6 +336,22 @@ def test_incremental_run_signs_only_new_entries(warehouse, corpus, tmp_path) -> 
     assert _pairs_stored_twice(warehouse) == 0
 
 
+def test_another_link_version_searches_every_stored_link_again(warehouse, corpus, monkeypatch) -> None:
+    """A change to how links are searched (linking.LINK_VERSION) is a change of the index: the
+    next run keeps the signatures but links every entry again, with the same clusters."""
+    import globmed_data.dedup.stage as stage
+
+    collect_all(warehouse, corpus)
+    run_dedup(warehouse, corpus, "r1")
+    members = _members(warehouse)
+    assert stage.DedupStage().pending(warehouse, corpus) == {"dedup:clusters": 0}
+    monkeypatch.setattr(stage, "LINK_VERSION", "test")
+    assert stage.DedupStage().pending(warehouse, corpus) == {"dedup": 7}
+    again = run_dedup(warehouse, corpus, "r2")
+    assert (again["checked"], again["linked"]) == (0, 7)
+    assert _members(warehouse) == members and _pairs_stored_twice(warehouse) == 0
+
+
 def _pairs_stored_twice(wh: Warehouse) -> int:
     return wh.query("SELECT count(*) - count(DISTINCT (a, b)) FROM dedup_edges")[0][0]
 
