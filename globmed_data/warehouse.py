@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from globmed_data.appends import RowGroupAppends
 from globmed_data.ops.lock import describe, holder_after, writer_lock
@@ -331,15 +332,28 @@ class Warehouse:
         leaving the block waits for them all, and a failed write raises here. With `new_rows`
         (for the block, or for one call: `write(table, rows, new_rows=True)`) the caller promises
         the keys are not in the table yet: a plain insert (about twice as cheap; a key already
-        there fails the write)."""
+        there fails the write). With `stored` (one call: a boolean mask of `rows`) the caller
+        says which keys are there: those rows replace theirs, the others are plain inserts."""
         futures: deque[Future[None]] = deque()
         every_new = new_rows
         with ThreadPoolExecutor(1, thread_name_prefix="globmed-writer") as pool:
 
-            def submit(table: str, rows: pa.Table, *, new_rows: bool = every_new) -> None:
+            def queue(table: str, rows: pa.Table, new: bool) -> None:
                 while len(futures) >= pending:
                     futures.popleft().result()
-                futures.append(pool.submit(self.insert if new_rows else self.upsert, table, rows))
+                futures.append(pool.submit(self.insert if new else self.upsert, table, rows))
+
+            def submit(
+                table: str, rows: pa.Table, *, new_rows: bool = every_new, stored: pa.Array | None = None
+            ) -> None:
+                if stored is None:
+                    queue(table, rows, new_rows)
+                    return
+                replaced = pc.sum(stored).as_py() or 0
+                if replaced:
+                    queue(table, rows.filter(stored), False)
+                if replaced < rows.num_rows:
+                    queue(table, rows.filter(pc.invert(stored)), True)
 
             try:
                 yield submit

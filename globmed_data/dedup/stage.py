@@ -17,7 +17,6 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from globmed_data import faults
 from globmed_data.config import LoadedConfig, PipelineConfig
@@ -79,10 +78,7 @@ def _store_signatures(
     )
     # Entries signed before (edited, or other settings) replace their row; the others are
     # appended (alone, an insert of 496k signatures took half the time of the upsert).
-    stored = frame["stored"].to_arrow()
-    if frame["stored"].any():
-        write("dedup_signatures", table.filter(stored))
-    write("dedup_signatures", table.filter(pc.invert(stored)), new_rows=True)
+    write("dedup_signatures", table, stored=frame["stored"].to_arrow())
 
 
 def _read_signatures(wh: Warehouse, ids: list[str], num_perm: int) -> Signed:

@@ -92,12 +92,9 @@ def run_quality(
             )
             # Decisions of entries decided before replace theirs; the others (all of a first
             # run) are plain inserts: at 8x the shared data, 0.6 s and 1.3 CPU-s less.
-            stored = decided.get_column("stored")
+            stored = decided.get_column("stored").to_arrow()
             decided = decided.drop("stored")
-            if stored.any():
-                upsert("quality_results", decided.filter(stored).to_arrow())
-            if not stored.all():
-                upsert("quality_results", decided.filter(~stored).to_arrow(), new_rows=True)
+            upsert("quality_results", decided.to_arrow(), stored=stored)
             passed += int(decided.get_column("passed").sum())
             reasons.update(decided.get_column("reasons").explode().drop_nulls().to_list())
             done += len(decided)

@@ -57,6 +57,21 @@ def test_background_inserts_of_new_rows_refuse_a_key_already_there(warehouse) ->
     assert warehouse.query("SELECT key, value FROM kv ORDER BY key") == [("a", 10), ("b", 2), ("c", 30)]
 
 
+def test_background_writes_with_a_stored_mask_replace_those_rows_and_insert_the_others(warehouse) -> None:
+    warehouse.con.execute("CREATE TABLE kv (key VARCHAR PRIMARY KEY, value INTEGER)")
+    warehouse.con.execute("INSERT INTO kv VALUES ('a', 1), ('b', 2)")
+    with warehouse.background_upserts() as write:
+        write("kv", pa.table({"key": ["a", "c"], "value": [10, 30]}), stored=pa.array([True, False]))
+        write("kv", pa.table({"key": ["d"], "value": [40]}), stored=pa.array([False]))
+        write("kv", pa.table({"key": ["b"], "value": [20]}), stored=pa.array([True]))
+    rows = warehouse.query("SELECT key, value FROM kv ORDER BY key")
+    assert rows == [("a", 10), ("b", 20), ("c", 30), ("d", 40)]
+    # A row said to be new is a plain insert: its key already there fails the block.
+    with pytest.raises(Exception, match=r"(?i)constraint"), warehouse.background_upserts() as write:
+        write("kv", pa.table({"key": ["a", "e"], "value": [11, 50]}), stored=pa.array([False, False]))
+    assert warehouse.query("SELECT value FROM kv WHERE key = 'a'") == [(10,)]
+
+
 def test_memory_cap_from_the_environment_is_applied_and_a_bad_one_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GLOBMED_WAREHOUSE_MEMORY", "1GB")
     with Warehouse(tmp_path / "wh.duckdb") as wh:
