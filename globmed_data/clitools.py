@@ -65,9 +65,12 @@ def open_read(warehouse: Path | None) -> Warehouse:
 def prefect_environment() -> None:
     """Before Prefect is imported: no analytics, and an ephemeral API server given two minutes to
     start (Prefect's 20 s default is missed on a busy two-core machine, or on the first start of a
-    fresh install, which compiles and migrates first). Values set by the user win."""
+    fresh install, which compiles and migrates first), launched now. Values set by the user win."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from globmed_data.ops.prefect_start import launch_api
+
+    launch_api()  # the server starts while this process imports Prefect and the flows
 
 
 def announce_first_compile() -> None:
@@ -87,10 +90,9 @@ def announce_first_compile() -> None:
 
 
 def start_flow(flow: Any, **parameters: Any) -> Any:
-    """Run a flow in this process and return its final state. Without PREFECT_API_URL, the
-    ephemeral API server is started here first, surviving what made it fail on a busy machine:
-    a port taken between Prefect's check and uvicorn's bind, and a slow start (its own loop
-    counts only its sleeps, so its timeout is not wall time)."""
+    """Run a flow in this process and return its final state. Without a configured API, on the
+    ephemeral server that prefect_environment launched (ops/prefect_start.py: a port held from the
+    start, a wall-clock deadline, started beside this process's imports)."""
     from globmed_data.ops.prefect_start import ensure_api
 
     ensure_api()

@@ -1,5 +1,6 @@
-"""The CLI's Prefect start survives a busy machine: a port taken under it, and CPUs saturated by
-other work (the two ways `make demo` failed on a fresh clone)."""
+"""The CLI's Prefect start: the ephemeral server launched early on a port held from the start, a
+configured API preferred, a failed start retried, and a start that survives CPUs saturated by
+other work (`make demo` on a fresh clone once failed there)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,53 @@ from pathlib import Path
 
 from tests.helpers import DEMO_CONFIG
 
-PORT_TAKEN = """
-import socket
+EARLY = """
+import socket, sys
+from globmed_data.clitools import prefect_environment, start_flow
 from globmed_data.ops import prefect_start
-taken = socket.socket(); taken.bind(("127.0.0.1", 0)); taken.listen()
-ports = [taken.getsockname()[1]]
-real = prefect_start._free_port
-def first_taken():
-    return ports.pop() if ports else real()
-prefect_start._free_port = first_taken
+prefect_environment()  # launches the server before Prefect is imported
+port = prefect_start._early.port
+try:  # the port is held from the start: nothing else can bind it
+    socket.socket().bind(("127.0.0.1", port))
+    print("bound")
+except OSError:
+    print("held")
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+@flow
+def tiny():
+    return 7
+
+state = start_flow(tiny)
+with get_client(sync_client=True) as client:
+    runs = client.read_flow_runs()
+print(state.result(), prefect_start._early.api_url, len(runs))
+print("ephemeral module imported:", "prefect.server.api.server" in sys.modules)
+"""
+
+CONFIGURED = """
+from globmed_data.ops import prefect_start
+prefect_start.launch_api()
+early = prefect_start._early
+print(prefect_start.ensure_api(), early.process.poll() is not None, early.socket.fileno())
+"""
+
+EXITS_FIRST = """
+import sys
+from globmed_data.ops import prefect_start
+real = prefect_start.EphemeralServer._start
+calls = []
+def flaky(self):
+    calls.append(1)
+    if len(calls) == 1:  # the first start dies at once (a port clash, a locked database...)
+        import subprocess
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    return real(self)
+prefect_start.EphemeralServer._start = flaky
 api = prefect_start.ensure_api()
 import httpx
-print(api, httpx.get(api + "/health").status_code)
+print(api, httpx.get(api + "/health").status_code, len(calls))
 """
 
 # Spins until the test process is gone (even if it is killed before it can stop them).
@@ -34,14 +70,37 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
-def test_a_port_taken_under_the_server_costs_a_retry_not_a_timeout(tmp_path: Path) -> None:
-    started = time.monotonic()
+def _python(script: str, env: dict[str, str]) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PORT_TAKEN], env=_env(tmp_path), capture_output=True, text=True, timeout=180
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith(" 200")
-    assert time.monotonic() - started < 90  # Prefect alone waited out its whole timeout here
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()
+
+
+def test_the_early_server_holds_its_port_and_serves_the_flow(tmp_path: Path) -> None:
+    held, last, imported = _python(EARLY, _env(tmp_path))[-3:]
+    assert held == "held"
+    result, api, runs = last.split()
+    assert result == "7" and api.startswith("http://127.0.0.1:") and int(runs) == 1
+    # Prefect's own ephemeral start imports its server app here; the flow never fell back to it
+    assert imported == "ephemeral module imported: False"
+
+
+def test_a_configured_api_wins_and_the_early_server_is_stopped(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "remote"\n[profiles.remote]\nPREFECT_API_URL = "http://127.0.0.1:9/api"\n')
+    env = {**_env(tmp_path), "PREFECT_PROFILES_PATH": str(profiles)}
+    api, stopped, fd = _python(CONFIGURED, env)[-1].split()
+    assert api == "http://127.0.0.1:9/api"  # what the profile names, not the early server
+    assert stopped == "True" and fd == "-1"  # its process ended, its socket closed
+
+
+def test_a_server_that_exits_early_is_started_again(tmp_path: Path) -> None:
+    started = time.monotonic()
+    api, status, starts = _python(EXITS_FIRST, _env(tmp_path))[-1].split()
+    assert api.startswith("http://127.0.0.1:") and status == "200" and starts == "2"
+    assert time.monotonic() - started < 90  # a retry, not a timeout waited out
 
 
 def test_the_demo_runs_while_other_work_saturates_the_cpus(tmp_path: Path) -> None:
