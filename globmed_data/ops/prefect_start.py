@@ -56,7 +56,9 @@ class EphemeralServer:
     def wait_until_up(self, timeout: float) -> None:
         """Until /health answers; a server that exits early is started again, ATTEMPTS times."""
         problems: list[str] = []
-        for _ in range(ATTEMPTS):
+        for attempt in range(ATTEMPTS):
+            if attempt:  # the one before exited or never answered
+                self.process = self._start()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
@@ -70,7 +72,6 @@ class EphemeralServer:
             else:
                 problems.append(f"no answer on port {self.port} within {timeout:.0f}s")
                 self._end()
-            self.process = self._start()
         self.stop()
         raise RuntimeError(
             "the ephemeral Prefect API server did not start: " + "; ".join(problems) + ". Start one with "
