@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import DEMO_CONFIG
 
 EARLY = """
@@ -61,6 +63,22 @@ import httpx
 print(api, httpx.get(api + "/health").status_code, len(calls))
 """
 
+NEVER_STARTS = """
+import subprocess, sys
+from globmed_data.ops import prefect_start
+calls = []
+def dies(self):
+    calls.append(1)
+    return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+prefect_start.EphemeralServer._start = dies
+try:
+    prefect_start.ensure_api()
+except RuntimeError as exc:
+    early = prefect_start._early
+    print(len(calls), prefect_start.ATTEMPTS, early.process.poll(), early.socket.fileno())
+    print(exc)
+"""
+
 # Spins until the test process is gone (even if it is killed before it can stop them).
 BURN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    sum(range(100_000))\n"
 
@@ -101,6 +119,60 @@ def test_a_server_that_exits_early_is_started_again(tmp_path: Path) -> None:
     api, status, starts = _python(EXITS_FIRST, _env(tmp_path))[-1].split()
     assert api.startswith("http://127.0.0.1:") and status == "200" and starts == "2"
     assert time.monotonic() - started < 90  # a retry, not a timeout waited out
+
+
+def test_a_server_that_never_starts_is_tried_attempts_times_then_named(tmp_path: Path) -> None:
+    counts, message = _python(NEVER_STARTS, _env(tmp_path))[-2:]
+    starts, attempts, code, fd = counts.split()
+    assert starts == attempts == "3"  # no process left starting after the last attempt
+    assert code == "3" and fd == "-1"  # the last one ended, the socket closed
+    assert message.count("exited with code 3") == 3 and "prefect server start" in message
+
+
+def test_the_server_is_launched_as_prefect_launches_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prefect_start copies how Prefect starts its ephemeral server (the app, the environment):
+    a Prefect upgrade that changes either fails here, not in a run."""
+    from prefect.server.api import server as prefect_server
+    from prefect.settings import get_current_settings
+
+    from globmed_data.ops import prefect_start
+
+    launched: list[tuple[list[str], dict[str, str]]] = []
+
+    class Launched:
+        returncode = 0
+
+        def __init__(self, args: list[str], env: dict[str, str], **_: object) -> None:
+            launched.append((list(args), dict(env)))
+
+        def poll(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Launched)
+    theirs = prefect_server.SubprocessASGIServer(port=1)
+    try:
+        theirs._run_uvicorn_command()
+    finally:
+        prefect_server.SubprocessASGIServer._instances.pop(1, None)
+    ours = prefect_start.EphemeralServer()
+    ours.stop()
+    (their_args, their_env), (our_args, our_env) = launched
+
+    def without(args: list[str], *options: str) -> list[str]:
+        kept = list(args)
+        for option in options:
+            at = kept.index(option)
+            del kept[at : at + 2]
+        return kept
+
+    assert without(our_args, "--fd") == without(their_args, "--host", "--port")
+    # Prefect also hands its current settings down as variables; launched before Prefect is
+    # imported, ours has none set at run time, and the server reads the same environment,
+    # profile and prefect.toml itself.
+    settings = get_current_settings().to_environment_variables(exclude_unset=True)
+    added = {k: v for k, v in their_env.items() if os.environ.get(k) != v and k not in settings}
+    assert added == {k: v for k, v in our_env.items() if os.environ.get(k) != v}
+    assert added  # what makes it Prefect's ephemeral server (no UI, ephemeral mode)
 
 
 def test_the_demo_runs_while_other_work_saturates_the_cpus(tmp_path: Path) -> None:
