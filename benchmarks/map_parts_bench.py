@@ -10,7 +10,7 @@ Prints CPU seconds (best of --repeat, process time) and µs a record for:
   builds them from columns).
 What the map spends beyond the three is the mapping's own Python (keys, fields, options,
 answers, normalisation checks): the most a faster mapper written in Python could save, and what
-a compiled one would have to replace (docs/scaling.md, "Where the 40,000 entries/s goal stands").
+a compiled one would have to replace (docs/scaling.md, "The collect's CPU, and the 40,000 entries/s goal").
 """
 
 from __future__ import annotations

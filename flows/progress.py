@@ -66,7 +66,7 @@ class MapProgress:
     """One artifact for a map stage whose units run side by side: each unit (a source) is an
     equal share, filled as the unit reports its own progress (bytes read, for the collect). An
     artifact per source, created and updated by 104 sources at 8x, kept the Prefect server at a
-    quarter of a core through the collect (docs/scaling.md)."""
+    quarter of a core through the collect (docs/scaling-history.md)."""
 
     def __init__(self, dataset: str, stage: str, units: list[str], unit: str = "sources") -> None:
         self.bar = _Bar(dataset, stage)

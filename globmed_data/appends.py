@@ -4,7 +4,7 @@ DuckDB writes a committed row twice when the transaction is small: into its log 
 then compressed into the file at the checkpoint. A transaction that appends whole row groups
 (122,880 rows) is compressed into the file as it is inserted, and its log keeps pointers only:
 on the 8x shared data, 6.4 CPU-s against 8.2 for 5,000-row transactions. A remainder breaks
-that: a short row group between full ones is rewritten at the checkpoint (docs/scaling.md, "The
+that: a short row group between full ones is rewritten at the checkpoint (docs/scaling-history.md, "The
 single writer's floor").
 
 So the rows of sources with nothing stored yet (which are inserted, never upserted) wait here,

@@ -292,7 +292,7 @@ class Warehouse:
         BULK_CHECKPOINT_THRESHOLD of log inside it, then once at its end, so that the next stage
         does not carry the block's unwritten rows in memory. At 8x the shared data, the collect's
         single writer spent a third of its time in commits that checkpointed: 37-50 s became 28.5 s
-        (docs/scaling.md). DuckDB works on one thread inside the block: its inserts are small and
+        (docs/scaling-history.md). DuckDB works on one thread inside the block: its inserts are small and
         the map's workers need the cores (its CPU for the inserts fell 8%); the checkpoint at the
         end has every thread again. A kill inside the block loses nothing committed: DuckDB
         replays its log on open.

@@ -262,7 +262,7 @@ WORKER_GC_THRESHOLD = (10_000, 10, 10)
 def start_worker() -> None:
     """A pool worker maps files: many short-lived objects, few that live. Python's collector
     looks for cycles every 700 allocations by default; every 10,000 here, with the imports
-    frozen out of its sight, the map takes 6% less time (docs/scaling.md)."""
+    frozen out of its sight, the map takes 6% less time (docs/scaling-history.md)."""
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLD)
 

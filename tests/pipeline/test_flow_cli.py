@@ -116,7 +116,7 @@ def test_flow_reports_progress_per_stage(flow_result) -> None:
     assert set(keys) == set(progress)
     assert all(a.type == "progress" and float(a.data) == 100.0 for a in progress.values())
     assert progress["globmed-demo-collect-progress"].description == "collect: 6/6 sources done"
-    # One artifact for the collect, none per source (each cost the server calls: docs/scaling.md).
+    # One artifact for the collect, none per source (each cost the server calls: docs/scaling-history.md).
     assert not _read_artifacts(["globmed-demo-collect-demo-dosing-progress"], result["flow_run_id"])
 
 
