@@ -110,6 +110,37 @@ def test_first_export_writes_a_loadable_versioned_layout(curated) -> None:
     assert "| duplicate_options | 1 |" in card and "First version." in card and "@misc{" in card
 
 
+def test_the_card_counts_translations_by_the_language_they_came_from(curated) -> None:
+    """The card's provenance table: curated entries by origin, language and the declared
+    language of the entry each translation was made from (blank where that entry is unknown)."""
+    wh, loaded, _ = curated
+    first = Path(run_export(wh, loaded, "r1", publish=False, log=quiet)["folder"])
+    assert "Every entry is native" in (first / "README.md").read_text()
+    curated_ids = [r[0] for r in wh.query("SELECT entry_id FROM v_curated_entries ORDER BY entry_id")]
+    parent = {
+        lang: wh.query("SELECT min(entry_id) FROM entries WHERE language = ?", [lang])[0][0]
+        for lang in ("en", "sw")
+    }
+    made = dict(zip(curated_ids, [parent["en"], parent["en"], parent["sw"], "gone"], strict=False))
+    for child, parent_id in made.items():
+        wh.con.execute(
+            "UPDATE entries SET origin = 'translated', parent_entry_id = ? WHERE entry_id = ?",
+            [parent_id, child],
+        )
+    run_quality(wh, loaded, "r2", log=quiet)  # a translation meets quality's translation rules
+    run_dedup(wh, loaded, "r2", log=quiet)
+    expected = wh.query(
+        "SELECT c.origin, c.curated_language, p.language, count(*) FROM v_curated_entries c "
+        "LEFT JOIN entries p ON p.entry_id = c.parent_entry_id GROUP BY ALL ORDER BY ALL"
+    )
+    translated = [r for r in expected if r[0] == "translated"]
+    assert sum(r[3] for r in translated) == 4 and {r[2] for r in translated} == {"en", "sw", None}
+    card = (Path(run_export(wh, loaded, "r3", publish=False, log=quiet)["folder"]) / "README.md").read_text()
+    table = card[card.index("| origin | language | translated_from | entries |") :].split("\n\n")[0]
+    rows = [line.strip("| ").split(" | ") for line in table.splitlines()[2:]]
+    assert rows == [[o, lang, src or "", f"{n:,}"] for o, lang, src, n in expected]
+
+
 def test_unchanged_content_makes_no_version_and_changes_bump_semver(curated, tmp_path, monkeypatch) -> None:
     wh, loaded, config = curated
     first = run_export(wh, loaded, "r1", publish=False, log=quiet)
