@@ -89,6 +89,9 @@ class Snapshot:
     new_splits: pl.DataFrame  # entry_id, split: assignments made now for `split: auto` entries
     schema_version: int
     source_licenses: dict[str, str | None] = field(default_factory=dict)
+    # The card's provenance table, counted from these rows: entries by origin, language and, for a
+    # translation, its parent's declared language ([] when every entry is native).
+    origins: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def entries(self) -> int:
@@ -148,7 +151,32 @@ def take_snapshot(wh: Warehouse, settings: ExportSettings) -> Snapshot:
         new_splits=new_splits,
         schema_version=EXPORT_SCHEMA_VERSION,
         source_licenses=licenses,
+        origins=_origins(wh, frame),
     )
+
+
+def _origins(wh: Warehouse, frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows by origin, language and the declared language of the entry each translation was
+    made from (any entry, active or not; null if none), sorted, nulls last. Counted here, not by
+    a second read of the curated view (0.65-0.75 s at 8x)."""
+    if frame.filter(pl.col("origin") != "native").is_empty():
+        return []
+    parents = pl.from_arrow(
+        wh.arrow_for_ids(
+            frame["parent_entry_id"].drop_nulls().unique().to_list(),
+            "SELECT entry_id AS parent_entry_id, language AS translated_from "
+            "FROM entries JOIN b_ids USING (entry_id)",
+        )
+    )
+    assert isinstance(parents, pl.DataFrame)
+    counts = (
+        frame.select("origin", "language", "parent_entry_id")
+        .join(parents, on="parent_entry_id", how="left")
+        .group_by("origin", "language", "translated_from")
+        .agg(entries=pl.len())
+        .sort("origin", "language", "translated_from", "entries", nulls_last=True)
+    )
+    return [{**r, "entries": int(r["entries"])} for r in counts.iter_rows(named=True)]
 
 
 def _final_splits(frame: pl.DataFrame, settings: ExportSettings) -> tuple[pl.DataFrame, pl.DataFrame]:

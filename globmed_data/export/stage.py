@@ -51,8 +51,9 @@ def targets(wh: Warehouse, loaded: LoadedConfig) -> list[Target]:
     return out
 
 
-def pipeline_counts(wh: Warehouse) -> dict[str, Any]:
-    """What the filters and dedup removed, for the card (current warehouse state)."""
+def pipeline_counts(wh: Warehouse, origins: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the filters and dedup removed, for the card (current warehouse state), and the
+    snapshot's entries by origin (`Snapshot.origins`)."""
     one = lambda sql: int(wh.query(sql)[0][0] or 0)  # noqa: E731
     langid = dict(
         wh.query(
@@ -62,11 +63,6 @@ def pipeline_counts(wh: Warehouse) -> dict[str, Any]:
     )
     dedup = dict(
         wh.query("SELECT method, count(*) FROM dedup_members WHERE decision = 'duplicate' GROUP BY 1")
-    )
-    origin = wh.query_dicts(
-        "SELECT c.origin, c.curated_language AS language, p.language AS translated_from, "
-        "count(*) AS entries FROM v_curated_entries c LEFT JOIN entries p ON p.entry_id = c.parent_entry_id "
-        "GROUP BY ALL ORDER BY ALL"
     )
     return {
         "quarantined": one("SELECT count(*) FROM quarantine"),
@@ -81,9 +77,7 @@ def pipeline_counts(wh: Warehouse) -> dict[str, Any]:
         "duplicates_exact": int(dedup.get("exact", 0)),
         "duplicates_near": int(dedup.get("near", 0)),
         "contaminated": one("SELECT count(*) FROM dedup_members WHERE decision = 'contaminated'"),
-        "origin": [{**r, "entries": int(r["entries"])} for r in origin]
-        if any(r["origin"] != "native" for r in origin)
-        else [],
+        "origin": origins,
     }
 
 
@@ -172,7 +166,7 @@ def _create_version(
         snapshot=snap,
         settings=s,
         low_resource=loaded.config.languages.low_resource,
-        pipeline=pipeline_counts(wh),
+        pipeline=pipeline_counts(wh, snap.origins),
         changes=changes,
     )
     folder = export_dir(wh, loaded) / s.repo_id.replace("/", "__") / f"v{version}"
