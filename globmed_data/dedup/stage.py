@@ -145,12 +145,18 @@ def index_hash(s: DedupSettings) -> str:
     )
 
 
+# The participants `p` as a count and an order-free digest of their ids and contents.
+_MEMBERS_DIGEST = "count(*), coalesce(bit_xor(hash(p.entry_id || ':' || p.content_hash)), 0)"
+
+
 def members_key(wh: Warehouse, s: DedupSettings) -> str:
     """What the stored clusters were decided from: the participants (id and content, as a
     count and an order-free digest) and every dedup setting. A change means dedup has work."""
-    count, digest = wh.query(
-        f"SELECT count(*), coalesce(bit_xor(hash(entry_id || ':' || content_hash)), 0) FROM ({_PARTICIPANTS})"
-    )[0]
+    count, digest = wh.query(f"SELECT {_MEMBERS_DIGEST} FROM ({_PARTICIPANTS}) p")[0]
+    return _members_key(s, count, digest)
+
+
+def _members_key(s: DedupSettings, count: int, digest: int) -> str:
     return stable_hash("dedup-members", s.model_dump_json(), str(count), str(digest))
 
 
@@ -189,7 +195,23 @@ def unlinked(wh: Warehouse, index: str) -> int:
 def clusters_stale(wh: Warehouse, s: DedupSettings) -> bool:
     """The participants or the settings changed since the clusters were decided (an entry
     vanished or was rejected, say: it may have been the one its cluster kept)."""
-    return dict(wh.query("SELECT key, value FROM dedup_state")).get("members") != members_key(wh, s)
+    return _stored_members(wh) != members_key(wh, s)
+
+
+def _stored_members(wh: Warehouse) -> str | None:
+    return dict(wh.query("SELECT key, value FROM dedup_state")).get("members")
+
+
+def work_left(wh: Warehouse, s: DedupSettings) -> tuple[int, bool]:
+    """pending() and clusters_stale() from one pass over the participants (each reads the
+    eligible view: ~0.4-0.5 s at 8x), as export's and the no-change check's pending work asks."""
+    unlinked_now, count, digest = wh.query(
+        f"SELECT count(*) FILTER (WHERE s.linked_index IS DISTINCT FROM ?), {_MEMBERS_DIGEST} "
+        f"FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "  # at most one row an entry
+        "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash",
+        [index_hash(s)],
+    )[0]
+    return int(unlinked_now), _stored_members(wh) != _members_key(s, count, digest)
 
 
 class _Laps:
@@ -412,9 +434,8 @@ class DedupStage:
         return index_hash(loaded.config.dedup)
 
     def pending(self, wh: Warehouse, loaded: LoadedConfig) -> dict[str, int]:
-        s = loaded.config.dedup
-        n = pending(wh, s)
-        return {self.name: n} if n else {"dedup:clusters": int(clusters_stale(wh, s))}
+        n, stale = work_left(wh, loaded.config.dedup)
+        return {self.name: n} if n else {"dedup:clusters": int(stale)}
 
     def undecided(self, wh: Warehouse, settings_hash: str) -> int | None:
         return unlinked(wh, settings_hash)

@@ -352,6 +352,42 @@ def test_another_link_version_searches_every_stored_link_again(warehouse, corpus
     assert _members(warehouse) == members and _pairs_stored_twice(warehouse) == 0
 
 
+def test_work_left_in_one_pass_says_what_its_two_checks_say(warehouse, corpus, tmp_path, monkeypatch) -> None:
+    """The pending check export and the no-change check run reads the participants once for
+    both answers: entries left to link, and clusters decided from other participants."""
+    import globmed_data.dedup.stage as stage
+
+    s = corpus.config.dedup
+
+    def answers() -> tuple[tuple[int, bool], tuple[int, bool]]:
+        return stage.work_left(warehouse, s), (
+            stage.pending(warehouse, s),
+            stage.clusters_stale(warehouse, s),
+        )
+
+    seen = []
+    collect_all(warehouse, corpus)
+    seen.append(answers())  # nothing linked, no clusters yet
+    run_dedup(warehouse, corpus, "r1")
+    seen.append(answers())  # all done
+    path = tmp_path / "b" / "items.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    _write(path, [r for r in rows if r["problem_id"] != "b3"])
+    collect_all(warehouse, corpus)
+    seen.append(answers())  # b3 vanished: nothing to link, but its clusters are stale
+    _write(
+        path,
+        [{**r, "problem_text": r["problem_text"].upper()} if r["problem_id"] == "b2" else r for r in rows],
+    )
+    collect_all(warehouse, corpus)
+    seen.append(answers())  # b3 back (unchanged, still linked) and b2 edited: one to link
+    run_dedup(warehouse, corpus, "r2")
+    monkeypatch.setattr(stage, "LINK_VERSION", "test")
+    seen.append(answers())  # another index: every entry to link again (the members are the same)
+    assert all(one == two for one, two in seen)
+    assert [one for one, _ in seen] == [(7, True), (0, False), (0, True), (1, True), (7, False)]
+
+
 def _pairs_stored_twice(wh: Warehouse) -> int:
     return wh.query("SELECT count(*) - count(DISTINCT (a, b)) FROM dedup_edges")[0][0]
 
