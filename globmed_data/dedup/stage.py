@@ -147,6 +147,13 @@ def index_hash(s: DedupSettings) -> str:
 
 # The participants `p` as a count and an order-free digest of their ids and contents.
 _MEMBERS_DIGEST = "count(*), coalesce(bit_xor(hash(p.entry_id || ':' || p.content_hash)), 0)"
+# The participants `p` with their signature `s` (at most one an entry), and which of them are not
+# linked under the index hash given as the parameter.
+_SIGNED_PARTICIPANTS = (
+    f"FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "
+    "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash"
+)
+_UNLINKED = "s.linked_index IS DISTINCT FROM ?"
 
 
 def members_key(wh: Warehouse, s: DedupSettings) -> str:
@@ -182,14 +189,7 @@ def pending(wh: Warehouse, s: DedupSettings) -> int:
 
 def unlinked(wh: Warehouse, index: str) -> int:
     """Participants not signed and linked under the LSH index with this hash."""
-    return int(
-        wh.query(
-            f"SELECT count(*) FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "
-            "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash "
-            "WHERE s.linked_index IS DISTINCT FROM ?",
-            [index],
-        )[0][0]
-    )
+    return int(wh.query(f"SELECT count(*) {_SIGNED_PARTICIPANTS} WHERE {_UNLINKED}", [index])[0][0])
 
 
 def clusters_stale(wh: Warehouse, s: DedupSettings) -> bool:
@@ -206,9 +206,7 @@ def work_left(wh: Warehouse, s: DedupSettings) -> tuple[int, bool]:
     """pending() and clusters_stale() from one pass over the participants (each reads the
     eligible view: ~0.4-0.5 s at 8x), as export's and the no-change check's pending work asks."""
     unlinked_now, count, digest = wh.query(
-        f"SELECT count(*) FILTER (WHERE s.linked_index IS DISTINCT FROM ?), {_MEMBERS_DIGEST} "
-        f"FROM ({_PARTICIPANTS}) p LEFT JOIN dedup_signatures s "  # at most one row an entry
-        "ON s.entry_id = p.entry_id AND s.content_hash = p.content_hash",
+        f"SELECT count(*) FILTER (WHERE {_UNLINKED}), {_MEMBERS_DIGEST} {_SIGNED_PARTICIPANTS}",
         [index_hash(s)],
     )[0]
     return int(unlinked_now), _stored_members(wh) != _members_key(s, count, digest)
