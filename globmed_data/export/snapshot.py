@@ -100,7 +100,7 @@ class Snapshot:
 
 # The view gives the curated ids and the columns it settles; the texts are joined to them after.
 # Read through the view's joins, every active entry's texts were read and nine in ten dropped at
-# 8x (1.38-1.58 s against 0.80-0.93 s for the same rows).
+# 8x (1.11-1.57 s against 0.69-0.71 s for the same rows).
 _CURATED = """
 SELECT c.entry_id, c.source, c.task, c.curated_language AS language,
        coalesce(s.split, c.split) AS split, e.question, e.context, e.options, e.answer_indices,
