@@ -29,6 +29,15 @@ from pathlib import Path
 ATTEMPTS = 3
 # Prefect's own environment for its ephemeral server: no UI, ephemeral mode.
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+# Prefect's task-run recorder writes each state of each task run in a transaction of its own
+# (batch size 1): ~50 ms of the server's CPU a task run on two cores, 5-6 CPU-s of the 8x
+# collect's 104 sources, beside its ~48. Batched, the same rows cost about a third
+# (docs/scaling-history.md, "The Prefect server's share"). The last batch is written when the
+# server stops. Only this CLI's own server, and a value set in the environment wins.
+_SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
 
 
 class EphemeralServer:
@@ -40,7 +49,8 @@ class EphemeralServer:
         self.socket.listen(128)
         self.port = int(self.socket.getsockname()[1])
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.env = {**os.environ, **_SERVER_ENV}  # as it is now: no PREFECT_API_URL pointing at itself
+        # The environment as it is now: no PREFECT_API_URL pointing at itself.
+        self.env = {**_SERVER_TUNING, **os.environ, **_SERVER_ENV}
         self.process = self._start()
         atexit.register(self.stop)
 

@@ -63,6 +63,32 @@ import httpx
 print(api, httpx.get(api + "/health").status_code, len(calls))
 """
 
+RECORDED = """
+import sqlite3, sys
+from globmed_data.clitools import prefect_environment, start_flow
+from globmed_data.ops import prefect_start
+prefect_environment()
+from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
+
+@task(task_run_name="square {i}")
+def square(i):
+    return i * i
+
+@flow
+def squares():
+    with ThreadPoolTaskRunner(max_workers=3) as runner:
+        return sum(f.result() for f in [runner.submit(square, {"i": i}) for i in range(12)])
+
+state = start_flow(squares)
+env = prefect_start._early.env
+prefect_start._early.stop()  # what the CLI's exit does
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT state_type, count(*) FROM task_run GROUP BY 1").fetchall()
+print(state.result(), env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"],
+      env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"], rows)
+"""
+
 NEVER_STARTS = """
 import subprocess, sys
 from globmed_data.ops import prefect_start
@@ -121,6 +147,19 @@ def test_a_server_that_exits_early_is_started_again(tmp_path: Path) -> None:
     assert time.monotonic() - started < 90  # a retry, not a timeout waited out
 
 
+def test_batched_task_run_states_are_all_written_by_the_time_the_server_stops(tmp_path: Path) -> None:
+    """The ephemeral server writes task-run states in batches (_SERVER_TUNING); the last batch must
+    be written when it stops. The periodic flush is set beyond the test's length so that only the
+    stop can write it, and a value set in the environment wins over ours."""
+    env = {**_env(tmp_path), "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "600"}
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDED, str(tmp_path / "prefect" / "prefect.db")],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "506 100 600 [('COMPLETED', 12)]"
+
+
 def test_a_server_that_never_starts_is_tried_attempts_times_then_named(tmp_path: Path) -> None:
     counts, message = _python(NEVER_STARTS, _env(tmp_path))[-2:]
     starts, attempts, code, fd = counts.split()
@@ -171,8 +210,11 @@ def test_the_server_is_launched_as_prefect_launches_its_own(monkeypatch: pytest.
     # profile and prefect.toml itself.
     settings = get_current_settings().to_environment_variables(exclude_unset=True)
     added = {k: v for k, v in their_env.items() if os.environ.get(k) != v and k not in settings}
-    assert added == {k: v for k, v in our_env.items() if os.environ.get(k) != v}
+    ours_added = {k: v for k, v in our_env.items() if os.environ.get(k) != v}
+    tuned = {k: ours_added.pop(k) for k in prefect_start._SERVER_TUNING if k in ours_added}
+    assert added == ours_added
     assert added  # what makes it Prefect's ephemeral server (no UI, ephemeral mode)
+    assert tuned == prefect_start._SERVER_TUNING  # and ours batches the task runs' states
 
 
 def test_the_demo_runs_while_other_work_saturates_the_cpus(tmp_path: Path) -> None:
