@@ -89,6 +89,15 @@ print(state.result(), env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
       env["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"], rows)
 """
 
+HOLDS = """
+import time
+from globmed_data.clitools import prefect_environment
+from globmed_data.ops import prefect_start
+prefect_environment()
+print(prefect_start._early.process.pid, flush=True)
+time.sleep(600)
+"""
+
 NEVER_STARTS = """
 import subprocess, sys
 from globmed_data.ops import prefect_start
@@ -158,6 +167,31 @@ def test_batched_task_run_states_are_all_written_by_the_time_the_server_stops(tm
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "506 100 600 [('COMPLETED', 12)]"
+
+
+def test_a_killed_cli_takes_its_server_with_it(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) runs no atexit handler: the server must not outlive the CLI
+    (before, it ran on as an orphan)."""
+    import psutil
+
+    cli = subprocess.Popen(
+        [sys.executable, "-c", HOLDS], env=_env(tmp_path), stdout=subprocess.PIPE, text=True
+    )
+    assert cli.stdout is not None
+    server = psutil.Process(int(cli.stdout.readline()))
+    cli.kill()
+    cli.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if server.status() == psutil.STATUS_ZOMBIE:
+                break  # ended; reaping it is its new parent's business
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("the server outlived the CLI that started it")
 
 
 def test_a_server_that_never_starts_is_tried_attempts_times_then_named(tmp_path: Path) -> None:
