@@ -34,8 +34,8 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # Prefect's own environment for its ephemeral server: no UI, ephemeral mode.
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 # Prefect's task-run recorder writes each state of each task run in a transaction of its own
-# (batch size 1): ~50 ms of the server's CPU a task run on two cores, 5.7-6.6 CPU-s of the 8x
-# collect's ~50 (104 sources) in a slow hour. Batched, the same rows cost about a third
+# (batch size 1): 34-60 ms of the server's CPU a task run on two cores, 5.7-7.2 CPU-s of the 8x
+# collect's ~50 (104 sources) in a slow hour. Batched, the same rows cost a half to a third
 # (docs/scaling-history.md, "The Prefect server's share"). The last batch is written when the
 # server stops. Only this CLI's own server, and a value set in the environment wins.
 _SERVER_TUNING = {
