@@ -354,15 +354,17 @@ def test_another_link_version_searches_every_stored_link_again(warehouse, corpus
 
 def test_work_left_in_one_pass_says_what_its_two_checks_say(warehouse, corpus, tmp_path, monkeypatch) -> None:
     """The pending check export and the no-change check run reads the participants once for
-    both answers: entries left to link, and clusters decided from other participants."""
+    both answers: entries left to link, and clusters decided from other participants. Each
+    answer is checked against its own query (unlinked; the stored members key against
+    members_key)."""
     import globmed_data.dedup.stage as stage
 
     s = corpus.config.dedup
 
     def answers() -> tuple[tuple[int, bool], tuple[int, bool]]:
         return stage.work_left(warehouse, s), (
-            stage.pending(warehouse, s),
-            stage.clusters_stale(warehouse, s),
+            stage.unlinked(warehouse, stage.index_hash(s)),
+            stage.stored_members(warehouse) != stage.members_key(warehouse, s),
         )
 
     seen = []
