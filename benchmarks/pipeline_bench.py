@@ -9,9 +9,11 @@ are exact duplicates of each other: dedup works on all of them) and export, on a
 warehouse. Prints per-stage seconds (from the warehouse's run_stages), entries/s, the peak RSS of
 the run's process and of its whole process tree (pool workers included, sampled every 0.1 s),
 each stage's CPU seconds by process (the run's, the pool's workers, the ephemeral Prefect server)
-and the cores they kept busy, and the ratio to the baseline: the same files read by the same
-streaming readers, with no mapping and no warehouse, in this process. The run inherits the environment: set
-GLOBMED_WAREHOUSE_MEMORY=1GB to measure it with DuckDB's buffer pool capped.
+and the cores they kept busy, the seconds outside the stages (before the first, after the last),
+the collect's CPU per entry in the run's process and in the workers (the first bounds the collect
+whatever the cores: the single writer), and the ratio to the baseline: the same files read by the
+same streaming readers, with no mapping and no warehouse, in this process. The run inherits the
+environment: set GLOBMED_WAREHOUSE_MEMORY=1GB to measure it with DuckDB's buffer pool capped.
 """
 
 from __future__ import annotations
@@ -158,13 +160,14 @@ def _rss(p: psutil.Process) -> int:
         return 0
 
 
-def run_cli(config: Path, warehouse: Path) -> tuple[float, int, TreeMemory]:
-    """Seconds, peak RSS of the run's process, its process tree's memory."""
+def run_cli(config: Path, warehouse: Path) -> tuple[float, float, int, TreeMemory]:
+    """When it was launched (epoch seconds), seconds, peak RSS of the run's process, its process
+    tree's memory."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
     cmd = [
         str(Path(sys.executable).parent / "globmed"), "run", "-c", str(config), "-w", str(warehouse),
     ]  # fmt: skip
-    started = time.perf_counter()
+    launched, started = time.time(), time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -175,7 +178,7 @@ def run_cli(config: Path, warehouse: Path) -> tuple[float, int, TreeMemory]:
     if proc.returncode != 0:
         sys.exit(f"globmed run failed (exit {proc.returncode}):\n{output[-4000:]}")
     own = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return seconds, own, tree
+    return launched, seconds, own, tree
 
 
 def stage_spans(warehouse: Path) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
@@ -223,7 +226,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         warehouse = folder / "bench.duckdb"
         warehouse.unlink(missing_ok=True)
-        seconds, own_rss, tree = run_cli(config, warehouse)
+        launched, seconds, own_rss, tree = run_cli(config, warehouse)
         spans, counts = stage_spans(warehouse)
     finally:
         config.unlink(missing_ok=True)
@@ -250,12 +253,25 @@ def main() -> None:
         print(f"{stage:12} {s:8.1f} {entries / s if s else 0:11,.0f}   {peaks[stage] / 2**30:6.2f} GiB"
               f"{'':24}{c['run']:5.1f} {c['workers']:8.1f} {c['server']:7.1f}"
               f"  {sum(c.values()) / s if s else 0:10.2f}")  # fmt: skip
+    first, last = min(a for a, _ in spans.values()), max(b for _, b in spans.values())
+    before, after = first - launched, launched + seconds - last
+    print(f"outside the stages: {before:.1f} s before the first (the CLI's start, Prefect's server, the "
+          f"flow run), {after:.1f} s after the last (the run's reports, closing)")  # fmt: skip
+    collect = cpu.get("collect")
+    if collect and entries:
+        # What the collect costs per entry, by process: the single writer's share bounds the collect
+        # whatever the cores; the map's share divides by the cores given to the workers.
+        run_us, map_us = collect["run"] / entries * 1e6, collect["workers"] / entries * 1e6
+        print(f"collect CPU per entry: the run's process {run_us:.1f} µs (~{1e6 / run_us:,.0f} entries/s "
+              f"with a core of its own), the workers' map {map_us:.1f} µs ({1e6 / map_us:,.0f} entries/s "
+              f"per core)")  # fmt: skip
     figures = {
         "scale": args.scale, "entries": entries, "seconds": round(seconds, 1), "readers_s": round(read_s, 1),
         "stages": {k: round(v, 1) for k, v in stages.items()},
         "stage_rss_gib": {k: round(v / 2**30, 2) for k, v in peaks.items()},
         "stage_cpu_s": {k: {role: round(v, 1) for role, v in c.items()} for k, c in cpu.items()},
         "rss_gib": round(own_rss / 2**30, 2), "tree_rss_gib": round(tree_rss / 2**30, 2),
+        "outside_s": {"before": round(before, 1), "after": round(after, 1)},
     }  # fmt: skip
     print(json.dumps(figures))
 
