@@ -78,8 +78,8 @@ def test_dedup_stopped_after_signing_links_everything_on_the_next_run(
         monkeypatch.delenv(faults.ENV)
         again = run_dedup(wh, corpus, "again")
         assert _members(wh) == expected
-        assert again["linked"] == 7 and dedup_stage.work_left(wh, corpus.config.dedup)[0] == 0
-        assert not dedup_stage.work_left(wh, corpus.config.dedup)[1]  # clusters not stale
+        assert again["linked"] == 7
+        assert dedup_stage.work_left(wh, corpus.config.dedup) == (0, False)  # all linked, clusters current
         assert run_dedup(wh, corpus, "third")["linked"] == 0  # nothing left to do
 
 
