@@ -203,7 +203,7 @@ def stage_spans(warehouse: Path) -> tuple[dict[str, tuple[float, float]], dict[s
     # The collect ends when the next stage can start, so that this is counted too (it was not
     # before: 0.9 s of 5.5 at 1x, 0.5 s of 29 at 8x, 2026-12-06).
     order = list(found)
-    if "collect" in order and order.index("collect") + 1 < len(order):
+    if "collect" in found and order[-1] != "collect":
         after = found[order[order.index("collect") + 1]][0]
         found["collect"] = (found["collect"][0], max(found["collect"][1], after))
     return found, counts
